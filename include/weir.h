@@ -238,8 +238,8 @@ WEIR_EXTERN void weir_pipeline_destroy(weir_pipeline_t *p);
  * @brief Extracts the key of a record for key_by.
  * @param key out: bytes borrowed from rec, or from memory that lives at
  * least until the next call of this function on the same thread.
- * @returns WEIR_OK, or a negative code: the record then goes to the
- * "errors" side output of the exchange with the reason.
+ * @returns WEIR_OK, or a negative code: the record is then dropped (and
+ * counted); route bad records to an errors output before key_by.
  */
 typedef int (*weir_key_fn)(const weir_record_t *rec, weir_buf_t *key,
                            void *opaque);
@@ -301,7 +301,8 @@ WEIR_EXTERN weir_stream_t *weir_stream_watermark(weir_stream_t *s,
  * @brief Partitions the stream by key: records with equal keys go to the
  * same subtask of the next operator, in order. The key is hashed (xxh3)
  * into "pipeline.max.keygroups" key groups, mapped to subtasks.
- * @param fn NULL keys by the record's own key.
+ * @param fn NULL keys by the record's own key. A record for which fn
+ * fails is dropped and counted.
  * @remark Ownership: opaque is borrowed and must outlive p. fn may be
  * called from several threads at once (one per upstream subtask).
  */
@@ -339,7 +340,9 @@ WEIR_EXTERN weir_stream_t *weir_stream_side_output(weir_stream_t *s,
 
 /**
  * @brief Sets the parallelism of the operator that produces s (1..1024).
- * Defaults to "pipeline.parallelism" (sources and sinks default to 1).
+ * Defaults: keyed operators (after weir_stream_keyby) take
+ * "pipeline.parallelism"; other operators take their input's parallelism
+ * (so records keep their order); sources and sinks are 1.
  */
 WEIR_EXTERN weir_stream_t *weir_stream_set_parallelism(weir_stream_t *s,
                                                        int parallelism);

@@ -18,7 +18,8 @@
  *     in order of `when`; then on_watermark runs; then the runtime forwards
  *     wm downstream, so results fired by a watermark arrive ahead of it.
  *     An operator with WEIR_OP_F_HOLD_WATERMARK forwards watermarks itself
- *     with weir_emit_watermark().
+ *     with weir_emit_watermark(); the final watermark (+infinity, end of
+ *     input) is forwarded by the runtime in any case.
  *   - Barriers are never seen as records. When checkpoint barrier n is
  *     aligned on all inputs, snapshot(..., n) is called with no process
  *     call in between; managed keyed state and timers are snapshotted by

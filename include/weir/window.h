@@ -165,6 +165,52 @@ WEIR_EXTERN weir_stream_t *weir_stream_window_apply(weir_stream_t *s,
                                                     void *opaque);
 
 /* ------------------------------------------------------------------ *
+ * ## The window operator as an operator def, for driving it directly
+ * (weir_harness_new(&weir_op_window, op), custom builders). The stream
+ * functions above are built on exactly this.
+ * ------------------------------------------------------------------ */
+
+/** The arguments of one window operator: spec, aggregate or function. */
+typedef struct weir_window_op_s weir_window_op_t;
+
+/**
+ * @brief Window operator arguments for an incremental aggregate.
+ * @param w consumed (on success and on failure).
+ * @returns NULL for invalid arguments (NULL w or agg, a rolling scope, a
+ * session window with an aggregate without merge, an aggregate of another
+ * version or without add/result) with the reason in errstr (may be NULL),
+ * or when out of memory.
+ * @remark Ownership: the caller owns the result until
+ * weir_window_op_destroy(); agg and agg_opaque are borrowed and must
+ * outlive it. Once built, it is read-only and may be shared by every
+ * subtask of the operator.
+ */
+WEIR_EXTERN weir_window_op_t *
+weir_window_op_new(weir_window_t *w, const weir_aggregate_def_t *agg,
+                   const void *agg_opaque, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Window operator arguments for a full-window function.
+ * @param w consumed (on success and on failure).
+ * @returns NULL for invalid arguments (NULL w or fn, a rolling scope) with
+ * the reason in errstr (may be NULL), or when out of memory.
+ * @remark Ownership: as weir_window_op_new(); opaque is borrowed.
+ */
+WEIR_EXTERN weir_window_op_t *weir_window_op_new_apply(weir_window_t *w,
+                                                       weir_window_fn fn,
+                                                       void *opaque,
+                                                       char *errstr,
+                                                       size_t errstr_size);
+
+/** @brief Frees window operator arguments. NULL is a no-op. Only once no
+ * operator instance uses them any more. */
+WEIR_EXTERN void weir_window_op_destroy(weir_window_op_t *op);
+
+/** The generic keyed window operator (WEIR_OP_F_KEYED); opaque = a
+ * weir_window_op_t (borrowed). */
+WEIR_EXTERN extern const weir_operator_def_t weir_op_window;
+
+/* ------------------------------------------------------------------ *
  * ## Deduplication (DESIGN §4). Main output: unique records; side
  * outputs WEIR_TAG_DUPLICATE and WEIR_TAG_LATE. Every record is
  * classified against the watermark as it stood before it.

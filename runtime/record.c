@@ -1,0 +1,362 @@
+/*
+ * runtime/record.c - records and record batches.
+ *
+ * How it works
+ *   A record is a small struct of views (key, value, key_by key, headers)
+ *   plus timestamp and source position. Two kinds exist:
+ *   - standalone records (weir_record_new/copy): the struct and every
+ *     byte it points to are separate weir_malloc blocks owned by the
+ *     record until weir_emit consumes it or weir_record_destroy frees it;
+ *   - batch records: the structs live in a batch's array and their bytes
+ *     in the batch's arena, a list of chunks that never move, so views
+ *     stay valid until the batch is freed by the task that consumed it.
+ *   weir__batch_add deep-copies a record into a batch: this is the only
+ *   copy a record sees on its way between two tasks; within a chain of
+ *   operators records are passed by pointer.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define CHUNK_SIZE (64 * 1024)
+
+void weir__record_init(weir_record_t *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->ts = WEIR_TS_MIN;
+    rec->partition = -1;
+    rec->offset = -1;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Accessors
+ * ------------------------------------------------------------------ */
+
+weir_buf_t weir_record_key(const weir_record_t *rec)
+{
+    return rec ? rec->key : WEIR_BUF_NULL;
+}
+
+weir_buf_t weir_record_value(const weir_record_t *rec)
+{
+    return rec ? rec->value : WEIR_BUF_NULL;
+}
+
+weir_ts_t weir_record_ts(const weir_record_t *rec)
+{
+    return rec ? rec->ts : WEIR_TS_MIN;
+}
+
+int32_t weir_record_partition(const weir_record_t *rec)
+{
+    return rec ? rec->partition : -1;
+}
+
+int64_t weir_record_offset(const weir_record_t *rec)
+{
+    return rec ? rec->offset : -1;
+}
+
+int weir_record_header(const weir_record_t *rec, const char *name,
+                       weir_buf_t *value)
+{
+    uint32_t i;
+
+    if (rec == NULL || name == NULL || value == NULL)
+        return WEIR_EINVAL;
+    for (i = rec->nheaders; i > 0; i--) {
+        if (strcmp(rec->headers[i - 1].name, name) == 0) {
+            *value = rec->headers[i - 1].value;
+            return WEIR_OK;
+        }
+    }
+    return WEIR_ENOENT;
+}
+
+size_t weir_record_header_count(const weir_record_t *rec)
+{
+    return rec ? rec->nheaders : 0;
+}
+
+int weir_record_header_at(const weir_record_t *rec, size_t i,
+                          const char **name, weir_buf_t *value)
+{
+    if (rec == NULL || name == NULL || value == NULL)
+        return WEIR_EINVAL;
+    if (i >= rec->nheaders)
+        return WEIR_ENOENT;
+    *name = rec->headers[i].name;
+    *value = rec->headers[i].value;
+    return WEIR_OK;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Standalone records
+ * ------------------------------------------------------------------ */
+
+static int dup_buf(weir_buf_t *dst, weir_buf_t src)
+{
+    void *d;
+
+    if (src.data == NULL) {
+        *dst = WEIR_BUF_NULL;
+        return WEIR_OK;
+    }
+    d = weir_malloc(src.len ? src.len : 1);
+    if (d == NULL)
+        return WEIR_ENOMEM;
+    if (src.len > 0)
+        memcpy(d, src.data, src.len);
+    *dst = WEIR_BUF(d, src.len);
+    return WEIR_OK;
+}
+
+weir_record_t *weir_record_new(weir_ctx_t *ctx, weir_buf_t key,
+                               weir_buf_t value, weir_ts_t ts, int flags)
+{
+    weir_record_t *rec;
+
+    (void)ctx;
+    rec = weir_malloc(sizeof(*rec));
+    if (rec == NULL) {
+        if (flags & WEIR_TAKE) {
+            weir_free((void *)key.data);
+            weir_free((void *)value.data);
+        }
+        return NULL;
+    }
+    weir__record_init(rec);
+    rec->owned = 1;
+    rec->ts = ts;
+    if (flags & WEIR_TAKE) {
+        rec->key = key;
+        rec->value = value;
+        return rec;
+    }
+    if (dup_buf(&rec->key, key) != WEIR_OK ||
+        dup_buf(&rec->value, value) != WEIR_OK) {
+        weir_record_destroy(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+weir_record_t *weir_record_copy(const weir_record_t *src)
+{
+    weir_record_t *rec;
+    uint32_t i;
+
+    if (src == NULL)
+        return NULL;
+    rec = weir_record_new(NULL, src->key, src->value, src->ts, WEIR_COPY);
+    if (rec == NULL)
+        return NULL;
+    rec->partition = src->partition;
+    rec->offset = src->offset;
+    if (dup_buf(&rec->rkey, src->rkey) != WEIR_OK)
+        goto fail;
+    for (i = 0; i < src->nheaders; i++)
+        if (weir_record_add_header(rec, src->headers[i].name,
+                                   src->headers[i].value) != WEIR_OK)
+            goto fail;
+    return rec;
+fail:
+    weir_record_destroy(rec);
+    return NULL;
+}
+
+int weir_record_set_ts(weir_record_t *rec, weir_ts_t ts)
+{
+    if (rec == NULL || !rec->owned)
+        return WEIR_EINVAL;
+    rec->ts = ts;
+    return WEIR_OK;
+}
+
+int weir_record_set_key(weir_record_t *rec, weir_buf_t key)
+{
+    weir_buf_t nk;
+
+    if (rec == NULL || !rec->owned || (key.data == NULL && key.len > 0))
+        return WEIR_EINVAL;
+    if (dup_buf(&nk, key) != WEIR_OK)
+        return WEIR_ENOMEM;
+    weir_free((void *)rec->key.data);
+    rec->key = nk;
+    return WEIR_OK;
+}
+
+int weir_record_set_position(weir_record_t *rec, int32_t partition,
+                             int64_t offset)
+{
+    if (rec == NULL || !rec->owned)
+        return WEIR_EINVAL;
+    rec->partition = partition;
+    rec->offset = offset;
+    return WEIR_OK;
+}
+
+int weir_record_add_header(weir_record_t *rec, const char *name,
+                           weir_buf_t value)
+{
+    weir__header_t *hs;
+    weir__header_t *h;
+
+    if (rec == NULL || !rec->owned || name == NULL ||
+        (value.data == NULL && value.len > 0))
+        return WEIR_EINVAL;
+    hs = weir_realloc(rec->headers, (rec->nheaders + 1) * sizeof(*hs));
+    if (hs == NULL)
+        return WEIR_ENOMEM;
+    rec->headers = hs;
+    h = &hs[rec->nheaders];
+    h->name = weir__strdup(name);
+    if (h->name == NULL)
+        return WEIR_ENOMEM;
+    if (dup_buf(&h->value, value.data ? value : WEIR_BUF("", 0)) !=
+        WEIR_OK) {
+        weir_free((void *)h->name);
+        return WEIR_ENOMEM;
+    }
+    rec->nheaders++;
+    return WEIR_OK;
+}
+
+void weir_record_destroy(weir_record_t *rec)
+{
+    uint32_t i;
+
+    if (rec == NULL || !rec->owned)
+        return;
+    weir_free((void *)rec->key.data);
+    weir_free((void *)rec->value.data);
+    weir_free((void *)rec->rkey.data);
+    for (i = 0; i < rec->nheaders; i++) {
+        weir_free((void *)rec->headers[i].name);
+        weir_free((void *)rec->headers[i].value.data);
+    }
+    weir_free(rec->headers);
+    weir_free(rec);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Batches
+ * ------------------------------------------------------------------ */
+
+weir__batch_t *weir__batch_new(uint32_t cap)
+{
+    weir__batch_t *b = weir_calloc(1, sizeof(*b));
+
+    if (b == NULL)
+        return NULL;
+    b->recs = weir_malloc(sizeof(weir_record_t) * (cap ? cap : 1));
+    if (b->recs == NULL) {
+        weir_free(b);
+        return NULL;
+    }
+    b->cap = cap ? cap : 1;
+    return b;
+}
+
+void weir__batch_free(weir__batch_t *b)
+{
+    weir__chunk_t *c;
+    weir__chunk_t *next;
+
+    if (b == NULL)
+        return;
+    for (c = b->chunks; c != NULL; c = next) {
+        next = c->next;
+        weir_free(c);
+    }
+    weir_free(b->recs);
+    weir_free(b);
+}
+
+static void *arena_alloc(weir__batch_t *b, size_t n)
+{
+    weir__chunk_t *c = b->chunks;
+    size_t cap;
+    void *p;
+
+    n = (n + 7) & ~(size_t)7;
+    if (c == NULL || c->cap - c->used < n) {
+        cap = n > CHUNK_SIZE ? n : CHUNK_SIZE;
+        c = weir_malloc(sizeof(*c) + cap);
+        if (c == NULL)
+            return NULL;
+        c->cap = cap;
+        c->used = 0;
+        c->next = b->chunks;
+        b->chunks = c;
+    }
+    p = c->data + c->used;
+    c->used += n;
+    b->bytes += n;
+    return p;
+}
+
+static int arena_buf(weir__batch_t *b, weir_buf_t *dst, weir_buf_t src)
+{
+    void *d;
+
+    if (src.data == NULL) {
+        *dst = WEIR_BUF_NULL;
+        return WEIR_OK;
+    }
+    d = arena_alloc(b, src.len ? src.len : 1);
+    if (d == NULL)
+        return WEIR_ENOMEM;
+    if (src.len > 0)
+        memcpy(d, src.data, src.len);
+    *dst = WEIR_BUF(d, src.len);
+    return WEIR_OK;
+}
+
+static int arena_headers(weir__batch_t *b, weir_record_t *dst,
+                         const weir_record_t *src)
+{
+    weir__header_t *hs;
+    uint32_t i;
+    size_t n;
+    char *name;
+
+    hs = arena_alloc(b, sizeof(*hs) * src->nheaders);
+    if (hs == NULL)
+        return WEIR_ENOMEM;
+    for (i = 0; i < src->nheaders; i++) {
+        n = strlen(src->headers[i].name) + 1;
+        name = arena_alloc(b, n);
+        if (name == NULL)
+            return WEIR_ENOMEM;
+        memcpy(name, src->headers[i].name, n);
+        hs[i].name = name;
+        if (arena_buf(b, &hs[i].value, src->headers[i].value) != WEIR_OK)
+            return WEIR_ENOMEM;
+    }
+    dst->headers = hs;
+    dst->nheaders = src->nheaders;
+    return WEIR_OK;
+}
+
+int weir__batch_add(weir__batch_t *b, const weir_record_t *rec,
+                    const weir_buf_t *rkey)
+{
+    weir_record_t *dst;
+
+    if (b->n >= b->cap)
+        return WEIR_ERANGE;
+    dst = &b->recs[b->n];
+    weir__record_init(dst);
+    dst->ts = rec->ts;
+    dst->partition = rec->partition;
+    dst->offset = rec->offset;
+    if (arena_buf(b, &dst->key, rec->key) != WEIR_OK ||
+        arena_buf(b, &dst->value, rec->value) != WEIR_OK ||
+        arena_buf(b, &dst->rkey, rkey ? *rkey : rec->rkey) != WEIR_OK)
+        return WEIR_ENOMEM;
+    if (rec->nheaders > 0 && arena_headers(b, dst, rec) != WEIR_OK)
+        return WEIR_ENOMEM;
+    b->n++;
+    return WEIR_OK;
+}
