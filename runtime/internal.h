@@ -84,11 +84,22 @@ typedef struct weir__chunk {
     uint8_t data[];
 } weir__chunk_t;
 
-/* A batch of records travelling through a channel; owns all its bytes. */
+/* A watermark carried inside a batch: applies before record `pos`. */
+typedef struct weir__batch_wm {
+    uint32_t pos;
+    weir_ts_t wm;
+} weir__batch_wm_t;
+
+/* A batch of records travelling through a channel; owns all its bytes.
+ * Watermarks ride along in order (wms), so a watermark after every record
+ * does not cut batches into single records. */
 typedef struct weir__batch {
     weir_record_t *recs;     /* cap entries                               */
     uint32_t n;              /* records filled                            */
     uint32_t cap;            /* record capacity                           */
+    weir__batch_wm_t *wms;   /* watermarks, in order of pos               */
+    uint32_t nwm;
+    uint32_t capwm;
     size_t bytes;            /* arena bytes used                          */
     weir__chunk_t *chunks;   /* arena, newest first                       */
 } weir__batch_t;
@@ -99,6 +110,8 @@ void weir__batch_free(weir__batch_t *b);
 int weir__batch_add(weir__batch_t *b, const weir_record_t *rec,
                     const weir_buf_t *rkey);
 void weir__record_init(weir_record_t *rec);
+/* Appends a watermark after the records added so far. */
+int weir__batch_add_wm(weir__batch_t *b, weir_ts_t wm);
 
 /* ------------------------------------------------------------------ *
  * ## Snapshot writer / reader

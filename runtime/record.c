@@ -269,8 +269,30 @@ void weir__batch_free(weir__batch_t *b)
         next = c->next;
         weir_free(c);
     }
+    weir_free(b->wms);
     weir_free(b->recs);
     weir_free(b);
+}
+
+int weir__batch_add_wm(weir__batch_t *b, weir_ts_t wm)
+{
+    weir__batch_wm_t *w;
+
+    if (b->nwm > 0 && b->wms[b->nwm - 1].pos == b->n) {
+        b->wms[b->nwm - 1].wm = wm; /* nothing between: keep the latest */
+        return WEIR_OK;
+    }
+    if (b->nwm == b->capwm) {
+        w = weir_realloc(b->wms, (b->capwm ? b->capwm * 2 : 8) * sizeof(*w));
+        if (w == NULL)
+            return WEIR_ENOMEM;
+        b->wms = w;
+        b->capwm = b->capwm ? b->capwm * 2 : 8;
+    }
+    b->wms[b->nwm].pos = b->n;
+    b->wms[b->nwm].wm = wm;
+    b->nwm++;
+    return WEIR_OK;
 }
 
 static void *arena_alloc(weir__batch_t *b, size_t n)

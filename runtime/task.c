@@ -89,7 +89,8 @@ static int ex_flush_one(task_t *t, exchange_t *ex, int c)
 {
     elem_t e = {0};
 
-    if (ex->pending[c] == NULL || ex->pending[c]->n == 0)
+    if (ex->pending[c] == NULL ||
+        (ex->pending[c]->n == 0 && ex->pending[c]->nwm == 0))
         return WEIR_OK;
     e.kind = E_BATCH;
     e.batch = ex->pending[c];
@@ -146,6 +147,33 @@ static int ex_channel(exchange_t *ex, const weir_record_t *rec,
     return (int)(kg * (uint64_t)ex->nch / (uint64_t)ex->maxkg);
 }
 
+static weir__batch_t *pending_batch(task_t *t, exchange_t *ex, int c)
+{
+    if (ex->pending[c] == NULL)
+        ex->pending[c] = weir__batch_new(t->batch_size);
+    return ex->pending[c];
+}
+
+/* Watermarks travel inside the open batch of every channel. */
+static int ex_watermark(task_t *t, exchange_t *ex, weir_ts_t wm)
+{
+    weir__batch_t *b;
+    int c;
+    int rc;
+
+    for (c = 0; c < ex->nch; c++) {
+        b = pending_batch(t, ex, c);
+        if (b == NULL)
+            return WEIR_ENOMEM;
+        rc = weir__batch_add_wm(b, wm);
+        if (rc != WEIR_OK)
+            return rc;
+        if (b->nwm >= 4096 && (rc = ex_flush_one(t, ex, c)) != WEIR_OK)
+            return rc;
+    }
+    return WEIR_OK;
+}
+
 static int ex_add(task_t *t, exchange_t *ex, const weir_record_t *rec)
 {
     weir_buf_t key = WEIR_BUF_NULL;
@@ -157,13 +185,9 @@ static int ex_add(task_t *t, exchange_t *ex, const weir_record_t *rec)
         ex->dropped++;
         return WEIR_OK;
     }
-    b = ex->pending[c];
-    if (b == NULL) {
-        b = weir__batch_new(t->batch_size);
-        if (b == NULL)
-            return WEIR_ENOMEM;
-        ex->pending[c] = b;
-    }
+    b = pending_batch(t, ex, c);
+    if (b == NULL)
+        return WEIR_ENOMEM;
     rc = weir__batch_add(b, rec, ex->kind == EX_HASH ? &key : NULL);
     if (rc != WEIR_OK)
         return rc;
@@ -213,6 +237,8 @@ static int out_control(route_t *r, int kind, weir_ts_t wm, int idle)
             if (tg->chained != NULL) {
                 rc = kind == E_WM ? weir__inst_watermark(tg->chained, wm)
                                   : weir__inst_idle(tg->chained, idle);
+            } else if (kind == E_WM) {
+                rc = ex_watermark(r->task, tg->ex, wm);
             } else {
                 rc = WEIR_OK;
                 for (c = 0; rc == WEIR_OK && c < tg->ex->nch; c++) {
@@ -606,13 +632,25 @@ static int handle_end(task_t *t)
     return broadcast(t, e);
 }
 
-static int handle_batch(task_t *t, weir__batch_t *b)
+static int input_watermark(task_t *t, channel_t *ch, weir_ts_t wm)
+{
+    if (wm > ch->wm)
+        ch->wm = wm;
+    return update_valve(t);
+}
+
+static int handle_batch(task_t *t, channel_t *ch, weir__batch_t *b)
 {
     uint32_t i;
+    uint32_t w = 0;
     int rc = WEIR_OK;
 
-    for (i = 0; i < b->n && rc == WEIR_OK; i++)
-        rc = weir__inst_process(t->members[0], &b->recs[i]);
+    for (i = 0; i <= b->n && rc == WEIR_OK; i++) {
+        while (rc == WEIR_OK && w < b->nwm && b->wms[w].pos == i)
+            rc = input_watermark(t, ch, b->wms[w++].wm);
+        if (rc == WEIR_OK && i < b->n)
+            rc = weir__inst_process(t->members[0], &b->recs[i]);
+    }
     weir__batch_free(b);
     return rc;
 }
@@ -622,12 +660,10 @@ static int handle(task_t *t, channel_t *ch, elem_t e, int *rc)
 {
     switch (e.kind) {
     case E_BATCH:
-        *rc = handle_batch(t, e.batch);
+        *rc = handle_batch(t, ch, e.batch);
         break;
     case E_WM:
-        if (e.v > ch->wm)
-            ch->wm = e.v;
-        *rc = update_valve(t);
+        *rc = input_watermark(t, ch, e.v);
         break;
     case E_IDLE:
     case E_ACTIVE:
