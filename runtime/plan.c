@@ -248,11 +248,13 @@ static exchange_t *new_exchange(plan_ctx_t *pc, const weir__input_t *in,
         channel_t *ch = channel_new(c, pc->chan_cap);
 
         if (ch == NULL ||
-            add_ptr((void ***)&run->chans, &run->nchans, ch) != WEIR_OK ||
-            add_ptr((void ***)&c->in, &c->nin, ch) != WEIR_OK) {
+            add_ptr((void ***)&run->chans, &run->nchans, ch) != WEIR_OK) {
             channel_free(ch);
             return NULL;
         }
+        /* From here on the run owns the channel. */
+        if (add_ptr((void ***)&c->in, &c->nin, ch) != WEIR_OK)
+            return NULL;
         ex->ch[j] = ch;
     }
     return ex;
