@@ -447,79 +447,145 @@ static void rm_rf(const char *path)
     assert_int_equal(0, system(cmd));
 }
 
-typedef struct stopper {
-    weir_pipeline_t *pl;
-    uint64_t n;
-    uint64_t stop_after;
-} stopper_t;
-
-static int stop_sink(const weir_record_t *rec, const char *tag, void *opaque)
-{
-    stopper_t *s = opaque;
-
-    (void)rec;
-    (void)tag;
-    if (++s->n == s->stop_after)
-        weir_pipeline_stop(s->pl);
-    return WEIR_OK;
-}
-
-static void runtime_checkpoint_and_restore(void **unused)
+static weir_conf_t *ckpt_conf(const char *dir, const char *parallelism)
 {
     char err[256];
-    char *dir = tmpdir();
-    gen_t g = {.n = 20000};
-    stopper_t st1 = {0};
-    stopper_t st2 = {0};
-    uint64_t first_ckpt;
-    weir_conf_t *conf;
+    weir_conf_t *conf = weir_conf_new();
+
+    assert_int_equal(WEIR_OK, weir_conf_set(conf, "checkpoint.dir", dir, err,
+                                            sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_conf_set(conf, "checkpoint.every.records",
+                                            "700", err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_conf_set(conf, "checkpoint.fsync", "false",
+                                            err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_conf_set(conf, "pipeline.parallelism",
+                                            parallelism, err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_conf_set(conf, "batch.size", "13", err,
+                                            sizeof(err)));
+    return conf;
+}
+
+typedef struct stopping_sink {
     weir_pipeline_t *pl;
+    strs_t out;
+    size_t stop_after;
+} stopping_sink_t;
+
+static int stopping_sink_fn(const weir_record_t *rec, const char *tag,
+                            void *opaque)
+{
+    stopping_sink_t *s = opaque;
+    int rc = str_sink(rec, tag, &s->out);
+
+    if (s->out.n == s->stop_after)
+        weir_pipeline_stop(s->pl);
+    return rc;
+}
+
+/* One run of generator -> ascending watermarks -> keyby -> count (keyed
+ * state + event timers), stopped after `stop_after` outputs (0: never). */
+static int run_counting(const char *dir, const char *par, gen_t *g,
+                        stopping_sink_t *sink, uint64_t *last_ckpt)
+{
+    char err[256];
+    weir_pipeline_t *pl;
+    weir_stream_t *s;
+    sink_t tens = {0};
+    int rc;
+
+    pl = weir_pipeline_new("t", ckpt_conf(dir, par), err, sizeof(err));
+    sink->pl = pl;
+    s = weir_source_generator(pl, "gen", gen_fn, g);
+    s = weir_stream_apply(s, &asc_def, NULL);
+    s = weir_stream_apply(weir_stream_keyby(s, NULL, NULL), &count_def, NULL);
+    weir_stream_collect(s, stopping_sink_fn, sink);
+    weir_stream_collect(weir_stream_side_output(s, "tens"), tens_sink, &tens);
+    rc = weir_pipeline_run(pl);
+    *last_ckpt = weir_pipeline_last_checkpoint(pl);
+    weir_pipeline_destroy(pl);
+    return rc;
+}
+
+/* Stop a run (a final checkpoint is taken at the stop point), restart it
+ * from that checkpoint: the two runs together emit exactly what one
+ * uninterrupted run emits. Keyed state, timers and watermarks all have
+ * to survive for that. */
+static void restore_equivalence_at(const char *par)
+{
+    char *dir1 = tmpdir();
+    char *dir2 = tmpdir();
+    gen_t g = {.n = 20000};
+    stopping_sink_t whole = {0};
+    stopping_sink_t first = {0};
+    stopping_sink_t second = {0};
+    uint64_t ck1;
+    uint64_t ck2;
+    size_t i;
+
+    assert_int_equal(WEIR_OK, run_counting(dir1, par, &g, &whole, &ck1));
+    first.stop_after = whole.out.n / 3;
+    assert_int_equal(WEIR_OK, run_counting(dir2, par, &g, &first, &ck1));
+    assert_true(ck1 >= 1);
+    assert_true(first.out.n < whole.out.n);
+    assert_int_equal(WEIR_OK, run_counting(dir2, par, &g, &second, &ck2));
+    assert_true(ck2 > ck1);
+    for (i = 0; i < second.out.n; i++) {
+        first.out.v = realloc(first.out.v, (first.out.n + 1) * sizeof(char *));
+        first.out.v[first.out.n++] = second.out.v[i];
+    }
+    free(second.out.v);
+    qsort(first.out.v, first.out.n, sizeof(char *), cmpstr);
+    qsort(whole.out.v, whole.out.n, sizeof(char *), cmpstr);
+    assert_int_equal(whole.out.n, first.out.n);
+    for (i = 0; i < whole.out.n; i++)
+        assert_string_equal(whole.out.v[i], first.out.v[i]);
+    free_strs(&whole.out);
+    free_strs(&first.out);
+    rm_rf(dir1);
+    rm_rf(dir2);
+    free(dir1);
+    free(dir2);
+}
+
+static void runtime_restore_equivalence_p1(void **unused)
+{
+    (void)unused;
+    restore_equivalence_at("1");
+}
+
+static void runtime_restore_equivalence_p3(void **unused)
+{
+    (void)unused;
+    restore_equivalence_at("3");
+}
+
+/* A changed parallelism cannot restore operator-local snapshots: a clear
+ * error, not a crash. */
+static void runtime_restore_rejects_other_parallelism(void **unused)
+{
+    char *dir = tmpdir();
+    gen_t g = {.n = 3000};
+    stopping_sink_t a = {0};
+    stopping_sink_t b = {0};
+    uint64_t ck;
+    char err[256];
+    weir_pipeline_t *pl;
+    weir_stream_t *s;
 
     (void)unused;
-    conf = weir_conf_new();
-    weir_conf_set(conf, "checkpoint.dir", dir, err, sizeof(err));
-    weir_conf_set(conf, "checkpoint.every.records", "1000", err, sizeof(err));
-    weir_conf_set(conf, "checkpoint.fsync", "false", err, sizeof(err));
-    weir_conf_set(conf, "pipeline.parallelism", "2", err, sizeof(err));
-    pl = weir_pipeline_new("t", conf, err, sizeof(err));
-    st1.pl = pl;
-    st1.stop_after = 5000;
-    weir_stream_collect(weir_stream_apply(weir_stream_keyby(
-                            weir_source_generator(pl, "gen", gen_fn, &g),
-                            NULL, NULL), &failing_def, NULL),
-                        stop_sink, &st1);
-    /* failing_def fails at ts 1234 only: use a generator starting past it
-     * by making the pipeline count only. */
+    a.stop_after = 100;
+    assert_int_equal(WEIR_OK, run_counting(dir, "2", &g, &a, &ck));
+    pl = weir_pipeline_new("t", ckpt_conf(dir, "3"), err, sizeof(err));
+    b.pl = pl;
+    s = weir_source_generator(pl, "gen", gen_fn, &g);
+    s = weir_stream_apply(s, &asc_def, NULL);
+    s = weir_stream_apply(weir_stream_keyby(s, NULL, NULL), &count_def, NULL);
+    weir_stream_collect(s, stopping_sink_fn, &b);
+    assert_int_equal(WEIR_ETOPOLOGY, weir_pipeline_run(pl));
+    assert_non_null(strstr(weir_pipeline_errstr(pl), "parallelism"));
     weir_pipeline_destroy(pl);
-
-    conf = weir_conf_new();
-    weir_conf_set(conf, "checkpoint.dir", dir, err, sizeof(err));
-    weir_conf_set(conf, "checkpoint.every.records", "1000", err, sizeof(err));
-    weir_conf_set(conf, "checkpoint.fsync", "false", err, sizeof(err));
-    pl = weir_pipeline_new("t", conf, err, sizeof(err));
-    st1.pl = pl;
-    weir_stream_collect(weir_source_generator(pl, "gen", gen_fn, &g),
-                        stop_sink, &st1);
-    assert_int_equal(WEIR_OK, weir_pipeline_run(pl));
-    first_ckpt = weir_pipeline_last_checkpoint(pl);
-    assert_true(first_ckpt >= 1);
-    weir_pipeline_destroy(pl);
-    assert_true(st1.n >= 5000);
-
-    conf = weir_conf_new();
-    weir_conf_set(conf, "checkpoint.dir", dir, err, sizeof(err));
-    weir_conf_set(conf, "checkpoint.every.records", "1000", err, sizeof(err));
-    weir_conf_set(conf, "checkpoint.fsync", "false", err, sizeof(err));
-    pl = weir_pipeline_new("t", conf, err, sizeof(err));
-    st2.pl = pl;
-    weir_stream_collect(weir_source_generator(pl, "gen", gen_fn, &g),
-                        stop_sink, &st2);
-    assert_int_equal(WEIR_OK, weir_pipeline_run(pl));
-    assert_true(weir_pipeline_last_checkpoint(pl) > first_ckpt);
-    weir_pipeline_destroy(pl);
-    /* The stop's final checkpoint recorded the exact position: the second
-     * run emits exactly the rest. */
-    assert_int_equal(20000, st1.n + st2.n);
+    free_strs(&a.out);
+    free_strs(&b.out);
     rm_rf(dir);
     free(dir);
 }
@@ -597,7 +663,9 @@ int main(void)
         cmocka_unit_test(runtime_sticky_errors),
         cmocka_unit_test(runtime_failure_stops_and_closes),
         cmocka_unit_test(runtime_union),
-        cmocka_unit_test(runtime_checkpoint_and_restore),
+        cmocka_unit_test(runtime_restore_equivalence_p1),
+        cmocka_unit_test(runtime_restore_equivalence_p3),
+        cmocka_unit_test(runtime_restore_rejects_other_parallelism),
         cmocka_unit_test(harness_timer_order_and_restore),
         cmocka_unit_test(conf_rejects_bad_values),
     };
