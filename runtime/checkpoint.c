@@ -397,8 +397,10 @@ static int coordinate(weir__run_t *run, weir_ts_t *next_interval,
         id = run->inflight;
         run->inflight = 0;
         pthread_mutex_unlock(&run->mu);
-        ckpt_complete(run, id);
-        post_complete(run, id);
+        if (ckpt_complete(run, id) != WEIR_OK)
+            atomic_store(&run->cancel, 1);
+        else
+            post_complete(run, id);
         pthread_mutex_lock(&run->mu);
         if (atomic_load(&run->cancel))
             return 1;
@@ -451,6 +453,8 @@ static void coordinator(weir__run_t *run)
                                                    : WEIR_TS_MAX);
     }
     pthread_mutex_unlock(&run->mu);
+    if (atomic_load(&run->cancel))
+        run_wake_all(run);
 }
 
 static int run_init(weir__run_t *run, weir_pipeline_t *p)
