@@ -1,0 +1,376 @@
+/*
+ * bench/bench_dedup.c - in-memory dedup throughput and memory, as ratios
+ * against a ceiling measured in the same run.
+ *
+ * Workload: N events (default 10 M; argv[1] overrides), 16-byte random
+ * keys, 10% of events repeat an earlier key. Event time rises by 1 ms per
+ * event and the rolling TTL is one day, so nothing expires: every repeat
+ * is a duplicate and the table ends with ~0.9 N live keys.
+ *
+ *   (a)  ceiling: a bare open-addressing set of the 16-byte keys
+ *        (XXH3_64 hash, linear probing, insert-if-absent), presized;
+ *   (a2) the dedup table alone: dedup_rolling() from
+ *        operators/dedup_table.h, exactly what the operator runs per
+ *        record (128-bit digest, expiry check, growth by rebuild), not
+ *        presized;
+ *   (b)  the dedup operator driven by the harness (which also copies
+ *        every output record: an upper bound on operator cost);
+ *   (c)  a full pipeline: generator -> watermark (bounded 1 s, every
+ *        1000) -> keyby -> dedup -> counting collect sinks, at
+ *        pipeline.parallelism 1.
+ *
+ * Each is run 3 times; the median events/s and its ratio to (a) are
+ * printed. Memory: bytes per live key of the table's own allocation
+ * (from (a2), the operator's structure), and the same minus the 16
+ * bytes of digest that stand in for the key.
+ */
+#include "../operators/dedup_table.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <weir.h>
+#include <weir/operator.h>
+#include <weir/testing.h>
+#include <weir/watermark.h>
+#include <weir/window.h>
+
+#define RUNS 3
+#define KEY_LEN 16
+#define TTL WEIR_DAYS(1)
+
+struct workload {
+    size_t n;             /* events                          */
+    unsigned char *keys;  /* n * KEY_LEN bytes               */
+    size_t uniques;       /* distinct keys among the events  */
+};
+
+static double now_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z;
+
+    z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int make_workload(struct workload *wl, size_t n)
+{
+    uint64_t s;
+    uint64_t a;
+    uint64_t b;
+    size_t i;
+
+    wl->n = n;
+    wl->uniques = 0;
+    wl->keys = malloc(n * KEY_LEN);
+    if (wl->keys == NULL)
+        return -1;
+    s = 42;
+    for (i = 0; i < n; i++) {
+        if (i > 0 && splitmix(&s) % 10 == 0) {
+            memcpy(wl->keys + i * KEY_LEN,
+                   wl->keys + (splitmix(&s) % i) * KEY_LEN, KEY_LEN);
+            continue;
+        }
+        a = splitmix(&s) | 1; /* never all zero: zero marks empty in (a) */
+        b = splitmix(&s);
+        memcpy(wl->keys + i * KEY_LEN, &a, 8);
+        memcpy(wl->keys + i * KEY_LEN + 8, &b, 8);
+        wl->uniques++;
+    }
+    return 0;
+}
+
+static double median3(double *v)
+{
+    double t;
+    int i;
+    int j;
+
+    for (i = 0; i < RUNS; i++) {
+        for (j = i + 1; j < RUNS; j++) {
+            if (v[j] < v[i]) {
+                t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+            }
+        }
+    }
+    return v[RUNS / 2];
+}
+
+/* ------------------------------------------------------------------ *
+ * ## (a) the ceiling: a bare set of 16-byte keys
+ * ------------------------------------------------------------------ */
+
+static double run_bare(const struct workload *wl, size_t *dups,
+                       size_t *bytes)
+{
+    unsigned char *slots;
+    const unsigned char *k;
+    size_t mask;
+    size_t cap;
+    size_t i;
+    size_t j;
+    double t0;
+    double t1;
+
+    cap = 16;
+    while (cap * 3 < wl->n * 4) /* load <= 3/4 even if all unique */
+        cap <<= 1;
+    slots = calloc(cap, KEY_LEN);
+    if (slots == NULL)
+        return 0;
+    mask = cap - 1;
+    *dups = 0;
+    t0 = now_s();
+    for (i = 0; i < wl->n; i++) {
+        k = wl->keys + i * KEY_LEN;
+        j = (size_t)XXH3_64bits(k, KEY_LEN) & mask;
+        for (;;) {
+            unsigned char *s = slots + j * KEY_LEN;
+            uint64_t w0;
+            uint64_t w1;
+
+            memcpy(&w0, s, 8);
+            memcpy(&w1, s + 8, 8);
+            if (w0 == 0 && w1 == 0) {
+                memcpy(s, k, KEY_LEN);
+                break;
+            }
+            if (memcmp(s, k, KEY_LEN) == 0) {
+                (*dups)++;
+                break;
+            }
+            j = (j + 1) & mask;
+        }
+    }
+    t1 = now_s();
+    *bytes = cap * KEY_LEN;
+    free(slots);
+    return (double)wl->n / (t1 - t0);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## (a2) the dedup table alone
+ * ------------------------------------------------------------------ */
+
+static double run_table(const struct workload *wl, size_t *dups,
+                        size_t *bytes, size_t *live)
+{
+    dtab_t t;
+    size_t i;
+    double t0;
+    double t1;
+    int cls;
+
+    if (dtab_init(&t, sizeof(struct dtab_head), NULL, 0) != WEIR_OK)
+        return 0;
+    *dups = 0;
+    t0 = now_s();
+    for (i = 0; i < wl->n; i++) {
+        cls = dedup_rolling(&t, wl->keys + i * KEY_LEN, KEY_LEN,
+                            (weir_ts_t)i, WEIR_TS_MIN, TTL, 0);
+        if (cls < 0) {
+            fprintf(stderr, "table: %s\n", weir_strerror(cls));
+            dtab_free(&t);
+            return 0;
+        }
+        *dups += cls == DEDUP_DUPLICATE;
+    }
+    t1 = now_s();
+    *bytes = dtab_bytes(&t);
+    *live = t.used;
+    dtab_free(&t);
+    return (double)wl->n / (t1 - t0);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## (b) the operator through the harness
+ * ------------------------------------------------------------------ */
+
+static double run_harness(const struct workload *wl, size_t *dups)
+{
+    weir_window_t *scope;
+    weir_harness_t *h;
+    size_t i;
+    double t0;
+    double t1;
+
+    scope = weir_window_rolling(TTL);
+    h = weir_harness_new_dedup(scope);
+    if (h == NULL)
+        return 0;
+    *dups = 0;
+    t0 = now_s();
+    for (i = 0; i < wl->n; i++) {
+        if (weir_harness_push_buf(h, WEIR_BUF(wl->keys + i * KEY_LEN, KEY_LEN),
+                                  WEIR_BUF_NULL, (weir_ts_t)i) != WEIR_OK)
+            break;
+        if (i % 1000 == 999) {
+            weir_harness_watermark(h, (weir_ts_t)i - 1000);
+            *dups += weir_harness_count(h, WEIR_TAG_DUPLICATE);
+            weir_harness_clear(h);
+        }
+    }
+    *dups += weir_harness_count(h, WEIR_TAG_DUPLICATE);
+    t1 = now_s();
+    weir_harness_destroy(h);
+    return (double)wl->n / (t1 - t0);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## (c) a full pipeline
+ * ------------------------------------------------------------------ */
+
+static int gen(void *opaque, uint64_t i, weir_buf_t *key, weir_buf_t *value,
+               weir_ts_t *ts)
+{
+    const struct workload *wl = opaque;
+
+    if (i >= wl->n)
+        return 0;
+    *key = WEIR_BUF(wl->keys + i * KEY_LEN, KEY_LEN);
+    *value = WEIR_BUF("", 0);
+    *ts = (weir_ts_t)i;
+    return 1;
+}
+
+static int count_sink(const weir_record_t *rec, const char *tag,
+                      void *opaque)
+{
+    (void)rec;
+    (void)tag;
+    (*(size_t *)opaque)++;
+    return WEIR_OK;
+}
+
+static double run_pipeline(struct workload *wl, size_t *dups)
+{
+    weir_watermark_t *wm;
+    weir_pipeline_t *p;
+    weir_conf_t *conf;
+    weir_stream_t *s;
+    weir_stream_t *d;
+    size_t uniques;
+    char err[256];
+    double t0;
+    double t1;
+    int rc;
+
+    conf = weir_conf_new();
+    if (conf == NULL || weir_conf_set(conf, "pipeline.parallelism", "1", err,
+                                      sizeof(err)) != WEIR_OK) {
+        weir_conf_destroy(conf);
+        return 0;
+    }
+    p = weir_pipeline_new("bench-dedup", conf, err, sizeof(err));
+    if (p == NULL) {
+        fprintf(stderr, "pipeline: %s\n", err);
+        return 0;
+    }
+    uniques = 0;
+    *dups = 0;
+    wm = weir_watermark_bounded(WEIR_SECONDS(1));
+    weir_watermark_set_every(wm, 1000);
+    s = weir_source_generator(p, "gen", gen, wl);
+    s = weir_stream_watermark(s, wm);
+    s = weir_stream_keyby(s, NULL, NULL);
+    d = weir_stream_dedup(s, TTL);
+    weir_stream_collect(d, count_sink, &uniques);
+    weir_stream_collect(weir_stream_side_output(d, WEIR_TAG_DUPLICATE),
+                        count_sink, dups);
+    t0 = now_s();
+    rc = weir_pipeline_run(p);
+    t1 = now_s();
+    if (rc != WEIR_OK) {
+        fprintf(stderr, "run: %s\n", weir_pipeline_errstr(p));
+        weir_pipeline_destroy(p);
+        return 0;
+    }
+    weir_pipeline_destroy(p);
+    if (uniques + *dups != wl->n)
+        fprintf(stderr, "pipeline: %zu + %zu != %zu events\n", uniques, *dups,
+                wl->n);
+    return (double)wl->n / (t1 - t0);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Main
+ * ------------------------------------------------------------------ */
+
+static void report(const char *what, double *v, double ceiling,
+                   size_t dups, size_t want)
+{
+    double m;
+
+    m = median3(v);
+    printf("%-34s %10.2f M events/s   ratio %.2f%s\n", what, m / 1e6,
+           ceiling > 0 ? m / ceiling : 0,
+           dups == want ? "" : "   (WRONG duplicate count)");
+}
+
+int main(int argc, char **argv)
+{
+    struct workload wl;
+    double bare[RUNS];
+    double table[RUNS];
+    double harness[RUNS];
+    double pipe[RUNS];
+    double ceiling;
+    size_t bare_bytes;
+    size_t table_bytes;
+    size_t live;
+    size_t dups;
+    size_t want;
+    size_t n;
+    int i;
+
+    bare_bytes = 0;
+    table_bytes = 0;
+    live = 1;
+    n = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 10000000;
+    if (n == 0 || make_workload(&wl, n) != 0) {
+        fprintf(stderr, "usage: bench-dedup [events]\n");
+        return 1;
+    }
+    want = wl.n - wl.uniques;
+    printf("bench-dedup: %zu events, %zu distinct 16-byte keys, %zu "
+           "repeats; median of %d\n",
+           wl.n, wl.uniques, want, RUNS);
+
+    for (i = 0; i < RUNS; i++)
+        bare[i] = run_bare(&wl, &dups, &bare_bytes);
+    ceiling = median3(bare);
+    report("(a)  bare set, presized (ceiling)", bare, ceiling, dups, want);
+    for (i = 0; i < RUNS; i++)
+        table[i] = run_table(&wl, &dups, &table_bytes, &live);
+    report("(a2) dedup table (operator core)", table, ceiling, dups, want);
+    for (i = 0; i < RUNS; i++)
+        harness[i] = run_harness(&wl, &dups);
+    report("(b)  dedup operator, harness", harness, ceiling, dups, want);
+    for (i = 0; i < RUNS; i++)
+        pipe[i] = run_pipeline(&wl, &dups);
+    report("(c)  pipeline gen>wm>keyby>dedup", pipe, ceiling, dups, want);
+
+    printf("memory: bare set %.1f B/key (presized); dedup table %zu B for "
+           "%zu live keys = %.1f B/key, %.1f B/key beyond the 16-byte "
+           "digest\n",
+           (double)bare_bytes / (double)wl.uniques, table_bytes, live,
+           (double)table_bytes / (double)live,
+           (double)table_bytes / (double)live - 16.0);
+    free(wl.keys);
+    return 0;
+}

@@ -1,0 +1,654 @@
+/*
+ * operators/dedup.c - keyed deduplication (weir_stream_dedup,
+ * weir_stream_dedup_scope, weir_harness_new_dedup).
+ *
+ * The scope of "the same event" is a window kind: rolling:R (R ms after
+ * a key was first seen), tumbling:S (within one tumbling window) or
+ * session:G (within one session of the key). Unique records go to the
+ * main output, repeats to WEIR_TAG_DUPLICATE, records whose deciding
+ * state may already be gone to WEIR_TAG_LATE. One principle decides
+ * every case (DESIGN §4): a record that matches live state is a
+ * duplicate, even behind the watermark; a record is late only when the
+ * state that would decide it may already be gone. Every record is
+ * classified against W = weir_ctx_watermark(), the watermark as it stood
+ * before that record, and against its own key's state only, so results
+ * do not depend on parallelism.
+ *
+ * How it works
+ *   State is operator-local, in the open-addressing table of
+ *   dedup_table.h, keyed by a 128-bit XXH3 digest (of the key; for
+ *   tumbling, of the key seeded with the window start) with an expiry
+ *   time: the watermark at which the state is gone.
+ *     rolling:  exp = f + R - 1 + L (f = first-seen time);
+ *     tumbling: exp = end - 1 + L;
+ *     session:  exp = max over the key's sessions of end - 1 + L, and
+ *               the slot also points to the key's sessions, a small
+ *               array of [start, end) pruned on every visit.
+ *   Expired state is never deleted by a timer: it counts as absent, is
+ *   reused by the next insert on its probe path, and is dropped when the
+ *   table is rebuilt (when it would grow) or shrunk (by the sweep that
+ *   records and watermarks pay for a few slots at a time).
+ *   snapshot writes the live entries (digests and times, never keys);
+ *   restore re-inserts them. No per-record allocation except when a
+ *   key's session array must grow.
+ *
+ * Invariants
+ *   - Records of a key are classified in arrival order against a
+ *     watermark that never decreases; state dead at W stays dead.
+ *   - A key's live sessions are pairwise disjoint and not touching
+ *     (two that intersected would have merged).
+ *   - A session slot's exp is the largest expiry of its sessions while
+ *     any is live; a slot whose sessions are all dead has exp <= W.
+ */
+#include <weir.h>
+#include <weir/operator.h>
+#include <weir/testing.h>
+#include <weir/window.h>
+
+#include "dedup_table.h"
+
+#define SNAPSHOT_VERSION 1
+#define SWEEP_PER_RECORD 1  /* sweep budget each record earns         */
+#define SWEEP_PER_WM 4      /* ... and each watermark                  */
+#define SWEEP_BATCH 1024    /* sweep when this much budget has built up */
+#define CHUNK_ENTRIES 512   /* snapshot I/O chunk (24 bytes each)      */
+
+/* One session of a key: [start, end). */
+struct sess {
+    weir_ts_t start;
+    weir_ts_t end;
+};
+
+/* A session table slot. */
+struct skey {
+    struct dtab_head h; /* digest of the key, max expiry (biased) */
+    struct sess *v;     /* the key's sessions (weir_malloc)        */
+    uint32_t n;         /* sessions in v                           */
+    uint32_t cap;       /* capacity of v                           */
+};
+
+/* The operator's state block. */
+struct dedup {
+    weir_window_kind_t kind; /* rolling, tumbling or session        */
+    weir_ts_t size;          /* R, S or G                           */
+    weir_ts_t lateness;      /* L                                   */
+    dtab_t t;                /* the table                           */
+    size_t credit;           /* sweep budget built up               */
+};
+
+/* ------------------------------------------------------------------ *
+ * ## Sessions
+ * ------------------------------------------------------------------ */
+
+static void drop_skey(struct dtab_head *slot)
+{
+    struct skey *k = (struct skey *)(void *)slot;
+
+    weir_free(k->v);
+    k->v = NULL;
+    k->n = 0;
+    k->cap = 0;
+}
+
+static weir_ts_t sess_exp(const struct dedup *d, const struct sess *s)
+{
+    return dtab_sum3(s->end, -1, d->lateness);
+}
+
+static int sess_append(struct skey *k, weir_ts_t start, weir_ts_t end)
+{
+    struct sess *v;
+    uint32_t cap;
+
+    if (k->n == k->cap) {
+        cap = k->cap == 0 ? 2 : k->cap * 2;
+        v = weir_realloc(k->v, (size_t)cap * sizeof(*v));
+        if (v == NULL)
+            return WEIR_ENOMEM;
+        k->v = v;
+        k->cap = cap;
+    }
+    k->v[k->n].start = start;
+    k->v[k->n].end = end;
+    k->n++;
+    return WEIR_OK;
+}
+
+/*
+ * A record's window [rs, re) against a key with live state: drops dead
+ * sessions and merges every live one that intersects the window into
+ * one (the union, the record's window included). Returns 1 when at least
+ * one merged (a duplicate), 0 when none did (nothing else changed but
+ * pruning), or a negative code.
+ */
+static int sess_merge(const struct dedup *d, struct skey *k, weir_ts_t rs,
+                      weir_ts_t re, weir_ts_t w)
+{
+    weir_ts_t ms;
+    weir_ts_t me;
+    weir_ts_t maxexp;
+    weir_ts_t e;
+    uint32_t i;
+    uint32_t n;
+    int hit;
+
+    hit = 0;
+    ms = rs;
+    me = re;
+    maxexp = WEIR_TS_MIN;
+    n = 0;
+    for (i = 0; i < k->n; i++) {
+        e = sess_exp(d, &k->v[i]);
+        if (e <= w)
+            continue;
+        if (k->v[i].start <= re && k->v[i].end >= rs) {
+            hit = 1;
+            if (k->v[i].start < ms)
+                ms = k->v[i].start;
+            if (k->v[i].end > me)
+                me = k->v[i].end;
+            continue;
+        }
+        k->v[n++] = k->v[i];
+        if (e > maxexp)
+            maxexp = e;
+    }
+    k->n = n;
+    if (hit) {
+        /* at least one slot was freed above, so this cannot fail */
+        k->v[k->n].start = ms;
+        k->v[k->n].end = me;
+        k->n++;
+        e = dtab_sum3(me, -1, d->lateness);
+        if (e > maxexp)
+            maxexp = e;
+    }
+    k->h.exp = dtab_bias(maxexp);
+    if (k->h.exp == 0)
+        k->h.exp = 1; /* keep the slot occupied; dead at any W reached */
+    return hit;
+}
+
+static int dedup_session(struct dedup *d, weir_buf_t key, weir_ts_t ts,
+                         weir_ts_t w)
+{
+    struct skey *k;
+    XXH128_hash_t h;
+    weir_ts_t re;
+    uint64_t wb;
+    int live;
+    int rc;
+
+    wb = dtab_bias(w);
+    rc = dtab_reserve(&d->t, wb);
+    if (rc != WEIR_OK)
+        return rc;
+    h = XXH3_128bits(key.data, key.len);
+    k = (struct skey *)(void *)dtab_probe(&d->t, h.low64, h.high64, wb,
+                                          &live);
+    re = dtab_sum3(ts, d->size, 0);
+    if (live) {
+        rc = sess_merge(d, k, ts, re, w);
+        if (rc != 0)
+            return rc < 0 ? rc : DEDUP_DUPLICATE;
+    }
+    if (dtab_sum3(re, -1, d->lateness) <= w)
+        return DEDUP_LATE;
+    if (!live) {
+        /* a dead slot (this key's or another's) or an empty one */
+        if (k->h.exp == 0)
+            d->t.used++;
+        k->h.lo = h.low64;
+        k->h.hi = h.high64;
+        k->n = 0;
+    }
+    rc = sess_append(k, ts, re);
+    if (rc != WEIR_OK) {
+        if (k->n == 0)
+            k->h.exp = 1; /* nothing live: leave a dead slot behind */
+        return rc;
+    }
+    if (dtab_bias(dtab_sum3(re, -1, d->lateness)) > k->h.exp || !live)
+        k->h.exp = dtab_bias(dtab_sum3(re, -1, d->lateness));
+    return DEDUP_UNIQUE;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## The operator
+ * ------------------------------------------------------------------ */
+
+static int dedup_open(weir_ctx_t *ctx, void *st)
+{
+    struct dedup *d = st;
+    const weir_window_t *scope;
+    size_t stride;
+
+    scope = weir_ctx_opaque(ctx);
+    if (scope == NULL)
+        return weir_ctx_error(ctx, WEIR_EINVAL, "dedup without a scope");
+    d->kind = weir_window_kind(scope);
+    d->size = weir_window_size(scope);
+    d->lateness = weir_window_lateness(scope);
+    if (d->kind != WEIR_WINDOW_ROLLING && d->kind != WEIR_WINDOW_TUMBLING &&
+        d->kind != WEIR_WINDOW_SESSION)
+        return weir_ctx_error(ctx, WEIR_EINVAL,
+                              "dedup scope must be rolling, tumbling or "
+                              "session");
+    if (d->size < 0 || d->lateness < 0 ||
+        (d->kind != WEIR_WINDOW_ROLLING && d->size <= 0))
+        return weir_ctx_error(ctx, WEIR_EINVAL, "dedup scope out of range");
+    stride = d->kind == WEIR_WINDOW_SESSION ? sizeof(struct skey)
+                                            : sizeof(struct dtab_head);
+    return dtab_init(&d->t, stride,
+                     d->kind == WEIR_WINDOW_SESSION ? drop_skey : NULL, 0);
+}
+
+static void dedup_close(weir_ctx_t *ctx, void *st)
+{
+    struct dedup *d = st;
+
+    (void)ctx;
+    dtab_free(&d->t);
+}
+
+static int route(weir_ctx_t *ctx, const weir_record_t *in, int cls)
+{
+    switch (cls) {
+    case DEDUP_UNIQUE:
+        return weir_forward(ctx, in);
+    case DEDUP_DUPLICATE:
+        return weir_forward_to(ctx, WEIR_TAG_DUPLICATE, in);
+    case DEDUP_LATE:
+        return weir_forward_to(ctx, WEIR_TAG_LATE, in);
+    default:
+        return weir_ctx_error(ctx, cls, "dedup: %s", weir_strerror(cls));
+    }
+}
+
+static int dedup_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
+{
+    struct dedup *d = st;
+    weir_buf_t key;
+    weir_ts_t ts;
+    weir_ts_t w;
+    int cls;
+
+    key = weir_ctx_key(ctx);
+    ts = weir_record_ts(in);
+    w = weir_ctx_watermark(ctx);
+    d->credit += SWEEP_PER_RECORD;
+    switch (d->kind) {
+    case WEIR_WINDOW_ROLLING:
+        cls = dedup_rolling(&d->t, key.data, key.len, ts, w, d->size,
+                            d->lateness);
+        break;
+    case WEIR_WINDOW_TUMBLING:
+        cls = dedup_tumbling(&d->t, key.data, key.len,
+                             weir_window_floor(ts, d->size), w, d->size,
+                             d->lateness);
+        break;
+    default:
+        cls = dedup_session(d, key, ts, w);
+        break;
+    }
+    return route(ctx, in, cls);
+}
+
+static int dedup_on_watermark(weir_ctx_t *ctx, void *st, weir_ts_t wm)
+{
+    struct dedup *d = st;
+    size_t budget;
+    int rc;
+
+    d->credit += SWEEP_PER_WM;
+    if (d->credit < SWEEP_BATCH)
+        return WEIR_OK;
+    budget = d->credit;
+    d->credit = 0;
+    rc = dtab_sweep(&d->t, dtab_bias(wm), budget);
+    if (rc != WEIR_OK)
+        return weir_ctx_error(ctx, rc, "dedup: %s", weir_strerror(rc));
+    return WEIR_OK;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Snapshot and restore
+ *
+ * u64 version, u64 kind, u64 n, then n entries. Rolling and tumbling:
+ * 24 bytes each, little-endian lo, hi, exp (unbiased, signed), written
+ * in chunks. Session: u64 lo, u64 hi, u64 m, then m pairs i64 start,
+ * i64 end.
+ * ------------------------------------------------------------------ */
+
+static void put_le64(unsigned char *p, uint64_t v)
+{
+    int i;
+
+    for (i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const unsigned char *p)
+{
+    uint64_t v;
+    int i;
+
+    v = 0;
+    for (i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static size_t count_live(const dtab_t *t, uint64_t wb)
+{
+    size_t n;
+    size_t i;
+
+    n = 0;
+    for (i = 0; i <= t->mask; i++) {
+        if (dtab_slot(t, i)->exp > wb)
+            n++;
+    }
+    return n;
+}
+
+static int snapshot_flat(const dtab_t *t, uint64_t wb, weir_writer_t *w)
+{
+    unsigned char buf[CHUNK_ENTRIES * 24];
+    const struct dtab_head *e;
+    size_t fill;
+    size_t i;
+    int rc;
+
+    fill = 0;
+    for (i = 0; i <= t->mask; i++) {
+        e = dtab_slot(t, i);
+        if (e->exp <= wb)
+            continue;
+        put_le64(buf + fill * 24, e->lo);
+        put_le64(buf + fill * 24 + 8, e->hi);
+        put_le64(buf + fill * 24 + 16, (uint64_t)dtab_unbias(e->exp));
+        if (++fill < CHUNK_ENTRIES)
+            continue;
+        rc = weir_write_bytes(w, buf, fill * 24);
+        if (rc != WEIR_OK)
+            return rc;
+        fill = 0;
+    }
+    return fill > 0 ? weir_write_bytes(w, buf, fill * 24) : WEIR_OK;
+}
+
+static int snapshot_sessions(const struct dedup *d, weir_ts_t wm,
+                             weir_writer_t *w)
+{
+    const struct skey *k;
+    uint64_t m;
+    uint32_t j;
+    size_t i;
+    int rc;
+
+    for (i = 0; i <= d->t.mask; i++) {
+        k = (const struct skey *)(void *)dtab_slot(&d->t, i);
+        if (k->h.exp <= dtab_bias(wm))
+            continue;
+        m = 0;
+        for (j = 0; j < k->n; j++)
+            m += sess_exp(d, &k->v[j]) > wm;
+        rc = weir_write_u64(w, k->h.lo);
+        if (rc == WEIR_OK)
+            rc = weir_write_u64(w, k->h.hi);
+        if (rc == WEIR_OK)
+            rc = weir_write_u64(w, m);
+        for (j = 0; rc == WEIR_OK && j < k->n; j++) {
+            if (sess_exp(d, &k->v[j]) <= wm)
+                continue;
+            rc = weir_write_i64(w, k->v[j].start);
+            if (rc == WEIR_OK)
+                rc = weir_write_i64(w, k->v[j].end);
+        }
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    return WEIR_OK;
+}
+
+static int dedup_snapshot(weir_ctx_t *ctx, void *st, weir_writer_t *w,
+                          uint64_t checkpoint_id)
+{
+    struct dedup *d = st;
+    weir_ts_t wm;
+    int rc;
+
+    (void)checkpoint_id;
+    wm = weir_ctx_watermark(ctx);
+    rc = weir_write_u64(w, SNAPSHOT_VERSION);
+    if (rc == WEIR_OK)
+        rc = weir_write_u64(w, (uint64_t)d->kind);
+    if (rc == WEIR_OK)
+        rc = weir_write_u64(w, count_live(&d->t, dtab_bias(wm)));
+    if (rc != WEIR_OK)
+        return rc;
+    if (d->kind == WEIR_WINDOW_SESSION)
+        return snapshot_sessions(d, wm, w);
+    return snapshot_flat(&d->t, dtab_bias(wm), w);
+}
+
+/* Inserts a restored entry; digests in a snapshot are distinct. */
+static struct dtab_head *restore_slot(dtab_t *t, uint64_t lo, uint64_t hi)
+{
+    struct dtab_head *e;
+    int live;
+
+    e = dtab_probe(t, lo, hi, 0, &live);
+    if (e->exp == 0)
+        t->used++;
+    e->lo = lo;
+    e->hi = hi;
+    return e;
+}
+
+static int restore_flat(weir_ctx_t *ctx, struct dedup *d, uint64_t n,
+                        weir_reader_t *r)
+{
+    unsigned char buf[CHUNK_ENTRIES * 24];
+    struct dtab_head *e;
+    uint64_t done;
+    size_t chunk;
+    size_t i;
+    int rc;
+
+    for (done = 0; done < n; done += chunk) {
+        chunk = n - done < CHUNK_ENTRIES ? (size_t)(n - done)
+                                         : CHUNK_ENTRIES;
+        rc = weir_read_bytes(r, buf, chunk * 24);
+        if (rc != WEIR_OK)
+            return rc;
+        for (i = 0; i < chunk; i++) {
+            e = restore_slot(&d->t, get_le64(buf + i * 24),
+                             get_le64(buf + i * 24 + 8));
+            e->exp = dtab_bias((weir_ts_t)get_le64(buf + i * 24 + 16));
+            if (e->exp == 0)
+                return weir_ctx_error(ctx, WEIR_ECORRUPT,
+                                      "dedup snapshot: bad entry");
+        }
+    }
+    return WEIR_OK;
+}
+
+static int restore_sessions(weir_ctx_t *ctx, struct dedup *d, uint64_t n,
+                            weir_reader_t *r)
+{
+    struct skey *k;
+    weir_ts_t start;
+    weir_ts_t end;
+    weir_ts_t maxexp;
+    uint64_t lo;
+    uint64_t hi;
+    uint64_t m;
+    uint64_t i;
+    uint64_t j;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        rc = weir_read_u64(r, &lo);
+        if (rc == WEIR_OK)
+            rc = weir_read_u64(r, &hi);
+        if (rc == WEIR_OK)
+            rc = weir_read_u64(r, &m);
+        if (rc != WEIR_OK)
+            return rc;
+        if (m == 0 || m > UINT32_MAX / 2)
+            return weir_ctx_error(ctx, WEIR_ECORRUPT,
+                                  "dedup snapshot: bad session count");
+        k = (struct skey *)(void *)restore_slot(&d->t, lo, hi);
+        k->h.exp = 1;
+        k->n = 0;
+        maxexp = WEIR_TS_MIN;
+        for (j = 0; j < m; j++) {
+            rc = weir_read_i64(r, &start);
+            if (rc == WEIR_OK)
+                rc = weir_read_i64(r, &end);
+            if (rc == WEIR_OK)
+                rc = sess_append(k, start, end);
+            if (rc != WEIR_OK)
+                return rc;
+            if (dtab_sum3(end, -1, d->lateness) > maxexp)
+                maxexp = dtab_sum3(end, -1, d->lateness);
+        }
+        k->h.exp = dtab_bias(maxexp) == 0 ? 1 : dtab_bias(maxexp);
+    }
+    return WEIR_OK;
+}
+
+static int dedup_restore(weir_ctx_t *ctx, void *st, weir_reader_t *r)
+{
+    struct dedup *d = st;
+    uint64_t version;
+    uint64_t kind;
+    uint64_t n;
+    size_t cap;
+    int rc;
+
+    rc = weir_read_u64(r, &version);
+    if (rc == WEIR_OK)
+        rc = weir_read_u64(r, &kind);
+    if (rc == WEIR_OK)
+        rc = weir_read_u64(r, &n);
+    if (rc != WEIR_OK)
+        return rc;
+    if (version != SNAPSHOT_VERSION || kind != (uint64_t)d->kind)
+        return weir_ctx_error(ctx, WEIR_ECORRUPT,
+                              "dedup snapshot: version %llu kind %llu, "
+                              "expected version %d kind %d",
+                              (unsigned long long)version,
+                              (unsigned long long)kind, SNAPSHOT_VERSION,
+                              (int)d->kind);
+    if (n > (SIZE_MAX / 4) / d->t.stride)
+        return weir_ctx_error(ctx, WEIR_ECORRUPT,
+                              "dedup snapshot: %llu entries",
+                              (unsigned long long)n);
+    cap = DTAB_MIN_CAP;
+    while (cap < 2 * (size_t)n + 2)
+        cap <<= 1;
+    rc = dtab_resize(&d->t, cap, 0);
+    if (rc != WEIR_OK)
+        return rc;
+    if (d->kind == WEIR_WINDOW_SESSION)
+        return restore_sessions(ctx, d, n, r);
+    return restore_flat(ctx, d, n, r);
+}
+
+static const weir_operator_def_t dedup_def = {
+    .version = WEIR_OPERATOR_VERSION,
+    .name = "dedup",
+    .flags = WEIR_OP_F_KEYED,
+    .state_size = sizeof(struct dedup),
+    .open = dedup_open,
+    .process = dedup_process,
+    .on_watermark = dedup_on_watermark,
+    .snapshot = dedup_snapshot,
+    .restore = dedup_restore,
+    .close = dedup_close,
+};
+
+/* ------------------------------------------------------------------ *
+ * ## Builder and harness
+ * ------------------------------------------------------------------ */
+
+static void destroy_scope(void *ptr)
+{
+    weir_window_destroy(ptr);
+}
+
+/* NULL when scope is a valid dedup scope, else why not. */
+static const char *scope_problem(const weir_window_t *scope)
+{
+    weir_window_kind_t kind;
+
+    if (scope == NULL)
+        return "no scope (invalid window arguments?)";
+    kind = weir_window_kind(scope);
+    if (kind == WEIR_WINDOW_SLIDING)
+        return "sliding windows are not a dedup scope";
+    if (kind != WEIR_WINDOW_ROLLING && kind != WEIR_WINDOW_TUMBLING &&
+        kind != WEIR_WINDOW_SESSION)
+        return "unknown scope kind";
+    return NULL;
+}
+
+weir_stream_t *weir_stream_dedup_scope(weir_stream_t *s,
+                                       weir_window_t *scope)
+{
+    const char *why;
+    int rc;
+
+    if (s == NULL || !weir_stream_ok(s)) {
+        weir_window_destroy(scope);
+        return s;
+    }
+    why = scope_problem(scope);
+    if (why != NULL) {
+        weir_window_destroy(scope);
+        return weir_stream_error(s, WEIR_EINVAL, why);
+    }
+    rc = weir_pipeline_attach(weir_stream_pipeline(s), scope, destroy_scope);
+    if (rc != WEIR_OK)
+        return weir_stream_error(s, rc, "weir_stream_dedup: out of memory");
+    return weir_stream_apply(s, &dedup_def, scope);
+}
+
+weir_stream_t *weir_stream_dedup(weir_stream_t *s, weir_ts_t ttl)
+{
+    weir_window_t *scope;
+
+    if (s == NULL || !weir_stream_ok(s))
+        return s;
+    if (ttl < 0)
+        return weir_stream_error(s, WEIR_EINVAL,
+                                 "weir_stream_dedup: ttl must be >= 0");
+    scope = weir_window_rolling(ttl);
+    if (scope == NULL)
+        return weir_stream_error(s, WEIR_ENOMEM,
+                                 "weir_stream_dedup: out of memory");
+    return weir_stream_dedup_scope(s, scope);
+}
+
+weir_harness_t *weir_harness_new_dedup(weir_window_t *scope)
+{
+    weir_harness_t *h;
+
+    if (scope_problem(scope) != NULL) {
+        weir_window_destroy(scope);
+        return NULL;
+    }
+    h = weir_harness_new(&dedup_def, scope);
+    if (h == NULL) {
+        weir_window_destroy(scope);
+        return NULL;
+    }
+    if (weir_harness_attach(h, scope, destroy_scope) != WEIR_OK) {
+        weir_harness_destroy(h);
+        return NULL;
+    }
+    return h;
+}

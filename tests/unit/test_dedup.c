@@ -1,0 +1,763 @@
+/*
+ * tests/unit/test_dedup.c - the dedup operator (operators/dedup.c) in the
+ * single-operator harness: every scope, every boundary of DESIGN §4
+ * (f + R - 1 + L == W, ts + L == W, end - 1 + L == W, touching and
+ * bridging sessions), negative timestamps, lateness, keys compared by
+ * bytes, snapshot/restore equivalence, and memory that stays bounded
+ * while keys expire (measured through a counting allocator installed
+ * with weir_replace_allocator()).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weir.h>
+#include <weir/operator.h>
+#include <weir/testing.h>
+#include <weir/window.h>
+
+#define U 0 /* unique    */
+#define D 1 /* duplicate */
+#define L 2 /* late      */
+
+/* ------------------------------------------------------------------ *
+ * ## A counting allocator (single-threaded tests only)
+ * ------------------------------------------------------------------ */
+
+#define HDR 16
+static size_t live_bytes;
+
+static void *cnt_malloc(size_t n)
+{
+    unsigned char *p;
+
+    p = malloc(n + HDR);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, &n, sizeof(n));
+    live_bytes += n;
+    return p + HDR;
+}
+
+static void cnt_free(void *ptr)
+{
+    unsigned char *p;
+    size_t n;
+
+    if (ptr == NULL)
+        return;
+    p = (unsigned char *)ptr - HDR;
+    memcpy(&n, p, sizeof(n));
+    live_bytes -= n;
+    free(p);
+}
+
+static void *cnt_realloc(void *ptr, size_t n)
+{
+    unsigned char *p;
+    size_t old;
+
+    if (ptr == NULL)
+        return cnt_malloc(n);
+    p = (unsigned char *)ptr - HDR;
+    memcpy(&old, p, sizeof(old));
+    p = realloc(p, n + HDR);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, &n, sizeof(n));
+    live_bytes = live_bytes - old + n;
+    return p + HDR;
+}
+
+static void *cnt_calloc(size_t n, size_t size)
+{
+    void *p;
+
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    p = cnt_malloc(n * size);
+    if (p != NULL)
+        memset(p, 0, n * size);
+    return p;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Helpers
+ * ------------------------------------------------------------------ */
+
+static weir_harness_t *new_dedup(weir_window_t *scope, weir_ts_t lateness)
+{
+    weir_harness_t *h;
+
+    assert_non_null(scope);
+    assert_int_equal(weir_window_set_lateness(scope, lateness), WEIR_OK);
+    h = weir_harness_new_dedup(scope);
+    assert_non_null(h);
+    return h;
+}
+
+static int counts_sum(const weir_harness_t *h, size_t c[3])
+{
+    c[U] = weir_harness_count(h, NULL);
+    c[D] = weir_harness_count(h, WEIR_TAG_DUPLICATE);
+    c[L] = weir_harness_count(h, WEIR_TAG_LATE);
+    return (int)(c[U] + c[D] + c[L]);
+}
+
+/* Pushes key@ts with a unique value and checks where it went. */
+static void expect_buf(weir_harness_t *h, weir_buf_t key, weir_ts_t ts,
+                       int cls, int line)
+{
+    static const char *names[] = {"unique", "duplicate", "late"};
+    static unsigned seq;
+    const weir_record_t *rec;
+    size_t before[3];
+    size_t after[3];
+    char value[32];
+    int got;
+
+    snprintf(value, sizeof(value), "%u", ++seq);
+    counts_sum(h, before);
+    assert_int_equal(weir_harness_push_buf(h, key, WEIR_BUF_STR(value), ts),
+                     WEIR_OK);
+    assert_int_equal(counts_sum(h, after),
+                     (int)(before[U] + before[D] + before[L] + 1));
+    got = after[U] > before[U] ? U : after[D] > before[D] ? D : L;
+    if (got != cls)
+        fail_msg("line %d: ts %lld went %s, expected %s", line, (long long)ts,
+                 names[got], names[cls]);
+    rec = weir_harness_record(h, got == U   ? NULL
+                                 : got == D ? WEIR_TAG_DUPLICATE
+                                            : WEIR_TAG_LATE,
+                              after[got] - 1);
+    assert_non_null(rec);
+    assert_int_equal(weir_record_ts(rec), ts);
+    assert_int_equal(weir_record_value(rec).len, strlen(value));
+    assert_memory_equal(weir_record_value(rec).data, value, strlen(value));
+}
+
+#define EXPECT(h, key, ts, cls) \
+    expect_buf((h), WEIR_BUF_STR(key), (ts), (cls), __LINE__)
+#define WM(h, w) assert_int_equal(weir_harness_watermark((h), (w)), WEIR_OK)
+
+/* ------------------------------------------------------------------ *
+ * ## Rolling
+ * ------------------------------------------------------------------ */
+
+static void test_dedup_rolling_basic(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_rolling(10), 0);
+    EXPECT(h, "a", 100, U); /* f = 100: live while 109 > W */
+    EXPECT(h, "a", 50, D);
+    EXPECT(h, "a", 5000, D);
+    EXPECT(h, "b", 100, U);
+    WM(h, 108);
+    EXPECT(h, "a", 1, D); /* behind W, but state is live: duplicate */
+    WM(h, 109);           /* f + R - 1 + L == W: the entry is gone */
+    EXPECT(h, "a", 109, L); /* ts + L == W */
+    EXPECT(h, "a", 110, U); /* opens f = 110 */
+    EXPECT(h, "a", 100, D);
+    EXPECT(h, "b", 200, U);
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_rolling_duplicates_do_not_extend(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_rolling(10), 0);
+    EXPECT(h, "a", 100, U);
+    EXPECT(h, "a", 105, D);
+    EXPECT(h, "a", 108, D);
+    WM(h, 109);
+    EXPECT(h, "a", 115, U);
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_rolling_lateness(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_rolling(10), 5);
+    EXPECT(h, "a", 100, U); /* live while 114 > W */
+    WM(h, 113);
+    EXPECT(h, "a", 0, D);
+    WM(h, 114);
+    EXPECT(h, "a", 109, L); /* 109 + 5 == 114 */
+    EXPECT(h, "a", 110, U); /* 115 > 114 */
+    EXPECT(h, "a", 109, D); /* the new entry is live: duplicate */
+    EXPECT(h, "c", 109, L);
+    EXPECT(h, "c", 110, U);
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_rolling_negative_and_zero_ttl(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_rolling(10), 0);
+    EXPECT(h, "a", -100, U); /* live while -91 > W */
+    WM(h, -92);
+    EXPECT(h, "a", -500, D);
+    WM(h, -91);
+    EXPECT(h, "a", -91, L);
+    EXPECT(h, "a", -90, U);
+    weir_harness_destroy(h);
+
+    /* R = 0: an entry lives while ts - 1 > W */
+    h = new_dedup(weir_window_rolling(0), 0);
+    EXPECT(h, "a", 5, U);
+    EXPECT(h, "a", 5, D);
+    WM(h, 4);
+    EXPECT(h, "a", 4, L);
+    EXPECT(h, "a", 5, U); /* 5 - 1 == 4 == W: dead at once */
+    EXPECT(h, "a", 5, U);
+    EXPECT(h, "a", 6, U);
+    EXPECT(h, "a", 6, D);
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_keys_by_bytes(void **state)
+{
+    static const char k1[] = {'a', 0, 'b'};
+    static const char k2[] = {'a', 0, 'c'};
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_rolling(100), 0);
+    expect_buf(h, WEIR_BUF(k1, 3), 1, U, __LINE__);
+    expect_buf(h, WEIR_BUF(k2, 3), 1, U, __LINE__);
+    expect_buf(h, WEIR_BUF(k1, 2), 1, U, __LINE__);
+    expect_buf(h, WEIR_BUF(k1, 1), 1, U, __LINE__);
+    expect_buf(h, WEIR_BUF("a", 1), 1, D, __LINE__);
+    expect_buf(h, WEIR_BUF_NULL, 1, U, __LINE__);
+    expect_buf(h, WEIR_BUF_NULL, 2, D, __LINE__);
+    expect_buf(h, WEIR_BUF(k2, 3), 7, D, __LINE__);
+    weir_harness_destroy(h);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Tumbling
+ * ------------------------------------------------------------------ */
+
+static void test_dedup_tumbling_basic(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_tumbling(10), 0);
+    EXPECT(h, "a", 5, U);   /* [0, 10) */
+    EXPECT(h, "a", 0, D);
+    EXPECT(h, "a", 9, D);
+    EXPECT(h, "a", 10, U);  /* [10, 20) */
+    EXPECT(h, "a", -1, U);  /* [-10, 0) */
+    EXPECT(h, "a", -10, D);
+    EXPECT(h, "a", -11, U); /* [-20, -10) */
+    EXPECT(h, "b", 5, U);
+    WM(h, 8);
+    EXPECT(h, "a", 3, D);
+    EXPECT(h, "c", 3, U);   /* first of (c, [0,10)), behind W: unique */
+    WM(h, 9);               /* end - 1 + L == W: [0,10) is late */
+    EXPECT(h, "a", 3, L);
+    EXPECT(h, "d", 9, L);
+    EXPECT(h, "a", 10, D);
+    EXPECT(h, "a", 19, D);
+    EXPECT(h, "d", 10, U);
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_tumbling_lateness(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_tumbling(10), 5);
+    EXPECT(h, "a", 5, U); /* [0,10): state until W >= 14 */
+    WM(h, 13);
+    EXPECT(h, "a", 1, D);
+    EXPECT(h, "b", 1, U);
+    WM(h, 14);
+    EXPECT(h, "a", 1, L);
+    EXPECT(h, "b", 9, L);
+    EXPECT(h, "a", 10, U);
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_tumbling_negative(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_tumbling(1000), 0);
+    EXPECT(h, "a", -1, U);     /* [-1000, 0) */
+    EXPECT(h, "a", -1000, D);
+    EXPECT(h, "a", -1001, U);  /* [-2000, -1000) */
+    WM(h, -1002);
+    EXPECT(h, "a", -1500, D);
+    WM(h, -1001);              /* end - 1 == -1001 */
+    EXPECT(h, "a", -1500, L);
+    EXPECT(h, "a", -999, D);
+    weir_harness_destroy(h);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Session
+ * ------------------------------------------------------------------ */
+
+static void test_dedup_session_touching(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_session(10), 0);
+    EXPECT(h, "a", 100, U); /* [100, 110) */
+    EXPECT(h, "a", 110, D); /* [110, 120) touches: [100, 120) */
+    EXPECT(h, "a", 90, D);  /* [90, 100) touches: [90, 120) */
+    EXPECT(h, "a", 121, U); /* [121, 131) is apart */
+    EXPECT(h, "a", 79, U);  /* [79, 89) is apart */
+    EXPECT(h, "b", 100, U);
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_session_bridging(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_session(10), 0);
+    EXPECT(h, "a", 100, U); /* [100, 110) */
+    EXPECT(h, "a", 120, U); /* [120, 130) */
+    EXPECT(h, "a", 110, D); /* bridges both: [100, 130) */
+    EXPECT(h, "a", 130, D); /* touches: [100, 140) */
+    WM(h, 129);
+    /* the merged session is live (139 > 129); [100, 110) alone would not
+     * be, and the record would be late */
+    EXPECT(h, "a", 105, D);
+    WM(h, 139);
+    EXPECT(h, "a", 105, L);
+    EXPECT(h, "a", 130, L); /* 130 + 10 - 1 == 139 */
+    EXPECT(h, "a", 131, U); /* opens a new session */
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_session_boundaries(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_session(10), 0);
+    EXPECT(h, "a", 100, U); /* [100,110): live while 109 > W */
+    WM(h, 108);
+    EXPECT(h, "a", 95, D);  /* merges: [95, 110) */
+    WM(h, 109);
+    /* the session is gone; [105,115) merges with nothing; 114 > 109 */
+    EXPECT(h, "a", 105, U);
+    EXPECT(h, "b", 100, L); /* ts + G - 1 == W */
+    EXPECT(h, "b", 101, U);
+    EXPECT(h, "a", 100, D); /* [100,110) meets the live [105,115) */
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_session_lateness_and_negative(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_session(10), 5);
+    EXPECT(h, "a", -100, U); /* [-100,-90): live while -86 > W */
+    WM(h, -87);
+    EXPECT(h, "a", -95, D);  /* [-100, -85): live while -81 > W */
+    WM(h, -81);
+    EXPECT(h, "a", -95, L);  /* -95 + 9 + 5 == -81 */
+    EXPECT(h, "a", -94, U);
+    EXPECT(h, "a", -1000, L);
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_session_many_sessions_one_key(void **state)
+{
+    weir_harness_t *h;
+    weir_ts_t t;
+
+    (void)state;
+    h = new_dedup(weir_window_session(10), 0);
+    for (t = 0; t < 2000; t += 20)
+        EXPECT(h, "a", t, U);
+    for (t = 0; t < 2000; t += 20)
+        EXPECT(h, "a", t + 5, D);
+    /* fill every gap: each record bridges two sessions */
+    for (t = 10; t < 2000; t += 20)
+        EXPECT(h, "a", t + 5, D);
+    WM(h, 1900);
+    EXPECT(h, "a", 0, D); /* everything merged into [0, 2005) */
+    weir_harness_destroy(h);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Builder and harness arguments
+ * ------------------------------------------------------------------ */
+
+static int gen_none(void *opaque, uint64_t i, weir_buf_t *key,
+                    weir_buf_t *value, weir_ts_t *ts)
+{
+    (void)opaque;
+    (void)i;
+    (void)key;
+    (void)value;
+    (void)ts;
+    return 0;
+}
+
+static weir_stream_t *keyed_source(weir_pipeline_t *p)
+{
+    weir_stream_t *s;
+
+    s = weir_source_generator(p, "none", gen_none, NULL);
+    s = weir_stream_keyby(s, NULL, NULL);
+    assert_true(weir_stream_ok(s));
+    return s;
+}
+
+static void test_dedup_invalid_scopes(void **state)
+{
+    weir_pipeline_t *p;
+    weir_stream_t *s;
+    char err[256];
+
+    (void)state;
+    assert_null(weir_harness_new_dedup(NULL));
+    assert_null(weir_harness_new_dedup(weir_window_sliding(10, 5)));
+
+    p = weir_pipeline_new("dedup-args", NULL, err, sizeof(err));
+    assert_non_null(p);
+    s = keyed_source(p);
+    s = weir_stream_dedup_scope(s, weir_window_sliding(10, 5));
+    assert_false(weir_stream_ok(s));
+    assert_int_equal(weir_pipeline_error(p), WEIR_EINVAL);
+    weir_pipeline_destroy(p);
+
+    p = weir_pipeline_new("dedup-args", NULL, err, sizeof(err));
+    assert_non_null(p);
+    s = keyed_source(p);
+    s = weir_stream_dedup(s, -1);
+    assert_false(weir_stream_ok(s));
+    assert_int_equal(weir_pipeline_error(p), WEIR_EINVAL);
+    weir_pipeline_destroy(p);
+
+    p = weir_pipeline_new("dedup-args", NULL, err, sizeof(err));
+    assert_non_null(p);
+    s = keyed_source(p);
+    s = weir_stream_dedup_scope(s, NULL);
+    assert_false(weir_stream_ok(s));
+    assert_int_equal(weir_pipeline_error(p), WEIR_EINVAL);
+    /* a poisoned stream still consumes the scope */
+    s = weir_stream_dedup_scope(s, weir_window_tumbling(5));
+    assert_false(weir_stream_ok(s));
+    weir_pipeline_destroy(p);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Snapshot and restore
+ * ------------------------------------------------------------------ */
+
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static void feed(weir_harness_t *h, const uint64_t *keys, const weir_ts_t *ts,
+                 size_t from, size_t to)
+{
+    char key[32];
+    char value[32];
+    size_t i;
+
+    for (i = from; i < to; i++) {
+        snprintf(key, sizeof(key), "k%llu", (unsigned long long)keys[i]);
+        snprintf(value, sizeof(value), "%zu", i);
+        assert_int_equal(weir_harness_push(h, key, value, ts[i]), WEIR_OK);
+        if (i % 7 == 6)
+            WM(h, ts[i] - 40);
+    }
+}
+
+static void assert_same_outputs(const weir_harness_t *a,
+                                const weir_harness_t *b)
+{
+    static const char *tags[] = {WEIR_TAG_MAIN, WEIR_TAG_DUPLICATE,
+                                 WEIR_TAG_LATE};
+    weir_buf_t va;
+    weir_buf_t vb;
+    size_t t;
+    size_t i;
+
+    for (t = 0; t < 3; t++) {
+        assert_int_equal(weir_harness_count(a, tags[t]),
+                         weir_harness_count(b, tags[t]));
+        for (i = 0; i < weir_harness_count(a, tags[t]); i++) {
+            va = weir_record_value(weir_harness_record(a, tags[t], i));
+            vb = weir_record_value(weir_harness_record(b, tags[t], i));
+            assert_int_equal(va.len, vb.len);
+            assert_memory_equal(va.data, vb.data, va.len);
+        }
+    }
+}
+
+static weir_window_t *scope_of(int kind)
+{
+    switch (kind) {
+    case 0:
+        return weir_window_rolling(30);
+    case 1:
+        return weir_window_tumbling(25);
+    default:
+        return weir_window_session(8);
+    }
+}
+
+static void test_dedup_snapshot_restore(void **state)
+{
+    enum { N = 6000, CUT = 3500 };
+    weir_snapshot_t *snap;
+    weir_harness_t *h;
+    weir_harness_t *r;
+    uint64_t *keys;
+    weir_ts_t *ts;
+    size_t seen[3];
+    size_t i;
+    int kind;
+
+    (void)state;
+    keys = malloc(N * sizeof(*keys));
+    ts = malloc(N * sizeof(*ts));
+    assert_non_null(keys);
+    assert_non_null(ts);
+    for (kind = 0; kind < 3; kind++) {
+        rng_state = 0x9E3779B97F4A7C15ull + (uint64_t)kind;
+        print_message("snapshot/restore kind %d seed %llu\n", kind,
+                      (unsigned long long)rng_state);
+        for (i = 0; i < N; i++) {
+            keys[i] = rng() % 300;
+            ts[i] = (weir_ts_t)i / 2 - 1000 - (weir_ts_t)(rng() % 60);
+        }
+        h = new_dedup(scope_of(kind), 3);
+        feed(h, keys, ts, 0, CUT);
+        assert_int_equal(weir_harness_checkpoint(h, 1, &snap), WEIR_OK);
+        weir_harness_clear(h);
+        r = new_dedup(scope_of(kind), 3);
+        assert_int_equal(weir_harness_restore(r, snap), WEIR_OK);
+        weir_snapshot_destroy(snap);
+        feed(h, keys, ts, CUT, N);
+        feed(r, keys, ts, CUT, N);
+        assert_same_outputs(h, r);
+        /* the input exercised every output */
+        counts_sum(h, seen);
+        assert_true(seen[U] > 0 && seen[D] > 0 && seen[L] > 0);
+        weir_harness_destroy(h);
+        weir_harness_destroy(r);
+    }
+    free(keys);
+    free(ts);
+}
+
+/* A restored operator without the snapshot would call these unique. */
+static void test_dedup_restore_keeps_state(void **state)
+{
+    weir_snapshot_t *snap;
+    weir_harness_t *h;
+    weir_harness_t *r;
+    int kind;
+
+    (void)state;
+    for (kind = 0; kind < 3; kind++) {
+        h = new_dedup(scope_of(kind), 0);
+        EXPECT(h, "a", 100, U);
+        EXPECT(h, "b", 50, U);
+        WM(h, 90); /* b's state is gone for every scope, a's is not */
+        assert_int_equal(weir_harness_checkpoint(h, 1, &snap), WEIR_OK);
+        r = new_dedup(scope_of(kind), 0);
+        assert_int_equal(weir_harness_restore(r, snap), WEIR_OK);
+        weir_snapshot_destroy(snap);
+        EXPECT(r, "a", 100, D);
+        EXPECT(r, "b", 50, L);
+        weir_harness_destroy(h);
+        weir_harness_destroy(r);
+    }
+}
+
+static void test_dedup_restore_corrupt(void **state)
+{
+    weir_snapshot_t *snap;
+    weir_harness_t *h;
+    weir_harness_t *r;
+
+    (void)state;
+    h = new_dedup(weir_window_rolling(10), 0);
+    EXPECT(h, "a", 100, U);
+    assert_int_equal(weir_harness_checkpoint(h, 1, &snap), WEIR_OK);
+    /* a snapshot of another scope kind is refused */
+    r = new_dedup(weir_window_tumbling(10), 0);
+    assert_true(weir_harness_restore(r, snap) < 0);
+    weir_snapshot_destroy(snap);
+    weir_harness_destroy(h);
+    weir_harness_destroy(r);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Memory stays bounded while keys expire
+ * ------------------------------------------------------------------ */
+
+/* Pushes `n` fresh keys starting at ts; the watermark follows closely. */
+static void churn(weir_harness_t *h, uint64_t *next_key, weir_ts_t *ts,
+                  size_t n)
+{
+    char key[32];
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "key-%016llu",
+                 (unsigned long long)(*next_key)++);
+        assert_int_equal(weir_harness_push(h, key, "", *ts), WEIR_OK);
+        (*ts)++;
+        if (i % 16 == 15)
+            WM(h, *ts - 50);
+        if (i % 1000 == 999)
+            weir_harness_clear(h);
+    }
+    weir_harness_clear(h);
+}
+
+/* Pushes `n` fresh keys with no watermark: every one stays live. */
+static void burst(weir_harness_t *h, uint64_t *next_key, weir_ts_t *ts,
+                  size_t n)
+{
+    char key[32];
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "key-%016llu",
+                 (unsigned long long)(*next_key)++);
+        assert_int_equal(weir_harness_push(h, key, "", *ts), WEIR_OK);
+        (*ts)++;
+        if (i % 1000 == 999)
+            weir_harness_clear(h);
+    }
+    weir_harness_clear(h);
+}
+
+static void test_dedup_memory_bounded(void **state)
+{
+    enum { ROUND = 20000, ROUNDS = 12 };
+    uint64_t next_key;
+    size_t base;
+    size_t after_first;
+    size_t peak;
+    weir_harness_t *h;
+    weir_ts_t ts;
+    int kind;
+    int i;
+
+    (void)state;
+    for (kind = 0; kind < 3; kind++) {
+        base = live_bytes;
+        h = new_dedup(scope_of(kind), 10);
+        next_key = 0;
+        ts = 0;
+        churn(h, &next_key, &ts, ROUND);
+        after_first = live_bytes - base;
+        peak = after_first;
+        for (i = 1; i < ROUNDS; i++) {
+            churn(h, &next_key, &ts, ROUND);
+            if (live_bytes - base > peak)
+                peak = live_bytes - base;
+        }
+        print_message("kind %d: %zu bytes after one round, peak %zu over "
+                      "%d rounds of %d keys\n",
+                      kind, after_first, peak, ROUNDS, ROUND);
+        /* ROUNDS x more keys, and no more than 2x the memory */
+        assert_true(peak <= 2 * after_first);
+        weir_harness_destroy(h);
+        assert_int_equal(live_bytes, base);
+    }
+}
+
+/* After a burst of keys that all expire, the table shrinks again. */
+static void test_dedup_memory_shrinks(void **state)
+{
+    uint64_t next_key;
+    size_t base;
+    size_t peak;
+    weir_harness_t *h;
+    weir_ts_t ts;
+    weir_ts_t w;
+    int kind;
+
+    (void)state;
+    for (kind = 0; kind < 3; kind++) {
+        base = live_bytes;
+        h = new_dedup(scope_of(kind), 0);
+        next_key = 0;
+        ts = 0;
+        burst(h, &next_key, &ts, 50000);
+        peak = live_bytes - base;
+        /* everything expires; the sweep runs on watermarks alone */
+        for (w = ts; w < ts + 60000; w++) {
+            WM(h, w);
+            if (w % 1000 == 0)
+                weir_harness_clear(h); /* forwarded watermarks */
+        }
+        weir_harness_clear(h);
+        print_message("kind %d: %zu bytes after the burst, %zu after "
+                      "expiry\n", kind, peak, live_bytes - base);
+        assert_true((live_bytes - base) * 8 < peak);
+        weir_harness_destroy(h);
+        assert_int_equal(live_bytes, base);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dedup_rolling_basic),
+        cmocka_unit_test(test_dedup_rolling_duplicates_do_not_extend),
+        cmocka_unit_test(test_dedup_rolling_lateness),
+        cmocka_unit_test(test_dedup_rolling_negative_and_zero_ttl),
+        cmocka_unit_test(test_dedup_keys_by_bytes),
+        cmocka_unit_test(test_dedup_tumbling_basic),
+        cmocka_unit_test(test_dedup_tumbling_lateness),
+        cmocka_unit_test(test_dedup_tumbling_negative),
+        cmocka_unit_test(test_dedup_session_touching),
+        cmocka_unit_test(test_dedup_session_bridging),
+        cmocka_unit_test(test_dedup_session_boundaries),
+        cmocka_unit_test(test_dedup_session_lateness_and_negative),
+        cmocka_unit_test(test_dedup_session_many_sessions_one_key),
+        cmocka_unit_test(test_dedup_invalid_scopes),
+        cmocka_unit_test(test_dedup_snapshot_restore),
+        cmocka_unit_test(test_dedup_restore_keeps_state),
+        cmocka_unit_test(test_dedup_restore_corrupt),
+        cmocka_unit_test(test_dedup_memory_bounded),
+        cmocka_unit_test(test_dedup_memory_shrinks),
+    };
+
+    if (weir_replace_allocator(cnt_malloc, cnt_realloc, cnt_calloc,
+                               cnt_free) != WEIR_OK)
+        return 1;
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

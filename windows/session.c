@@ -1,0 +1,233 @@
+/*
+ * windows/session.c - the session window assigner and the per-key set of
+ * live sessions that merging works on.
+ *
+ * A record stamped ts opens the proto-session [ts, ts + G). Two windows
+ * of one key that intersect (a.start <= b.end && a.end >= b.start, so
+ * touching windows count) belong to one session. A record may extend a
+ * session, or bridge two sessions into one.
+ *
+ * How it works
+ *
+ * The window operator keeps, per key, a set of live sessions, each with
+ * its actual window and a state id (sid). The sid names where the
+ * session's accumulator lives; it is fixed when the session is created,
+ * so a session that grows does not move its state (this is Flink's
+ * MergingWindowSet "state window"). weir__session_set_plan() finds the
+ * sessions a new proto-window merges with, by repeating a pass over the
+ * set until the hull stops growing, and orders them oldest first. The
+ * operator then folds the younger sessions' accumulators into the oldest
+ * one (agg->merge), deletes their state, deletes the timers of every old
+ * window and registers one trigger timer and one cleanup timer for the
+ * merged window: timers are scoped to the actual window, so a merged
+ * session has exactly one pair of timers, never stale ones that would
+ * fire a window that no longer exists.
+ *
+ * Encoding (a keyed value state): u64 next, then per session
+ * (i64 start, i64 end, u64 sid), native byte order. Sessions are kept
+ * unordered; a key rarely has more than a handful of live ones.
+ *
+ * Invariants
+ *   - live sessions of a key are pairwise disjoint and do not touch
+ *     (otherwise they would have merged);
+ *   - sids are unique within a set and smaller than `next`;
+ *   - the hull of a plan contains the proto-window and every merged
+ *     session.
+ */
+#include "assigner.h"
+
+#define ENTRY_LEN 24 /* i64 start, i64 end, u64 sid */
+
+static int session_assign(weir_ts_t size, weir_ts_t slide, weir_ts_t ts,
+                          weir__span_fn visit, void *arg)
+{
+    weir__span_t win;
+
+    (void)slide;
+    win.start = ts;
+    win.end = weir__ts_add(ts, size);
+    return visit(win, arg);
+}
+
+const weir__assigner_t weir__assigner_session = {
+    .name = "session",
+    .merging = 1,
+    .assign = session_assign,
+};
+
+/* ------------------------------------------------------------------ *
+ * ## Session sets
+ * ------------------------------------------------------------------ */
+
+static int reserve(weir__session_set_t *set, size_t n)
+{
+    weir__session_t *items;
+    size_t *merged;
+    size_t cap;
+
+    if (n <= set->cap)
+        return WEIR_OK;
+    cap = set->cap < 8 ? 8 : set->cap;
+    while (cap < n)
+        cap *= 2;
+    items = weir_realloc(set->items, cap * sizeof(*items));
+    if (items == NULL)
+        return WEIR_ENOMEM;
+    set->items = items;
+    merged = weir_realloc(set->merged, cap * sizeof(*merged));
+    if (merged == NULL)
+        return WEIR_ENOMEM;
+    set->merged = merged;
+    set->cap = cap;
+    set->merged_cap = cap;
+    return WEIR_OK;
+}
+
+int weir__session_set_decode(weir__session_set_t *set, weir_buf_t b)
+{
+    const unsigned char *p = b.data;
+    size_t n;
+    size_t i;
+    int rc;
+
+    set->n = 0;
+    set->next = 0;
+    if (b.len == 0)
+        return WEIR_OK;
+    if (p == NULL || b.len < 8 || (b.len - 8) % ENTRY_LEN != 0)
+        return WEIR_ECORRUPT;
+    n = (b.len - 8) / ENTRY_LEN;
+    rc = reserve(set, n);
+    if (rc != WEIR_OK)
+        return rc;
+    memcpy(&set->next, p, 8);
+    p += 8;
+    for (i = 0; i < n; i++, p += ENTRY_LEN) {
+        memcpy(&set->items[i].start, p, 8);
+        memcpy(&set->items[i].end, p + 8, 8);
+        memcpy(&set->items[i].sid, p + 16, 8);
+    }
+    set->n = n;
+    return WEIR_OK;
+}
+
+size_t weir__session_set_encoded_len(const weir__session_set_t *set)
+{
+    return 8 + set->n * ENTRY_LEN;
+}
+
+void weir__session_set_encode(const weir__session_set_t *set,
+                              unsigned char *out)
+{
+    size_t i;
+
+    memcpy(out, &set->next, 8);
+    out += 8;
+    for (i = 0; i < set->n; i++, out += ENTRY_LEN) {
+        memcpy(out, &set->items[i].start, 8);
+        memcpy(out + 8, &set->items[i].end, 8);
+        memcpy(out + 16, &set->items[i].sid, 8);
+    }
+}
+
+int weir__session_set_add(weir__session_set_t *set, weir__span_t win,
+                          uint64_t sid)
+{
+    int rc;
+
+    rc = reserve(set, set->n + 1);
+    if (rc != WEIR_OK)
+        return rc;
+    set->items[set->n].start = win.start;
+    set->items[set->n].end = win.end;
+    set->items[set->n].sid = sid;
+    set->n++;
+    return WEIR_OK;
+}
+
+void weir__session_set_remove(weir__session_set_t *set, size_t i)
+{
+    if (i >= set->n)
+        return;
+    set->items[i] = set->items[set->n - 1];
+    set->n--;
+}
+
+long weir__session_set_find(const weir__session_set_t *set, weir__span_t win)
+{
+    size_t i;
+
+    for (i = 0; i < set->n; i++) {
+        if (set->items[i].start == win.start && set->items[i].end == win.end)
+            return (long)i;
+    }
+    return -1;
+}
+
+static weir__span_t span_of(const weir__session_t *s)
+{
+    weir__span_t win;
+
+    win.start = s->start;
+    win.end = s->end;
+    return win;
+}
+
+static void sort_by_sid(weir__session_set_t *set, size_t n)
+{
+    size_t i;
+    size_t j;
+
+    /* insertion sort: a plan rarely holds more than two sessions */
+    for (i = 1; i < n; i++) {
+        size_t x = set->merged[i];
+
+        for (j = i; j > 0 && set->items[set->merged[j - 1]].sid >
+                                 set->items[x].sid;
+             j--)
+            set->merged[j] = set->merged[j - 1];
+        set->merged[j] = x;
+    }
+}
+
+long weir__session_set_plan(weir__session_set_t *set, weir__span_t nw,
+                            weir__span_t *hull)
+{
+    size_t found = 0;
+    size_t i;
+    int grew = 1;
+    int rc;
+
+    rc = reserve(set, set->n == 0 ? 1 : set->n);
+    if (rc != WEIR_OK)
+        return rc;
+    *hull = nw;
+    while (grew) {
+        grew = 0;
+        for (i = 0; i < set->n; i++) {
+            weir__span_t win = span_of(&set->items[i]);
+            size_t k;
+            int seen = 0;
+
+            for (k = 0; k < found && !seen; k++)
+                seen = set->merged[k] == i;
+            if (seen || !weir__span_intersects(win, *hull))
+                continue;
+            set->merged[found++] = i;
+            if (win.start < hull->start)
+                hull->start = win.start;
+            if (win.end > hull->end)
+                hull->end = win.end;
+            grew = 1;
+        }
+    }
+    sort_by_sid(set, found);
+    return (long)found;
+}
+
+void weir__session_set_free(weir__session_set_t *set)
+{
+    weir_free(set->items);
+    weir_free(set->merged);
+    memset(set, 0, sizeof(*set));
+}

@@ -1,0 +1,1469 @@
+/*
+ * windows/window_op.c - the generic keyed window operator (weir_op_window)
+ * and the builder and harness functions around it: weir_stream_window(),
+ * weir_stream_window_apply(), weir_harness_new_window(_ex)().
+ *
+ * It is an ordinary weir_operator_def_t written against the public
+ * operator API only: keyed state holds the windows, event-time timers
+ * fire them, side outputs take late and rejected records. It follows
+ * Flink's WindowOperator with the EventTimeTrigger (DESIGN.md section 4).
+ *
+ * How it works
+ *
+ * W is the operator's input watermark as it stood before the record. For
+ * a record stamped ts the assigner yields its windows (assigner.h). A
+ * window whose cleanup time end-1+L is <= W is skipped: its state may be
+ * gone. A record all of whose windows are skipped goes to "late". For
+ * every other window:
+ *
+ *   1. its state value (state "win", namespace = the window bounds) is
+ *      loaded into a reusable buffer, or created fresh: a prefix of
+ *      trigger bookkeeping, then the accumulator (acc_size zero bytes,
+ *      then init);
+ *   2. the record is folded in with agg->add. A negative result sends the
+ *      record to "errors" with the reason; nothing of that window changes;
+ *   3. the trigger decides whether to fire now: the event-time trigger
+ *      fires at once when end-1 <= W (a late record within the allowed
+ *      lateness re-fires the window with everything it holds); the count
+ *      trigger fires when n records were added since the last firing;
+ *   4. the state is written back, and for a new window the timers are
+ *      set: a trigger timer at end-1 (only when end-1 > W and the trigger
+ *      is event time based) and a cleanup timer at end-1+L. With L == 0
+ *      they are one timer: it fires first, then clears.
+ *
+ * On an event-time timer at end-1 the window fires if it has state; on
+ * the one at end-1+L its state is deleted. Firing never purges, so later
+ * records within the lateness re-fire with the full aggregate. A firing
+ * emits key = the current key, value = agg->result, ts = end-1 and the
+ * window bounds as headers. The runtime fires timers before on_watermark
+ * and forwards the watermark after them, so results precede it.
+ *
+ * Sessions merge (session.c): a per-key set of live sessions (state
+ * "win.sessions", empty namespace) maps each session's actual window to a
+ * state id; window state lives under the id, timers under the actual
+ * window. Merging is staged in memory first (merge accumulators, add the
+ * record); only when every step succeeded is anything written, so a
+ * rejected record never changes a session. Then old windows lose their
+ * timers and the merged one gets its own pair (Flink's onMerge).
+ *
+ * Early trigger: event time as above, plus a processing-time timer at the
+ * next multiple of T after a record arrives (when none is pending); it
+ * fires the window if records were added since its last firing.
+ *
+ * Full-window functions keep the records themselves: map state
+ * "win.recs" under the window's state namespace, map key = an 8-byte
+ * big-endian arrival number, value = i64 ts + value bytes. The
+ * "accumulator" is then the record count. For sessions the arrival number
+ * comes from the session set, so arrival order survives merges.
+ *
+ * Trigger prefix (native byte order): count trigger u64 records since the
+ * last firing; early trigger the same plus i64 pending processing timer.
+ * The event-time trigger needs no prefix at all.
+ *
+ * Invariants
+ *   - every window with state has a cleanup timer at end-1+L under its
+ *     actual window's namespace; every live session is in its key's set;
+ *   - nothing allocates per record once the scratch buffers have grown;
+ *   - a record goes to exactly one of: its windows, "late", "errors"
+ *     (a record rejected by one sliding window but added to another goes
+ *     to "errors" too, once);
+ *   - no time arithmetic overflows (assigner.h saturates).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <weir/testing.h>
+
+#include "assigner.h"
+
+#define NAME_WIN "win"
+#define NAME_RECS "win.recs"
+#define NAME_SESSIONS "win.sessions"
+#define NO_TIMER WEIR_TS_MIN
+
+struct weir_window_op_s {
+    weir_window_kind_t kind;          /* tumbling, sliding or session    */
+    weir_ts_t size;                   /* S or G                          */
+    weir_ts_t slide;                  /* D (S for tumbling)              */
+    weir_ts_t lateness;               /* L                               */
+    weir_trigger_kind_t trigger;      /* event time, count or early      */
+    int64_t trigger_param;            /* n or T                          */
+    const weir__assigner_t *assigner; /* tumbling/sliding/session        */
+    const weir_aggregate_def_t *agg;  /* NULL: full-window function      */
+    const void *agg_opaque;           /* borrowed                        */
+    weir_window_fn fn;                /* full-window function or NULL    */
+    void *fn_opaque;                  /* borrowed                        */
+    size_t prefix;                    /* trigger bookkeeping: 0, 8, 16   */
+    size_t acc_size;                  /* initial accumulator bytes       */
+};
+
+/* A record of a full-window function, collected when firing. */
+typedef struct rec_item {
+    uint64_t seq;  /* arrival number          */
+    weir_ts_t ts;  /* event timestamp         */
+    size_t off;    /* value bytes in arena    */
+    size_t len;    /* value length            */
+} rec_item_t;
+
+/* Per-subtask scratch (the operator's st block). Holds no window data
+ * between callbacks: every window lives in keyed state. */
+typedef struct win_task {
+    const weir_window_op_t *op;   /* the arguments (borrowed)          */
+    weir_acc_t acc;               /* window being updated: prefix+acc  */
+    weir_acc_t other;             /* a second window during merges     */
+    weir_acc_t out;               /* result bytes                      */
+    weir_acc_t rec;               /* encoded record (full-window)      */
+    weir_acc_t arena;             /* record values while firing        */
+    weir__session_set_t sessions; /* the current key's sessions        */
+    rec_item_t *items;            /* records while firing/deleting     */
+    size_t n_items;               /* used entries of items             */
+    size_t cap_items;             /* allocated entries of items        */
+    weir_record_t **recs;         /* temporary records for fn          */
+    size_t cap_recs;              /* allocated entries of recs         */
+    weir_ts_t *procs;             /* pending processing timers (merge) */
+    size_t cap_procs;             /* allocated entries of procs        */
+    unsigned char ns[WEIR__NS_SPAN_LEN]; /* current namespace bytes   */
+} win_task_t;
+
+/* Trigger bookkeeping kept in front of each accumulator. */
+typedef struct trig {
+    uint64_t count; /* records added since the last firing */
+    weir_ts_t proc; /* pending processing timer or NO_TIMER  */
+} trig_t;
+
+/* ------------------------------------------------------------------ *
+ * ## Small helpers
+ * ------------------------------------------------------------------ */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    void *np;
+    size_t n;
+
+    if (need <= *cap)
+        return WEIR_OK;
+    n = *cap < 16 ? 16 : *cap;
+    while (n < need)
+        n *= 2;
+    np = weir_realloc(*p, n * elem);
+    if (np == NULL)
+        return WEIR_ENOMEM;
+    *p = np;
+    *cap = n;
+    return WEIR_OK;
+}
+
+static int span_eq(weir__span_t a, weir__span_t b)
+{
+    return a.start == b.start && a.end == b.end;
+}
+
+static weir__span_t session_span(const weir__session_t *s)
+{
+    weir__span_t win;
+
+    win.start = s->start;
+    win.end = s->end;
+    return win;
+}
+
+static int set_ns_span(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
+{
+    weir__ns_encode_span(t->ns, win);
+    return weir_ctx_set_namespace(ctx, WEIR_BUF(t->ns, WEIR__NS_SPAN_LEN));
+}
+
+static int set_ns_sid(weir_ctx_t *ctx, win_task_t *t, uint64_t sid)
+{
+    weir__ns_put_u64(t->ns, sid);
+    return weir_ctx_set_namespace(ctx, WEIR_BUF(t->ns, WEIR__NS_ID_LEN));
+}
+
+static int set_ns_root(weir_ctx_t *ctx)
+{
+    return weir_ctx_set_namespace(ctx, WEIR_BUF("", 0));
+}
+
+static int is_merging(const weir_window_op_t *op)
+{
+    return op->assigner->merging;
+}
+
+static int fires_on_event_time(const weir_window_op_t *op)
+{
+    return op->trigger != WEIR_TRIGGER_COUNT;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Window values: [trigger prefix][accumulator]
+ * ------------------------------------------------------------------ */
+
+static void trig_load(const weir_window_op_t *op, const weir_acc_t *a,
+                      trig_t *tg)
+{
+    tg->count = 0;
+    tg->proc = NO_TIMER;
+    if (op->prefix >= 8)
+        memcpy(&tg->count, a->buf, 8);
+    if (op->prefix >= 16)
+        memcpy(&tg->proc, a->buf + 8, 8);
+}
+
+static void trig_store(const weir_window_op_t *op, weir_acc_t *a,
+                       const trig_t *tg)
+{
+    if (op->prefix >= 8)
+        memcpy(a->buf, &tg->count, 8);
+    if (op->prefix >= 16)
+        memcpy(a->buf + 8, &tg->proc, 8);
+}
+
+/* A new window: default prefix, acc_size zero bytes, then init. */
+static int acc_fresh(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a)
+{
+    const weir_window_op_t *op = t->op;
+    trig_t tg = {.count = 0, .proc = NO_TIMER};
+    int rc;
+
+    a->off = 0;
+    a->len = 0;
+    /* at least one byte: the buffer is never NULL once a window exists */
+    rc = weir__acc_reserve(a, op->prefix + op->acc_size + 1);
+    if (rc != WEIR_OK)
+        return rc;
+    memset(a->buf, 0, op->prefix);
+    a->off = op->prefix;
+    trig_store(op, a, &tg);
+    rc = weir_acc_resize(a, op->acc_size);
+    if (rc != WEIR_OK)
+        return rc;
+    if (op->agg != NULL && op->agg->init != NULL) {
+        rc = op->agg->init(a, op->agg_opaque);
+        if (rc < 0)
+            return weir_ctx_error(ctx, rc, "window: aggregate %s: init: %s",
+                                  op->agg->name, weir_strerror(rc));
+    }
+    return WEIR_OK;
+}
+
+/* Copies a stored window value into a. */
+static int acc_load(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a,
+                    weir_buf_t v)
+{
+    int rc;
+
+    if (v.len < t->op->prefix || (v.data == NULL && v.len > 0))
+        return weir_ctx_error(ctx, WEIR_ECORRUPT,
+                              "window: state value of %zu bytes is too short",
+                              v.len);
+    rc = weir__acc_reserve(a, v.len + 1);
+    if (rc != WEIR_OK)
+        return rc;
+    if (v.len > 0)
+        memcpy(a->buf, v.data, v.len);
+    a->off = t->op->prefix;
+    a->len = v.len - t->op->prefix;
+    return WEIR_OK;
+}
+
+/* Loads the window value under the current namespace into a; *fresh is 1
+ * when there was none (a new window). */
+static int acc_get(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a,
+                   int *fresh)
+{
+    weir_buf_t v;
+    int rc;
+
+    rc = weir_state_get(ctx, NAME_WIN, &v);
+    if (rc == WEIR_ENOENT) {
+        *fresh = 1;
+        return acc_fresh(ctx, t, a);
+    }
+    if (rc != WEIR_OK)
+        return rc;
+    *fresh = 0;
+    return acc_load(ctx, t, a, v);
+}
+
+static weir_buf_t acc_whole(const weir_acc_t *a)
+{
+    return WEIR_BUF(a->buf, a->off + a->len);
+}
+
+static weir_buf_t acc_part(const weir_acc_t *a)
+{
+    return WEIR_BUF(a->buf + a->off, a->len);
+}
+
+/* Full-window mode: the accumulator is the record count. */
+static uint64_t acc_count(const weir_acc_t *a)
+{
+    uint64_t n;
+
+    memcpy(&n, a->buf + a->off, 8);
+    return n;
+}
+
+static void acc_set_count(weir_acc_t *a, uint64_t n)
+{
+    memcpy(a->buf + a->off, &n, 8);
+}
+
+static int acc_put(weir_ctx_t *ctx, const weir_acc_t *a)
+{
+    return weir_state_put(ctx, NAME_WIN, acc_whole(a));
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Full-window records (map state "win.recs")
+ * ------------------------------------------------------------------ */
+
+static int put_record(weir_ctx_t *ctx, win_task_t *t, uint64_t seq,
+                      const weir_record_t *in)
+{
+    unsigned char key[8];
+    weir_buf_t value = weir_record_value(in);
+    weir_ts_t ts = weir_record_ts(in);
+    int rc;
+
+    rc = weir__acc_reserve(&t->rec, 8 + value.len);
+    if (rc != WEIR_OK)
+        return rc;
+    memcpy(t->rec.buf, &ts, 8);
+    if (value.len > 0)
+        memcpy(t->rec.buf + 8, value.data, value.len);
+    weir__ns_put_u64(key, seq);
+    return weir_map_put(ctx, NAME_RECS, WEIR_BUF(key, 8),
+                        WEIR_BUF(t->rec.buf, 8 + value.len));
+}
+
+static int collect_item(weir_buf_t map_key, weir_buf_t value, void *opaque)
+{
+    win_task_t *t = opaque;
+    rec_item_t *it;
+    int rc;
+
+    if (map_key.len != 8 || value.len < 8)
+        return WEIR_ECORRUPT;
+    rc = grow((void **)&t->items, &t->cap_items, t->n_items + 1,
+              sizeof(*t->items));
+    if (rc != WEIR_OK)
+        return rc;
+    rc = weir__acc_reserve(&t->arena, t->arena.len + value.len - 8);
+    if (rc != WEIR_OK)
+        return rc;
+    it = &t->items[t->n_items++];
+    it->seq = weir__ns_get_u64(map_key.data);
+    memcpy(&it->ts, value.data, 8);
+    it->off = t->arena.len;
+    it->len = value.len - 8;
+    if (it->len > 0)
+        memcpy(t->arena.buf + it->off,
+               (const unsigned char *)value.data + 8, it->len);
+    t->arena.len += it->len;
+    return 0;
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+    const rec_item_t *x = a;
+    const rec_item_t *y = b;
+
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Reads every record of the current namespace into items, by arrival. */
+static int collect_records(weir_ctx_t *ctx, win_task_t *t)
+{
+    int rc;
+
+    t->n_items = 0;
+    t->arena.off = 0;
+    t->arena.len = 0;
+    rc = weir_map_iter(ctx, NAME_RECS, collect_item, t);
+    if (rc < 0)
+        return rc;
+    if (t->n_items > 1)
+        qsort(t->items, t->n_items, sizeof(*t->items), item_cmp);
+    return WEIR_OK;
+}
+
+static int delete_items(weir_ctx_t *ctx, win_task_t *t)
+{
+    unsigned char key[8];
+    size_t i;
+    int rc;
+
+    for (i = 0; i < t->n_items; i++) {
+        weir__ns_put_u64(key, t->items[i].seq);
+        rc = weir_map_del(ctx, NAME_RECS, WEIR_BUF(key, 8));
+        if (rc != WEIR_OK && rc != WEIR_ENOENT)
+            return rc;
+    }
+    return WEIR_OK;
+}
+
+/* Moves a session's records to another session (same arrival numbers). */
+static int move_records(weir_ctx_t *ctx, win_task_t *t, uint64_t from,
+                        uint64_t to)
+{
+    unsigned char key[8];
+    size_t i;
+    int rc;
+
+    rc = set_ns_sid(ctx, t, from);
+    if (rc == WEIR_OK)
+        rc = collect_records(ctx, t);
+    if (rc == WEIR_OK)
+        rc = delete_items(ctx, t);
+    if (rc == WEIR_OK)
+        rc = set_ns_sid(ctx, t, to);
+    for (i = 0; rc == WEIR_OK && i < t->n_items; i++) {
+        rec_item_t *it = &t->items[i];
+
+        rc = weir__acc_reserve(&t->rec, 8 + it->len);
+        if (rc != WEIR_OK)
+            break;
+        memcpy(t->rec.buf, &it->ts, 8);
+        if (it->len > 0)
+            memcpy(t->rec.buf + 8, t->arena.buf + it->off, it->len);
+        weir__ns_put_u64(key, it->seq);
+        rc = weir_map_put(ctx, NAME_RECS, WEIR_BUF(key, 8),
+                          WEIR_BUF(t->rec.buf, 8 + it->len));
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Firing
+ * ------------------------------------------------------------------ */
+
+static int add_bound_header(weir_record_t *rec, const char *name,
+                            weir_ts_t v)
+{
+    char text[24];
+    size_t len;
+
+    len = weir__format_i64(text, v);
+    return weir_record_add_header(rec, name, WEIR_BUF(text, len));
+}
+
+/* Emits the aggregate result of a window. */
+static int emit_result(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
+                       weir_buf_t acc)
+{
+    const weir_window_op_t *op = t->op;
+    weir_record_t *rec;
+    weir_buf_t value;
+    int rc;
+
+    t->out.off = 0;
+    t->out.len = 0;
+    rc = op->agg->result(acc, &t->out, op->agg_opaque);
+    if (rc < 0)
+        return weir_ctx_error(ctx, rc, "window: aggregate %s: result: %s",
+                              op->agg->name, weir_strerror(rc));
+    value = t->out.len > 0 ? WEIR_BUF(t->out.buf, t->out.len)
+                           : WEIR_BUF("", 0);
+    rec = weir_record_new(ctx, weir_ctx_key(ctx), value,
+                          weir__span_max(win), WEIR_COPY);
+    if (rec == NULL)
+        return WEIR_ENOMEM;
+    rc = add_bound_header(rec, WEIR_HDR_WINDOW_START, win.start);
+    if (rc == WEIR_OK)
+        rc = add_bound_header(rec, WEIR_HDR_WINDOW_END, win.end);
+    if (rc != WEIR_OK) {
+        weir_record_destroy(rec);
+        return rc;
+    }
+    return weir_emit(ctx, rec);
+}
+
+/* Calls the full-window function with the records of the current state
+ * namespace. */
+static int fire_function(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
+{
+    const weir_window_op_t *op = t->op;
+    weir_buf_t key = weir_ctx_key(ctx);
+    size_t made = 0;
+    size_t i;
+    int rc;
+
+    rc = collect_records(ctx, t);
+    if (rc == WEIR_OK)
+        rc = grow((void **)&t->recs, &t->cap_recs,
+                  t->n_items == 0 ? 1 : t->n_items, sizeof(*t->recs));
+    for (i = 0; rc == WEIR_OK && i < t->n_items; i++) {
+        rec_item_t *it = &t->items[i];
+        weir_buf_t value = it->len > 0 ? WEIR_BUF(t->arena.buf + it->off,
+                                                  it->len)
+                                       : WEIR_BUF("", 0);
+
+        t->recs[i] = weir_record_new(ctx, key, value, it->ts, WEIR_COPY);
+        if (t->recs[i] == NULL)
+            rc = WEIR_ENOMEM;
+        else
+            made++;
+    }
+    if (rc == WEIR_OK)
+        rc = op->fn(ctx, key, win.start, win.end,
+                    (const weir_record_t *const *)t->recs, made,
+                    op->fn_opaque);
+    for (i = 0; i < made; i++)
+        weir_record_destroy(t->recs[i]);
+    return rc;
+}
+
+/* Fires the window whose value is in a; the current namespace must be its
+ * state namespace (full-window functions read their records there). */
+static int fire(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
+                const weir_acc_t *a)
+{
+    if (t->op->agg != NULL)
+        return emit_result(ctx, t, win, acc_part(a));
+    return fire_function(ctx, t, win);
+}
+
+/* After a record was added: fire now? Resets the count when it does. */
+static int fire_now(const weir_window_op_t *op, weir__span_t win,
+                    weir_ts_t wm, trig_t *tg)
+{
+    int yes;
+
+    if (op->trigger == WEIR_TRIGGER_COUNT)
+        yes = tg->count >= (uint64_t)op->trigger_param;
+    else
+        yes = weir__span_max(win) <= wm;
+    if (yes)
+        tg->count = 0;
+    return yes;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Timers (current namespace = the actual window)
+ * ------------------------------------------------------------------ */
+
+static int arm_timers(weir_ctx_t *ctx, const weir_window_op_t *op,
+                      weir__span_t win, weir_ts_t wm)
+{
+    int rc;
+
+    if (fires_on_event_time(op) && weir__span_max(win) > wm) {
+        rc = weir_timer_set(ctx, WEIR_TIME_EVENT, weir__span_max(win));
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    return weir_timer_set(ctx, WEIR_TIME_EVENT,
+                          weir__span_cleanup(win, op->lateness));
+}
+
+static int timer_del(weir_ctx_t *ctx, weir_time_domain_t dom, weir_ts_t when)
+{
+    int rc;
+
+    rc = weir_timer_del(ctx, dom, when);
+    return rc == WEIR_ENOENT ? WEIR_OK : rc;
+}
+
+static int disarm_timers(weir_ctx_t *ctx, const weir_window_op_t *op,
+                         weir__span_t win, weir_ts_t proc)
+{
+    int rc = WEIR_OK;
+
+    if (fires_on_event_time(op))
+        rc = timer_del(ctx, WEIR_TIME_EVENT, weir__span_max(win));
+    if (rc == WEIR_OK)
+        rc = timer_del(ctx, WEIR_TIME_EVENT,
+                       weir__span_cleanup(win, op->lateness));
+    if (rc == WEIR_OK && proc != NO_TIMER)
+        rc = timer_del(ctx, WEIR_TIME_PROCESSING, proc);
+    return rc;
+}
+
+/* Early trigger: a processing timer at the next multiple of T, unless one
+ * is pending or nothing is left unfired. */
+static int arm_early(weir_ctx_t *ctx, const weir_window_op_t *op,
+                     trig_t *tg)
+{
+    weir_ts_t now;
+    weir_ts_t next;
+    int rc;
+
+    if (op->trigger != WEIR_TRIGGER_EARLY || tg->proc != NO_TIMER ||
+        tg->count == 0)
+        return WEIR_OK;
+    now = weir_ctx_processing_time(ctx);
+    next = weir__ts_add(weir_window_floor(now, op->trigger_param),
+                        op->trigger_param);
+    rc = weir_timer_set(ctx, WEIR_TIME_PROCESSING, next);
+    if (rc == WEIR_OK)
+        tg->proc = next;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Adding a record to a staged window value
+ * ------------------------------------------------------------------ */
+
+/* Folds the record into a (memory only). A negative result from the
+ * aggregate is returned as *rejected with WEIR_OK. */
+static int stage_add(win_task_t *t, weir_acc_t *a, const weir_record_t *in,
+                     int *rejected)
+{
+    const weir_window_op_t *op = t->op;
+    int rc;
+
+    *rejected = 0;
+    if (op->agg == NULL) {
+        acc_set_count(a, acc_count(a) + 1);
+        return WEIR_OK;
+    }
+    rc = op->agg->add(a, in, op->agg_opaque);
+    if (rc < 0)
+        *rejected = rc;
+    return WEIR_OK;
+}
+
+static int forward_rejected(weir_ctx_t *ctx, const weir_window_op_t *op,
+                            const weir_record_t *in, const char *what,
+                            int err)
+{
+    return weir_forward_error(ctx, in, "window aggregate %s: %s: %s",
+                              op->agg != NULL ? op->agg->name : "?", what,
+                              weir_strerror(err));
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Tumbling and sliding windows
+ * ------------------------------------------------------------------ */
+
+struct visit {
+    weir_ctx_t *ctx;          /* the operator's context       */
+    win_task_t *t;            /* scratch                      */
+    const weir_record_t *in;  /* the record                   */
+    weir_ts_t wm;             /* W before the record          */
+    int kept;                 /* some window took the record  */
+    int rejected;             /* first add() error, or 0      */
+};
+
+static int update_window(weir__span_t win, void *arg)
+{
+    struct visit *v = arg;
+    weir_ctx_t *ctx = v->ctx;
+    win_task_t *t = v->t;
+    const weir_window_op_t *op = t->op;
+    trig_t tg;
+    uint64_t seq;
+    int rejected;
+    int fresh;
+    int firing;
+    int rc;
+
+    if (weir__span_late(win, op->lateness, v->wm))
+        return WEIR_OK;
+    v->kept = 1;
+    rc = set_ns_span(ctx, t, win);
+    if (rc == WEIR_OK)
+        rc = acc_get(ctx, t, &t->acc, &fresh);
+    if (rc != WEIR_OK)
+        return rc;
+    seq = op->agg == NULL ? acc_count(&t->acc) : 0;
+    rc = stage_add(t, &t->acc, v->in, &rejected);
+    if (rc != WEIR_OK)
+        return rc;
+    if (rejected != 0) {
+        if (v->rejected == 0)
+            v->rejected = rejected;
+        return WEIR_OK;
+    }
+    if (op->agg == NULL) {
+        rc = put_record(ctx, t, seq, v->in);
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    trig_load(op, &t->acc, &tg);
+    tg.count++;
+    firing = fire_now(op, win, v->wm, &tg);
+    rc = arm_early(ctx, op, &tg);
+    if (rc != WEIR_OK)
+        return rc;
+    trig_store(op, &t->acc, &tg);
+    rc = acc_put(ctx, &t->acc);
+    if (rc == WEIR_OK && fresh)
+        rc = arm_timers(ctx, op, win, v->wm);
+    if (rc == WEIR_OK && firing)
+        rc = fire(ctx, t, win, &t->acc);
+    return rc;
+}
+
+static int process_fixed(weir_ctx_t *ctx, win_task_t *t,
+                         const weir_record_t *in, weir_ts_t ts, weir_ts_t wm)
+{
+    const weir_window_op_t *op = t->op;
+    struct visit v = {.ctx = ctx, .t = t, .in = in, .wm = wm};
+    int rc;
+
+    rc = op->assigner->assign(op->size, op->slide, ts, update_window, &v);
+    if (rc < 0)
+        return rc;
+    if (!v.kept)
+        return weir_forward_to(ctx, WEIR_TAG_LATE, in);
+    if (v.rejected != 0)
+        return forward_rejected(ctx, op, in, "add", v.rejected);
+    return WEIR_OK;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Session windows
+ * ------------------------------------------------------------------ */
+
+static int sessions_load(weir_ctx_t *ctx, win_task_t *t)
+{
+    weir_buf_t v;
+    int rc;
+
+    rc = set_ns_root(ctx);
+    if (rc != WEIR_OK)
+        return rc;
+    rc = weir_state_get(ctx, NAME_SESSIONS, &v);
+    if (rc == WEIR_ENOENT)
+        v = WEIR_BUF(NULL, 0);
+    else if (rc != WEIR_OK)
+        return rc;
+    rc = weir__session_set_decode(&t->sessions, v);
+    if (rc != WEIR_OK)
+        return weir_ctx_error(ctx, rc, "window: bad session set");
+    return WEIR_OK;
+}
+
+static int sessions_store(weir_ctx_t *ctx, win_task_t *t)
+{
+    size_t len;
+    int rc;
+
+    rc = set_ns_root(ctx);
+    if (rc != WEIR_OK)
+        return rc;
+    if (t->sessions.n == 0) {
+        rc = weir_state_del(ctx, NAME_SESSIONS);
+        return rc == WEIR_ENOENT ? WEIR_OK : rc;
+    }
+    len = weir__session_set_encoded_len(&t->sessions);
+    t->out.off = 0;
+    t->out.len = 0;
+    rc = weir__acc_reserve(&t->out, len);
+    if (rc != WEIR_OK)
+        return rc;
+    weir__session_set_encode(&t->sessions, t->out.buf);
+    return weir_state_put(ctx, NAME_SESSIONS, WEIR_BUF(t->out.buf, len));
+}
+
+/* Writes a session's staged value (t->acc) and arms its timers. The
+ * actual window is win; state lives under sid. */
+static int session_commit(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
+                          uint64_t sid, trig_t *tg, int arm, weir_ts_t wm)
+{
+    const weir_window_op_t *op = t->op;
+    int rc;
+
+    rc = set_ns_span(ctx, t, win);
+    if (rc == WEIR_OK)
+        rc = arm_early(ctx, op, tg);
+    if (rc == WEIR_OK && arm)
+        rc = arm_timers(ctx, op, win, wm);
+    if (rc == WEIR_OK)
+        rc = set_ns_sid(ctx, t, sid);
+    if (rc != WEIR_OK)
+        return rc;
+    trig_store(op, &t->acc, tg);
+    return acc_put(ctx, &t->acc);
+}
+
+/* The record opens a session of its own. */
+static int session_open(weir_ctx_t *ctx, win_task_t *t,
+                        const weir_record_t *in, weir__span_t nw,
+                        weir_ts_t wm)
+{
+    const weir_window_op_t *op = t->op;
+    weir__session_set_t *set = &t->sessions;
+    uint64_t sid;
+    trig_t tg;
+    int rejected;
+    int firing;
+    int rc;
+
+    rc = acc_fresh(ctx, t, &t->acc);
+    if (rc == WEIR_OK)
+        rc = stage_add(t, &t->acc, in, &rejected);
+    if (rc != WEIR_OK)
+        return rc;
+    if (rejected != 0)
+        return forward_rejected(ctx, op, in, "add", rejected);
+    sid = set->next++;
+    trig_load(op, &t->acc, &tg);
+    tg.count = 1;
+    firing = fire_now(op, nw, wm, &tg);
+    if (op->agg == NULL) {
+        rc = set_ns_sid(ctx, t, sid);
+        if (rc == WEIR_OK)
+            rc = put_record(ctx, t, set->next++, in);
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    rc = session_commit(ctx, t, nw, sid, &tg, 1, wm);
+    if (rc == WEIR_OK)
+        rc = weir__session_set_add(set, nw, sid);
+    if (rc == WEIR_OK)
+        rc = sessions_store(ctx, t);
+    if (rc == WEIR_OK && firing)
+        rc = set_ns_sid(ctx, t, sid);
+    if (rc == WEIR_OK && firing)
+        rc = fire(ctx, t, nw, &t->acc);
+    return rc;
+}
+
+/* The record falls inside a live session without changing its window. */
+static int session_join(weir_ctx_t *ctx, win_task_t *t,
+                        const weir_record_t *in, size_t idx, weir_ts_t wm)
+{
+    const weir_window_op_t *op = t->op;
+    weir__session_set_t *set = &t->sessions;
+    weir__session_t s = set->items[idx];
+    weir__span_t win = session_span(&s);
+    trig_t tg;
+    int rejected;
+    int firing;
+    int fresh;
+    int rc;
+
+    rc = set_ns_sid(ctx, t, s.sid);
+    if (rc == WEIR_OK)
+        rc = acc_get(ctx, t, &t->acc, &fresh);
+    if (rc == WEIR_OK)
+        rc = stage_add(t, &t->acc, in, &rejected);
+    if (rc != WEIR_OK)
+        return rc;
+    if (rejected != 0)
+        return forward_rejected(ctx, op, in, "add", rejected);
+    trig_load(op, &t->acc, &tg);
+    tg.count++;
+    firing = fire_now(op, win, wm, &tg);
+    if (op->agg == NULL) {
+        rc = put_record(ctx, t, set->next++, in);
+        if (rc == WEIR_OK)
+            rc = sessions_store(ctx, t);
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    rc = session_commit(ctx, t, win, s.sid, &tg, fresh, wm);
+    if (rc == WEIR_OK && firing)
+        rc = fire(ctx, t, win, &t->acc);
+    return rc;
+}
+
+/* Stages the merge of the planned sessions into the oldest one, in t->acc;
+ * records their pending processing timers in t->procs. *rejected gets a
+ * merge() or add() error; nothing is written. */
+static int session_stage_merge(weir_ctx_t *ctx, win_task_t *t, size_t found,
+                               const weir_record_t *in, trig_t *tg,
+                               int *rejected, const char **what)
+{
+    const weir_window_op_t *op = t->op;
+    weir__session_set_t *set = &t->sessions;
+    trig_t other;
+    uint64_t count = 0;
+    size_t k;
+    int fresh;
+    int rc;
+
+    rc = grow((void **)&t->procs, &t->cap_procs, found, sizeof(*t->procs));
+    if (rc != WEIR_OK)
+        return rc;
+    *rejected = 0;
+    for (k = 0; k < found; k++) {
+        weir_acc_t *a = k == 0 ? &t->acc : &t->other;
+
+        rc = set_ns_sid(ctx, t, set->items[set->merged[k]].sid);
+        if (rc == WEIR_OK)
+            rc = acc_get(ctx, t, a, &fresh);
+        if (rc != WEIR_OK)
+            return rc;
+        trig_load(op, a, &other);
+        t->procs[k] = other.proc;
+        count += other.count;
+        if (k == 0)
+            continue;
+        if (op->agg == NULL) {
+            acc_set_count(&t->acc, acc_count(&t->acc) + acc_count(a));
+            continue;
+        }
+        rc = op->agg->merge(&t->acc, acc_part(a), op->agg_opaque);
+        if (rc < 0) {
+            *rejected = rc;
+            *what = "merge";
+            return WEIR_OK;
+        }
+    }
+    rc = stage_add(t, &t->acc, in, rejected);
+    if (rc != WEIR_OK || *rejected != 0) {
+        *what = "add";
+        return rc;
+    }
+    tg->count = count + 1;
+    tg->proc = NO_TIMER;
+    return WEIR_OK;
+}
+
+/* Removes set->merged[1..found-1] from the set. Removal moves the last
+ * entry into the hole, so indices go from the highest down: every index
+ * still to remove is then below the hole and never moved. */
+static void remove_merged(weir__session_set_t *set, size_t found)
+{
+    size_t i;
+    size_t j;
+
+    for (i = 2; i < found; i++) {
+        size_t x = set->merged[i];
+
+        for (j = i; j > 1 && set->merged[j - 1] < x; j--)
+            set->merged[j] = set->merged[j - 1];
+        set->merged[j] = x;
+    }
+    for (i = 1; i < found; i++)
+        weir__session_set_remove(set, set->merged[i]);
+}
+
+/* The record merges sessions (or extends one): Flink's merge path. */
+static int session_merge(weir_ctx_t *ctx, win_task_t *t,
+                         const weir_record_t *in, size_t found,
+                         weir__span_t hull, weir_ts_t wm)
+{
+    const weir_window_op_t *op = t->op;
+    weir__session_set_t *set = &t->sessions;
+    const char *what = "add";
+    uint64_t target;
+    trig_t tg;
+    int rejected;
+    int firing;
+    size_t k;
+    int rc;
+
+    rc = session_stage_merge(ctx, t, found, in, &tg, &rejected, &what);
+    if (rc != WEIR_OK)
+        return rc;
+    if (rejected != 0)
+        return forward_rejected(ctx, op, in, what, rejected);
+    firing = fire_now(op, hull, wm, &tg);
+    target = set->items[set->merged[0]].sid;
+    /* commit: old windows lose state (all but the target) and timers */
+    for (k = 0; k < found; k++) {
+        weir__session_t s = set->items[set->merged[k]];
+
+        if (k > 0 && op->agg == NULL)
+            rc = move_records(ctx, t, s.sid, target);
+        if (rc == WEIR_OK && k > 0)
+            rc = set_ns_sid(ctx, t, s.sid);
+        if (rc == WEIR_OK && k > 0)
+            rc = weir_state_del(ctx, NAME_WIN);
+        if (rc == WEIR_ENOENT)
+            rc = WEIR_OK;
+        if (rc == WEIR_OK && !span_eq(session_span(&s), hull))
+            rc = set_ns_span(ctx, t, session_span(&s));
+        if (rc == WEIR_OK && !span_eq(session_span(&s), hull))
+            rc = disarm_timers(ctx, op, session_span(&s), t->procs[k]);
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    if (op->agg == NULL) {
+        rc = set_ns_sid(ctx, t, target);
+        if (rc == WEIR_OK)
+            rc = put_record(ctx, t, set->next++, in);
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    rc = session_commit(ctx, t, hull, target, &tg, 1, wm);
+    if (rc != WEIR_OK)
+        return rc;
+    /* the set: the target takes the hull, the others leave */
+    set->items[set->merged[0]].start = hull.start;
+    set->items[set->merged[0]].end = hull.end;
+    remove_merged(set, found);
+    rc = sessions_store(ctx, t);
+    if (rc == WEIR_OK && firing)
+        rc = set_ns_sid(ctx, t, target);
+    if (rc == WEIR_OK && firing)
+        rc = fire(ctx, t, hull, &t->acc);
+    return rc;
+}
+
+static int process_session(weir_ctx_t *ctx, win_task_t *t,
+                           const weir_record_t *in, weir_ts_t ts,
+                           weir_ts_t wm)
+{
+    const weir_window_op_t *op = t->op;
+    weir__session_set_t *set = &t->sessions;
+    weir__span_t nw;
+    weir__span_t hull;
+    long found;
+    int rc;
+
+    nw.start = ts;
+    nw.end = weir__ts_add(ts, op->size);
+    rc = sessions_load(ctx, t);
+    if (rc != WEIR_OK)
+        return rc;
+    found = weir__session_set_plan(set, nw, &hull);
+    if (found < 0)
+        return (int)found;
+    /* a merged window contains a live (hence not late) session */
+    if (weir__span_late(hull, op->lateness, wm))
+        return weir_forward_to(ctx, WEIR_TAG_LATE, in);
+    if (found == 0)
+        return session_open(ctx, t, in, nw, wm);
+    if (found == 1 &&
+        span_eq(session_span(&set->items[set->merged[0]]), hull))
+        return session_join(ctx, t, in, set->merged[0], wm);
+    return session_merge(ctx, t, in, (size_t)found, hull, wm);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Timers firing
+ * ------------------------------------------------------------------ */
+
+/* Event timer at end-1: fire if the window has state. The current
+ * namespace is the window's state namespace. */
+static int on_trigger_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
+{
+    const weir_window_op_t *op = t->op;
+    weir_buf_t v;
+    trig_t tg;
+    int rc;
+
+    rc = weir_state_get(ctx, NAME_WIN, &v);
+    if (rc == WEIR_ENOENT)
+        return WEIR_OK;
+    if (rc == WEIR_OK)
+        rc = acc_load(ctx, t, &t->acc, v);
+    if (rc != WEIR_OK)
+        return rc;
+    trig_load(op, &t->acc, &tg);
+    if (tg.count != 0) {
+        tg.count = 0;
+        trig_store(op, &t->acc, &tg);
+        rc = acc_put(ctx, &t->acc);
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    return fire(ctx, t, win, &t->acc);
+}
+
+/* Processing timer (early trigger): fire if records came since the last
+ * firing. The current namespace is the window's state namespace. */
+static int on_early_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
+                          weir_ts_t when)
+{
+    const weir_window_op_t *op = t->op;
+    weir_buf_t v;
+    trig_t tg;
+    int firing;
+    int rc;
+
+    rc = weir_state_get(ctx, NAME_WIN, &v);
+    if (rc == WEIR_ENOENT)
+        return WEIR_OK;
+    if (rc == WEIR_OK)
+        rc = acc_load(ctx, t, &t->acc, v);
+    if (rc != WEIR_OK)
+        return rc;
+    trig_load(op, &t->acc, &tg);
+    if (tg.proc != when)
+        return WEIR_OK;
+    tg.proc = NO_TIMER;
+    firing = tg.count > 0;
+    tg.count = 0;
+    trig_store(op, &t->acc, &tg);
+    rc = acc_put(ctx, &t->acc);
+    if (rc == WEIR_OK && firing)
+        rc = fire(ctx, t, win, &t->acc);
+    return rc;
+}
+
+/* Cleanup: deletes the window's state under the current namespace;
+ * *proc gets its pending processing timer (NO_TIMER when none). */
+static int clear_state(weir_ctx_t *ctx, win_task_t *t, weir_ts_t *proc)
+{
+    const weir_window_op_t *op = t->op;
+    weir_buf_t v;
+    trig_t tg;
+    int rc;
+
+    *proc = NO_TIMER;
+    rc = weir_state_get(ctx, NAME_WIN, &v);
+    if (rc == WEIR_ENOENT)
+        return WEIR_OK;
+    if (rc == WEIR_OK)
+        rc = acc_load(ctx, t, &t->acc, v);
+    if (rc != WEIR_OK)
+        return rc;
+    trig_load(op, &t->acc, &tg);
+    *proc = tg.proc;
+    if (op->agg == NULL) {
+        rc = collect_records(ctx, t);
+        if (rc == WEIR_OK)
+            rc = delete_items(ctx, t);
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    rc = weir_state_del(ctx, NAME_WIN);
+    return rc == WEIR_ENOENT ? WEIR_OK : rc;
+}
+
+static int fixed_timer(weir_ctx_t *ctx, win_task_t *t,
+                       weir_time_domain_t dom, weir_ts_t when,
+                       weir__span_t win)
+{
+    const weir_window_op_t *op = t->op;
+    weir_ts_t proc;
+    int rc = WEIR_OK;
+
+    if (dom == WEIR_TIME_PROCESSING)
+        return on_early_timer(ctx, t, win, when);
+    if (fires_on_event_time(op) && when == weir__span_max(win))
+        rc = on_trigger_timer(ctx, t, win);
+    if (rc != WEIR_OK || when != weir__span_cleanup(win, op->lateness))
+        return rc;
+    rc = set_ns_span(ctx, t, win); /* fn may have changed it */
+    if (rc == WEIR_OK)
+        rc = clear_state(ctx, t, &proc);
+    if (rc == WEIR_OK && proc != NO_TIMER)
+        rc = timer_del(ctx, WEIR_TIME_PROCESSING, proc);
+    return rc;
+}
+
+static int session_timer(weir_ctx_t *ctx, win_task_t *t,
+                         weir_time_domain_t dom, weir_ts_t when,
+                         weir__span_t win)
+{
+    const weir_window_op_t *op = t->op;
+    weir__session_set_t *set = &t->sessions;
+    weir_ts_t proc;
+    uint64_t sid;
+    long idx;
+    int rc;
+
+    rc = sessions_load(ctx, t);
+    if (rc != WEIR_OK)
+        return rc;
+    idx = weir__session_set_find(set, win);
+    if (idx < 0)
+        return WEIR_OK; /* not a live session (any more) */
+    sid = set->items[idx].sid;
+    rc = set_ns_sid(ctx, t, sid);
+    if (rc != WEIR_OK)
+        return rc;
+    if (dom == WEIR_TIME_PROCESSING)
+        return on_early_timer(ctx, t, win, when);
+    if (fires_on_event_time(op) && when == weir__span_max(win)) {
+        rc = on_trigger_timer(ctx, t, win);
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    if (when != weir__span_cleanup(win, op->lateness))
+        return WEIR_OK;
+    rc = set_ns_sid(ctx, t, sid);
+    if (rc == WEIR_OK)
+        rc = clear_state(ctx, t, &proc);
+    if (rc == WEIR_OK && proc != NO_TIMER)
+        rc = set_ns_span(ctx, t, win);
+    if (rc == WEIR_OK && proc != NO_TIMER)
+        rc = timer_del(ctx, WEIR_TIME_PROCESSING, proc);
+    if (rc != WEIR_OK)
+        return rc;
+    /* a full-window function may have visited state: reload the set */
+    rc = sessions_load(ctx, t);
+    if (rc != WEIR_OK)
+        return rc;
+    idx = weir__session_set_find(set, win);
+    if (idx >= 0)
+        weir__session_set_remove(set, (size_t)idx);
+    return sessions_store(ctx, t);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Operator callbacks
+ * ------------------------------------------------------------------ */
+
+static int win_open(weir_ctx_t *ctx, void *st)
+{
+    win_task_t *t = st;
+
+    t->op = weir_ctx_opaque(ctx);
+    if (t->op == NULL)
+        return weir_ctx_error(ctx, WEIR_EINVAL,
+                              "window: operator arguments missing");
+    return WEIR_OK;
+}
+
+static int win_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
+{
+    win_task_t *t = st;
+    weir_ts_t ts = weir_record_ts(in);
+    weir_ts_t wm = weir_ctx_watermark(ctx);
+
+    if (ts == WEIR_TS_MIN)
+        return weir_forward_error(ctx, in,
+                                  "window: record has no event timestamp");
+    if (is_merging(t->op))
+        return process_session(ctx, t, in, ts, wm);
+    return process_fixed(ctx, t, in, ts, wm);
+}
+
+static int win_on_timer(weir_ctx_t *ctx, void *st, weir_time_domain_t dom,
+                        weir_ts_t when)
+{
+    win_task_t *t = st;
+    weir__span_t win;
+    int rc;
+
+    rc = weir__ns_decode_span(weir_ctx_namespace(ctx), &win);
+    if (rc != WEIR_OK)
+        return weir_ctx_error(ctx, rc, "window: timer without a window");
+    if (is_merging(t->op))
+        return session_timer(ctx, t, dom, when, win);
+    return fixed_timer(ctx, t, dom, when, win);
+}
+
+static void win_close(weir_ctx_t *ctx, void *st)
+{
+    win_task_t *t = st;
+
+    (void)ctx;
+    weir__acc_free(&t->acc);
+    weir__acc_free(&t->other);
+    weir__acc_free(&t->out);
+    weir__acc_free(&t->rec);
+    weir__acc_free(&t->arena);
+    weir__session_set_free(&t->sessions);
+    weir_free(t->items);
+    weir_free(t->recs);
+    weir_free(t->procs);
+    memset(t, 0, sizeof(*t));
+}
+
+const weir_operator_def_t weir_op_window = {
+    .version = WEIR_OPERATOR_VERSION,
+    .name = "window",
+    .flags = WEIR_OP_F_KEYED,
+    .state_size = sizeof(win_task_t),
+    .open = win_open,
+    .process = win_process,
+    .on_timer = win_on_timer,
+    .close = win_close,
+};
+
+/* ------------------------------------------------------------------ *
+ * ## Arguments
+ * ------------------------------------------------------------------ */
+
+static void set_err(char *errstr, size_t errstr_size, const char *msg)
+{
+    if (errstr != NULL && errstr_size > 0)
+        snprintf(errstr, errstr_size, "%s", msg);
+}
+
+static const weir__assigner_t *assigner_for(weir_window_kind_t kind)
+{
+    switch (kind) {
+    case WEIR_WINDOW_TUMBLING:
+        return &weir__assigner_tumbling;
+    case WEIR_WINDOW_SLIDING:
+        return &weir__assigner_sliding;
+    case WEIR_WINDOW_SESSION:
+        return &weir__assigner_session;
+    default:
+        return NULL;
+    }
+}
+
+static const char *check_agg(const weir_window_t *w,
+                             const weir_aggregate_def_t *agg)
+{
+    if (agg == NULL)
+        return "window: aggregate is NULL";
+    if (agg->version != WEIR_AGGREGATE_VERSION)
+        return "window: aggregate has an unknown version";
+    if (agg->add == NULL || agg->result == NULL)
+        return "window: aggregate needs add and result";
+    if (weir_window_kind(w) == WEIR_WINDOW_SESSION && agg->merge == NULL)
+        return "window: session windows need an aggregate with merge";
+    return NULL;
+}
+
+/* Builds the arguments; w is consumed. *err gets the code on failure. */
+static weir_window_op_t *op_build(weir_window_t *w,
+                                  const weir_aggregate_def_t *agg,
+                                  const void *agg_opaque, weir_window_fn fn,
+                                  void *fn_opaque, char *errstr,
+                                  size_t errstr_size, int *err)
+{
+    weir_window_op_t *op;
+    const char *why = NULL;
+
+    *err = WEIR_EINVAL;
+    if (w == NULL)
+        why = "window: window spec is NULL";
+    else if (weir_window_kind(w) == WEIR_WINDOW_ROLLING)
+        why = "window: rolling scopes are for dedup only";
+    else if (assigner_for(weir_window_kind(w)) == NULL)
+        why = "window: unknown window kind";
+    else if (fn == NULL)
+        why = check_agg(w, agg);
+    if (why != NULL) {
+        set_err(errstr, errstr_size, why);
+        weir_window_destroy(w);
+        return NULL;
+    }
+    op = weir_calloc(1, sizeof(*op));
+    if (op == NULL) {
+        *err = WEIR_ENOMEM;
+        set_err(errstr, errstr_size, "window: out of memory");
+        weir_window_destroy(w);
+        return NULL;
+    }
+    op->kind = weir_window_kind(w);
+    op->size = weir_window_size(w);
+    op->slide = weir_window_slide(w);
+    op->lateness = weir_window_lateness(w);
+    op->trigger = weir_window_trigger(w, &op->trigger_param);
+    op->assigner = assigner_for(op->kind);
+    op->agg = fn == NULL ? agg : NULL;
+    op->agg_opaque = fn == NULL ? agg_opaque : NULL;
+    op->fn = fn;
+    op->fn_opaque = fn_opaque;
+    op->prefix = op->trigger == WEIR_TRIGGER_COUNT   ? 8
+                 : op->trigger == WEIR_TRIGGER_EARLY ? 16
+                                                     : 0;
+    op->acc_size = fn == NULL ? agg->acc_size : 8;
+    weir_window_destroy(w);
+    *err = WEIR_OK;
+    return op;
+}
+
+weir_window_op_t *weir_window_op_new(weir_window_t *w,
+                                     const weir_aggregate_def_t *agg,
+                                     const void *agg_opaque, char *errstr,
+                                     size_t errstr_size)
+{
+    int err;
+
+    if (agg == NULL) {
+        set_err(errstr, errstr_size, "window: aggregate is NULL");
+        weir_window_destroy(w);
+        return NULL;
+    }
+    return op_build(w, agg, agg_opaque, NULL, NULL, errstr, errstr_size,
+                    &err);
+}
+
+weir_window_op_t *weir_window_op_new_apply(weir_window_t *w,
+                                           weir_window_fn fn, void *opaque,
+                                           char *errstr, size_t errstr_size)
+{
+    int err;
+
+    if (fn == NULL) {
+        set_err(errstr, errstr_size, "window: window function is NULL");
+        weir_window_destroy(w);
+        return NULL;
+    }
+    return op_build(w, NULL, NULL, fn, opaque, errstr, errstr_size, &err);
+}
+
+void weir_window_op_destroy(weir_window_op_t *op)
+{
+    weir_free(op);
+}
+
+static void op_free(void *p)
+{
+    weir_window_op_destroy(p);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Builder and harness
+ * ------------------------------------------------------------------ */
+
+static weir_stream_t *apply_op(weir_stream_t *s, weir_window_op_t *op,
+                               int err, const char *why)
+{
+    int rc;
+
+    if (s == NULL || !weir_stream_ok(s)) {
+        weir_window_op_destroy(op);
+        return s;
+    }
+    if (op == NULL)
+        return weir_stream_error(s, err, why);
+    rc = weir_pipeline_attach(weir_stream_pipeline(s), op, op_free);
+    if (rc != WEIR_OK)
+        return weir_stream_error(s, rc, "window: cannot attach arguments");
+    return weir_stream_apply(s, &weir_op_window, op);
+}
+
+weir_stream_t *weir_stream_window(weir_stream_t *s, weir_window_t *w,
+                                  const weir_aggregate_def_t *agg,
+                                  const void *agg_opaque)
+{
+    char why[128] = "window: aggregate is NULL";
+    weir_window_op_t *op = NULL;
+    int err = WEIR_EINVAL;
+
+    if (agg != NULL)
+        op = op_build(w, agg, agg_opaque, NULL, NULL, why, sizeof(why),
+                      &err);
+    else
+        weir_window_destroy(w);
+    return apply_op(s, op, err, why);
+}
+
+weir_stream_t *weir_stream_window_apply(weir_stream_t *s, weir_window_t *w,
+                                        weir_window_fn fn, void *opaque)
+{
+    char why[128] = "window: window function is NULL";
+    weir_window_op_t *op = NULL;
+    int err = WEIR_EINVAL;
+
+    if (fn != NULL)
+        op = op_build(w, NULL, NULL, fn, opaque, why, sizeof(why), &err);
+    else
+        weir_window_destroy(w);
+    return apply_op(s, op, err, why);
+}
+
+weir_harness_t *weir_harness_new_window_ex(weir_window_t *w,
+                                           const weir_aggregate_def_t *agg,
+                                           const void *agg_opaque)
+{
+    weir_window_op_t *op;
+    weir_harness_t *h;
+
+    op = weir_window_op_new(w, agg, agg_opaque, NULL, 0);
+    if (op == NULL)
+        return NULL;
+    h = weir_harness_new(&weir_op_window, op);
+    if (h == NULL) {
+        weir_window_op_destroy(op);
+        return NULL;
+    }
+    if (weir_harness_attach(h, op, op_free) != WEIR_OK) {
+        weir_harness_destroy(h);
+        return NULL;
+    }
+    return h;
+}
+
+weir_harness_t *weir_harness_new_window(weir_window_t *w,
+                                        const weir_aggregate_def_t *agg)
+{
+    return weir_harness_new_window_ex(w, agg, NULL);
+}
