@@ -251,8 +251,9 @@ typedef int (*weir_generator_fn)(void *opaque, uint64_t i, weir_buf_t *key,
                                  weir_buf_t *value, weir_ts_t *ts);
 
 /** @brief Receives each record reaching a weir_stream_collect() sink, on
- * the sink's thread. `rec` is borrowed for the call. Return WEIR_OK or a
- * negative code (fails the task). */
+ * the sink's thread. `rec` is borrowed for the call; `tag` is the tag of
+ * the collected stream (weir_stream_tag). Return WEIR_OK or a negative
+ * code (fails the task). */
 typedef int (*weir_collect_fn)(const weir_record_t *rec, const char *tag,
                                void *opaque);
 
@@ -380,6 +381,10 @@ WEIR_EXTERN int weir_sink_file_lines(weir_stream_t *s, const char *path);
 
 /** @brief The pipeline a stream belongs to. */
 WEIR_EXTERN weir_pipeline_t *weir_stream_pipeline(const weir_stream_t *s);
+
+/** @brief The output tag s stands for ("main", or a side output's name).
+ * Borrowed for the life of the pipeline; NULL for a NULL stream. */
+WEIR_EXTERN const char *weir_stream_tag(const weir_stream_t *s);
 
 /** @brief 1 when s is usable, 0 when it is poisoned by a sticky error. */
 WEIR_EXTERN int weir_stream_ok(const weir_stream_t *s);

@@ -2095,39 +2095,54 @@ WEIR_EXTERN int weir_avro_encode_decoded(weir_avro_codec_t *c,
  * ## Records
  * ------------------------------------------------------------------ */
 
-WEIR_EXTERN int weir_avro_extract(weir_avro_codec_t *c, weir_record_t *rec,
-                                  char *errstr, size_t errstr_size)
+WEIR_EXTERN int weir_avro_apply(weir_avro_codec_t *c, weir_record_t *rec,
+                                char *errstr, size_t errstr_size)
 {
     weir_buf_t key;
     weir_ts_t  ts = 0;
-    int        have_key = 0;
-    int        rc;
+    int        rc = WEIR_OK;
+
+    if (c == NULL || rec == NULL) {
+        set_err(errstr, errstr_size, "invalid argument");
+        return WEIR_EINVAL;
+    }
+    if (c->cur == NULL) {
+        set_err(errstr, errstr_size, "avro: nothing decoded");
+        return WEIR_EINVAL;
+    }
+    if (c->fmt->time.n > 0)
+        rc = weir_avro_time(c, &ts);
+    if (rc == WEIR_OK && c->fmt->nkeys > 0) {
+        rc = weir_avro_key(c, &key);
+        if (rc == WEIR_OK)
+            rc = weir_record_add_header(rec, WEIR_AVRO_HDR_KEY, key);
+        if (rc == WEIR_ENOMEM)
+            fail(c, rc, "out of memory");
+    }
+    if (rc != WEIR_OK) {
+        set_err(errstr, errstr_size, "avro: %s", c->err);
+        return rc;
+    }
+    if (c->fmt->time.n > 0)
+        weir_record_set_ts(rec, ts);
+    return WEIR_OK;
+}
+
+WEIR_EXTERN int weir_avro_extract(weir_avro_codec_t *c, weir_record_t *rec,
+                                  char *errstr, size_t errstr_size)
+{
+    int rc;
 
     if (c == NULL || rec == NULL) {
         set_err(errstr, errstr_size, "invalid argument");
         return WEIR_EINVAL;
     }
     rc = weir_avro_decode(c, weir_record_value(rec));
-    if (rc == WEIR_OK && c->fmt->time.n > 0)
-        rc = weir_avro_time(c, &ts);
-    if (rc == WEIR_OK && c->fmt->nkeys > 0) {
-        rc = weir_avro_key(c, &key);
-        have_key = rc == WEIR_OK;
-    }
     if (rc != WEIR_OK) {
         set_err(errstr, errstr_size, "avro: %s", c->err);
         return rc;
     }
-    if (have_key) {
-        rc = weir_record_add_header(rec, WEIR_AVRO_HDR_KEY, key);
-        if (rc != WEIR_OK) {
-            set_err(errstr, errstr_size, "out of memory");
-            return rc;
-        }
-    }
-    if (c->fmt->time.n > 0)
-        weir_record_set_ts(rec, ts);
-    return WEIR_OK;
+    return weir_avro_apply(c, rec, errstr, errstr_size);
 }
 
 WEIR_EXTERN int weir_avro_key_fn(const weir_record_t *rec, weir_buf_t *key,

@@ -307,7 +307,7 @@ static int source_emit(weir_ctx_t *ctx, struct avro_source *s)
         return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
     weir_record_set_position(rec, -1, (int64_t)s->next);
     if (rc == WEIR_OK)
-        rc = weir_avro_extract(s->codec, rec, err, sizeof(err));
+        rc = weir_avro_apply(s->codec, rec, err, sizeof(err));
     else
         snprintf(err, sizeof(err), "avro: %s",
                  weir_avro_codec_errstr(s->codec));

@@ -382,9 +382,11 @@ static int publish_upto(weir_ctx_t *ctx, struct file_sink *fs, uint64_t upto)
         fs->published = fs->parts[done].after;
         done++;
     }
-    memmove(fs->parts, fs->parts + done,
-            (fs->nparts - done) * sizeof(*fs->parts));
-    fs->nparts -= done;
+    if (done > 0) {
+        memmove(fs->parts, fs->parts + done,
+                (fs->nparts - done) * sizeof(*fs->parts));
+        fs->nparts -= done;
+    }
     return rc;
 }
 

@@ -14,8 +14,12 @@
  *      jansson). JSON_DECODE_ANY lets us tell "not JSON" from "JSON but
  *      not an object"; JSON_ALLOW_NUL accepts the valid escape \u0000.
  *   2. If jansson reports a numeric overflow (an integer beyond int64),
- *      parse again with JSON_DECODE_INT_AS_REAL and remember that the line
- *      holds such integers. They only matter where they are used.
+ *      parse a copy in which exactly those integer literals get ".0"
+ *      appended, so they read as reals while every other integer stays
+ *      exact (JSON_DECODE_INT_AS_REAL would turn all of them into reals,
+ *      losing precision above 2^53 and the integer type of the time
+ *      field). Such numbers only matter where they are used: in a key,
+ *      the time field or the header field they make the line an error.
  *   3. Key fields are looked up in order and gathered into a JSON array
  *      (sharing the parsed values). The array is normalised in place:
  *      integral reals inside the int64 range become integers, recursively
@@ -449,21 +453,101 @@ static void json_close(weir_ctx_t *ctx, void *st)
     jp->cap = 0;
 }
 
-/* Parses the line into an object (*doc). *big tells whether it was
- * re-parsed with INT_AS_REAL. */
+/* ------------------------------------------------------------------ *
+ * ## Integers beyond int64
+ * ------------------------------------------------------------------ */
+
+/* 1 when the integer literal p[0..n) (optional '-', digits) is outside
+ * the int64 range. */
+static int int_literal_overflows(const char *p, size_t n)
+{
+    const char *lim = "9223372036854775807";
+    int neg = p[0] == '-';
+    size_t d = n - (size_t)neg;
+    int c;
+
+    if (d != 19)
+        return d > 19;
+    c = memcmp(p + neg, lim, 19);
+    return c > 0 && !(neg && memcmp(p + 1, "9223372036854775808", 19) == 0);
+}
+
+/*
+ * A copy of the line where every integer literal outside the int64 range
+ * (outside strings, without fraction or exponent) gets ".0" appended, so
+ * that jansson reads it as a real while every other integer stays an
+ * exact integer. Such literals have at least 19 digits, so the copy grows
+ * by at most 2/19 of the line. Returns NULL when out of memory.
+ */
+static char *widen_big_ints(const char *p, size_t n, size_t *out_len)
+{
+    char *q = weir_malloc(n + n / 8 + 2);
+    size_t i = 0;
+    size_t o = 0;
+    size_t start;
+    int in_str = 0;
+
+    if (q == NULL)
+        return NULL;
+    while (i < n) {
+        if (in_str) {
+            if (p[i] == '\\' && i + 1 < n)
+                q[o++] = p[i++];
+            else if (p[i] == '"')
+                in_str = 0;
+            q[o++] = p[i++];
+            continue;
+        }
+        if (p[i] == '"') {
+            in_str = 1;
+            q[o++] = p[i++];
+            continue;
+        }
+        if (p[i] != '-' && (p[i] < '0' || p[i] > '9')) {
+            q[o++] = p[i++];
+            continue;
+        }
+        start = i;
+        i += p[i] == '-';
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        memcpy(q + o, p + start, i - start);
+        o += i - start;
+        if ((i == n || (p[i] != '.' && p[i] != 'e' && p[i] != 'E')) &&
+            i - start > 1 && int_literal_overflows(p + start, i - start)) {
+            q[o++] = '.';
+            q[o++] = '0';
+        }
+    }
+    *out_len = o;
+    return q;
+}
+
+/* Parses the line into an object (*doc). *big tells whether it holds
+ * integers beyond int64 (read as reals). */
 static int load_line(weir_ctx_t *ctx, const weir_record_t *in, json_t **doc,
                      int *big)
 {
     const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
     weir_buf_t v = weir_record_value(in);
     json_error_t err;
+    size_t wlen = 0;
+    char *wide;
     json_t *d;
 
     *big = 0;
     d = json_loadb(v.data, v.len, flags, &err);
     if (d == NULL && json_error_code(&err) == json_error_numeric_overflow) {
-        *big = 1;
-        d = json_loadb(v.data, v.len, flags | JSON_DECODE_INT_AS_REAL, &err);
+        wide = widen_big_ints(v.data, v.len, &wlen);
+        if (wide == NULL)
+            return WEIR_ENOMEM;
+        if (wlen != v.len) {
+            *big = 1;
+            d = json_loadb(wide, wlen, flags, &err);
+            if (d == NULL) /* report the first problem of the input */
+                json_decref(json_loadb(v.data, v.len, flags, &err));
+        }
+        weir_free(wide);
     }
     if (d == NULL) {
         if (json_error_code(&err) == json_error_out_of_memory)

@@ -47,7 +47,7 @@ static int collect_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
 
     (void)st;
     *(void **)&fn = a->fn;
-    return fn(in, WEIR_TAG_MAIN, a->opaque);
+    return fn(in, a->tag ? a->tag : WEIR_TAG_MAIN, a->opaque);
 }
 
 static const weir_operator_def_t collect_def = {
@@ -71,6 +71,12 @@ int weir_stream_collect(weir_stream_t *s, weir_collect_fn fn, void *opaque)
     a = make_args(s, *(void **)&fn, opaque);
     if (a == NULL)
         return weir_pipeline_error(weir_stream_pipeline(s));
+    a->tag = weir_malloc(strlen(weir_stream_tag(s)) + 1);
+    if (a->tag == NULL) {
+        weir_stream_error(s, WEIR_ENOMEM, "out of memory");
+        return WEIR_ENOMEM;
+    }
+    strcpy(a->tag, weir_stream_tag(s));
     return weir_stream_sink(s, &collect_def, a);
 }
 

@@ -205,6 +205,15 @@ weir_pipeline_t *weir_stream_pipeline(const weir_stream_t *s)
     return s ? s->p : NULL;
 }
 
+const char *weir_stream_tag(const weir_stream_t *s)
+{
+    if (s == NULL)
+        return NULL;
+    if (s->node == NULL)
+        return WEIR_TAG_MAIN;
+    return s->node->tags[s->tag];
+}
+
 int weir_stream_ok(const weir_stream_t *s)
 {
     return usable(s);

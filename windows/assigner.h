@@ -147,6 +147,8 @@ static inline int weir__span_intersects(weir__span_t a, weir__span_t b)
 
 void weir__ns_put_u64(unsigned char *p, uint64_t v);
 uint64_t weir__ns_get_u64(const unsigned char *p);
+void weir__ns_put_ts(unsigned char *p, weir_ts_t ts);
+weir_ts_t weir__ns_get_ts(const unsigned char *p);
 void weir__ns_encode_span(unsigned char out[WEIR__NS_SPAN_LEN],
                           weir__span_t win);
 int weir__ns_decode_span(weir_buf_t ns, weir__span_t *win);

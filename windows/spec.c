@@ -245,11 +245,21 @@ static weir_ts_t ordered_to_ts(uint64_t v)
     return (weir_ts_t)(v ^ ((uint64_t)1 << 63));
 }
 
+void weir__ns_put_ts(unsigned char *p, weir_ts_t ts)
+{
+    weir__ns_put_u64(p, ts_to_ordered(ts));
+}
+
+weir_ts_t weir__ns_get_ts(const unsigned char *p)
+{
+    return ordered_to_ts(weir__ns_get_u64(p));
+}
+
 void weir__ns_encode_span(unsigned char out[WEIR__NS_SPAN_LEN],
                           weir__span_t win)
 {
-    weir__ns_put_u64(out, ts_to_ordered(win.start));
-    weir__ns_put_u64(out + 8, ts_to_ordered(win.end));
+    weir__ns_put_ts(out, win.start);
+    weir__ns_put_ts(out + 8, win.end);
 }
 
 int weir__ns_decode_span(weir_buf_t ns, weir__span_t *win)
@@ -258,8 +268,8 @@ int weir__ns_decode_span(weir_buf_t ns, weir__span_t *win)
 
     if (p == NULL || ns.len != WEIR__NS_SPAN_LEN)
         return WEIR_ECORRUPT;
-    win->start = ordered_to_ts(weir__ns_get_u64(p));
-    win->end = ordered_to_ts(weir__ns_get_u64(p + 8));
+    win->start = weir__ns_get_ts(p);
+    win->end = weir__ns_get_ts(p + 8);
     return WEIR_OK;
 }
 

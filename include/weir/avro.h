@@ -245,6 +245,15 @@ WEIR_EXTERN int weir_avro_extract(weir_avro_codec_t *c, weir_record_t *rec,
                                   char *errstr, size_t errstr_size);
 
 /**
+ * @brief Like weir_avro_extract() for the value decoded last by c (rec's
+ * value is not looked at): sets the timestamp and adds the key header.
+ * For callers that decode once and build the record afterwards.
+ * @returns WEIR_OK, or a negative code with the reason in errstr.
+ */
+WEIR_EXTERN int weir_avro_apply(weir_avro_codec_t *c, weir_record_t *rec,
+                                char *errstr, size_t errstr_size);
+
+/**
  * @brief A weir_key_fn for weir_stream_keyby(): the WEIR_AVRO_HDR_KEY
  * header (WEIR_ENOENT when the record has none). opaque unused.
  * @remark Thread-safety: safe from any thread.

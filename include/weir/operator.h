@@ -218,7 +218,10 @@ WEIR_EXTERN int weir_state_get(weir_ctx_t *ctx, const char *name,
                                weir_buf_t *value); /* WEIR_ENOENT if none */
 WEIR_EXTERN int weir_state_put(weir_ctx_t *ctx, const char *name,
                                weir_buf_t value); /* value copied */
+/** @brief Deletes the value; WEIR_ENOENT when there was none. */
 WEIR_EXTERN int weir_state_del(weir_ctx_t *ctx, const char *name);
+/** @brief An 8-byte value as int64: WEIR_ENOENT when there is none,
+ * WEIR_ECORRUPT when the stored value is not 8 bytes. */
 WEIR_EXTERN int weir_state_get_i64(weir_ctx_t *ctx, const char *name,
                                    int64_t *value);
 WEIR_EXTERN int weir_state_put_i64(weir_ctx_t *ctx, const char *name,
@@ -241,9 +244,11 @@ typedef int (*weir_map_iter_fn)(weir_buf_t map_key, weir_buf_t value,
 WEIR_EXTERN int weir_map_iter(weir_ctx_t *ctx, const char *name,
                               weir_map_iter_fn fn, void *opaque);
 
-/** @brief Visitor for weir_state_keys(): key is borrowed for the call. */
+/** @brief Visitor for weir_state_keys(): key is borrowed for the call.
+ * Return 0 to go on, 1 to stop, or a negative code (returned). */
 typedef int (*weir_key_iter_fn)(weir_buf_t key, void *opaque);
-/** @brief Visits every key that has state under `name` (any namespace). */
+/** @brief Visits every key that has value or map state under `name`, once per
+ * (key, namespace) holding it; do not modify state from the visitor. */
 WEIR_EXTERN int weir_state_keys(weir_ctx_t *ctx, const char *name,
                                 weir_key_iter_fn fn, void *opaque);
 
@@ -254,6 +259,7 @@ WEIR_EXTERN int weir_state_keys(weir_ctx_t *ctx, const char *name,
 
 WEIR_EXTERN int weir_timer_set(weir_ctx_t *ctx, weir_time_domain_t dom,
                                weir_ts_t when);
+/** @brief Deletes a timer; WEIR_ENOENT when there was none. */
 WEIR_EXTERN int weir_timer_del(weir_ctx_t *ctx, weir_time_domain_t dom,
                                weir_ts_t when);
 

@@ -4,8 +4,8 @@
  *
  * How it works: each case writes an input file into a scratch directory
  * and runs a tool with posix_spawn. Inputs with broken lines (invalid
- * JSON, wrong types, non-objects, raw NUL bytes, invalid UTF-8, 10 MiB
- * lines, deep nesting, extreme timestamps) must run to a normal exit with
+ * JSON, wrong types, non-objects, raw NUL bytes, invalid UTF-8, numbers
+ * beyond int64, 10 MiB lines, deep nesting, extreme timestamps) must run to a normal exit with
  * every line in exactly one output file, byte for byte, good lines where
  * the specification puts them. Bad invocations (missing or unknown
  * options, malformed durations, parallelism or cadence 0, an input that
@@ -300,6 +300,26 @@ static void invalid_utf8(void **state)
         BL("{\"id\":\"b\",\"ts\":6}", U),
         BL("{\"id\":\"\xc3\xa9\",\"ts\":7}", U),
         BL("{\"id\":\"\\u00e9\",\"ts\":8}", D),
+    };
+    static const char *const args[] = { "--key", "id", NULL };
+
+    (void)state;
+    expect_dedup_table(t, NELEM(t), args);
+}
+
+/* The JSON grammar puts no limit on numbers: a line with a number beyond
+ * int64 or double, in the key or in another field, is still a JSON
+ * object with its key and an integer time, and keys compare by value. */
+static void big_numbers(void **state)
+{
+    static const bline_t t[] = {
+        BL("{\"id\":\"a\",\"ts\":1,\"n\":123456789012345678901234567890}",
+           U),
+        BL("{\"id\":\"b\",\"ts\":2,\"f\":1e400}", U),
+        BL("{\"id\":123456789012345678901234567890,\"ts\":3}", U),
+        BL("{\"id\":123456789012345678901234567891,\"ts\":4}", U),
+        BL("{\"id\":123456789012345678901234567890,\"ts\":5}", D),
+        BL("{\"id\":\"a\",\"ts\":6}", D),
     };
     static const char *const args[] = { "--key", "id", NULL };
 
@@ -910,6 +930,7 @@ int main(void)
         cmocka_unit_test_setup(nul_bytes, reset_ctx),
         cmocka_unit_test_setup(escaped_nul_in_keys, reset_ctx),
         cmocka_unit_test_setup(invalid_utf8, reset_ctx),
+        cmocka_unit_test_setup(big_numbers, reset_ctx),
         cmocka_unit_test_setup(huge_lines, reset_ctx),
         cmocka_unit_test_setup(deep_nesting, reset_ctx),
         cmocka_unit_test_setup(extreme_timestamps, reset_ctx),

@@ -11,7 +11,7 @@
  *   in; they sit on the boundaries of DESIGN section 4 (f + R - 1 + L ==
  *   W, ts + L == W, end - 1 + L == W, touching sessions, negative times),
  *   on key equality by JSON value, and on byte-exact copying. At
- *   parallelism 1 every file must match exactly, in input order; at 2 as
+ *   parallelism 1 every file must match exactly, in input order; at 3 as
  *   a multiset with the order within each key kept.
  * - A reference model, written here from section 4 (per-key lists: a
  *   rolling entry, the live tumbling windows, the live sessions; the
@@ -740,10 +740,13 @@ static void keys_compare_by_json_value(void **state)
             "{\"id\":\"a/b\",\"ts\":0}",
             "{\"id\":-7,\"ts\":0}",
             "{\"id\":7,\"ts\":0}",
+            "{\"id\":null,\"ts\":0}",
+            "{\"id\":null,\"ts\":1}",
+            "{\"id\":\"null\",\"ts\":0}",
             NULL },
         .unique = { 1, 2, 3, 6, 8, 11, 12, 14, 15, 16, 18, 20, 22, 23, 24,
-                    25, 26, 27, 29, 30, 0 },
-        .dup = { 4, 5, 7, 9, 10, 13, 17, 19, 21, 28, 0 },
+                    25, 26, 27, 29, 30, 31, 33, 0 },
+        .dup = { 4, 5, 7, 9, 10, 13, 17, 19, 21, 28, 32, 0 },
         .late = { 0 },
         .err = { 0 },
     };
@@ -752,8 +755,8 @@ static void keys_compare_by_json_value(void **state)
     run_case("keys_compare_by_json_value", &dc);
 }
 
-/* Output lines are the input bytes: spacing, escapes and number
- * spellings are kept. */
+/* Output lines are the input bytes: spacing, escapes, number spellings
+ * and a trailing '\r' (JSON whitespace) are kept. */
 static void bytes_are_kept(void **state)
 {
     static const dcase_t dc = {
@@ -767,8 +770,9 @@ static void bytes_are_kept(void **state)
             "{\"id\":\"w\",\"ts\":6,\"f\":1.50,\"g\":1E+2,\"h\":-0.0}",
             "{ \"id\" : \"x\" ",
             "\t{\"ts\":-5,\r\"id\":\"v\"}",
+            "{\"id\":\"crlf\",\"ts\":8}\r",
             NULL },
-        .unique = { 1, 2, 3, 5, 7, 0 },
+        .unique = { 1, 2, 3, 5, 7, 8, 0 },
         .dup = { 4, 0 },
         .late = { 0 },
         .err = { 6, 0 },

@@ -702,7 +702,7 @@ static void run_case(const char *name, const wcase_t *wc)
     tu_path(input, sizeof(input), dir, "input.jsonl");
     tu_write_file(input, text.data, text.len);
     check_tool(bin, dir, input, &c, wc->args, &in, cls, &want, 1);
-    check_tool(bin, dir, input, &c, wc->args, &in, cls, &want, 2);
+    check_tool(bin, dir, input, &c, wc->args, &in, cls, &want, 3);
     tu_rmtree(dir);
     tu_lines_free(&in);
     tu_lines_free(&want);

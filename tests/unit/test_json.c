@@ -275,7 +275,7 @@ static void test_json_keys_compare_by_value(void **state)
         {"{\"a\":null,\"ts\":0}", "[null]"},
         {"{\"a\":[ 1 , 2.0 ],\"ts\":0}", "[[1,2]]"},
         {"{\"a\":{},\"ts\":0}", "[{}]"},
-        {"{\"a\":1e300,\"ts\":0}", "[1e+300]"},
+        {"{\"a\":1e300,\"ts\":0}", "[1.0000000000000001e300]"},
     };
     weir_harness_t *h = parser("a", NULL, NULL);
     size_t n = sizeof(cases) / sizeof(cases[0]);
@@ -369,19 +369,36 @@ static void test_json_big_integers_elsewhere(void **state)
     static const char line[] =
         "{\"id\":\"a\",\"ts\":5,\"big\":123456789012345678901234567890,"
         "\"neg\":-98765432109876543210}";
+    /* Other integers on such a line stay exact (2^53 + 1). */
+    static const char exact[] =
+        "{\"id\":9007199254740993,\"ts\":9007199254740993,"
+        "\"b\":[99999999999999999999]}";
+    /* Digits inside strings are left alone. */
+    static const char strs[] =
+        "{\"id\":\"x\\\"99999999999999999999\",\"ts\":1,"
+        "\"b\":99999999999999999999}";
+    /* A real time field is still a real. */
+    static const char real_ts[] =
+        "{\"id\":1,\"ts\":1.0,\"b\":99999999999999999999}";
     weir_harness_t *h = parser("id", NULL, NULL);
 
     (void)state;
     push(h, line);
     push(h, "{\"id\":9223372036854775807,\"ts\":1}");
     push(h, "{\"id\":-9223372036854775808,\"ts\":1}");
-    assert_int_equal(0, weir_harness_count(h, WEIR_TAG_ERRORS));
-    assert_int_equal(3, weir_harness_count(h, WEIR_TAG_MAIN));
+    push(h, exact);
+    push(h, strs);
+    push(h, real_ts);
+    assert_int_equal(5, weir_harness_count(h, WEIR_TAG_MAIN));
     assert_main(h, 0, "[\"a\"]", line, 5);
     assert_main(h, 1, "[9223372036854775807]",
                 "{\"id\":9223372036854775807,\"ts\":1}", 1);
     assert_main(h, 2, "[-9223372036854775808]",
                 "{\"id\":-9223372036854775808,\"ts\":1}", 1);
+    assert_main(h, 3, "[9007199254740993]", exact, 9007199254740993LL);
+    assert_main(h, 4, "[\"x\\\"99999999999999999999\"]", strs, 1);
+    assert_int_equal(1, weir_harness_count(h, WEIR_TAG_ERRORS));
+    assert_error(h, 0, real_ts, "time field \"ts\" is not an integer");
     weir_harness_destroy(h);
 }
 
