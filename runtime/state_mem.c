@@ -28,8 +28,13 @@ typedef struct entry {
     uint8_t data[]; /* klen key bytes, then vlen value bytes */
 } entry_t;
 
+typedef struct slot {
+    uint64_t hash; /* copy of e->hash: probes compare without a miss */
+    entry_t *e;
+} slot_t;
+
 struct weir__state {
-    entry_t **slots;
+    slot_t *slots;
     size_t cap;  /* power of two, or 0 */
     size_t n;
     weir__bytes_t scratch; /* composite key being built */
@@ -48,7 +53,7 @@ void weir__state_free(weir__state_t *st)
     if (st == NULL)
         return;
     for (i = 0; i < st->cap; i++)
-        weir_free(st->slots[i]);
+        weir_free(st->slots[i].e);
     weir_free(st->slots);
     weir__bytes_free(&st->scratch);
     weir__bytes_free(&st->mapbuf);
@@ -96,13 +101,14 @@ static size_t find_slot(const weir__state_t *st, uint64_t h, const void *k,
 {
     size_t mask = st->cap - 1;
     size_t i = (size_t)h & mask;
-    entry_t *e;
+    const slot_t *sl;
 
     for (;;) {
-        e = st->slots[i];
-        if (e == NULL)
+        sl = &st->slots[i];
+        if (sl->e == NULL)
             return i;
-        if (e->hash == h && e->klen == klen && memcmp(e->data, k, klen) == 0)
+        if (sl->hash == h && sl->e->klen == klen &&
+            memcmp(sl->e->data, k, klen) == 0)
             return i;
         i = (i + 1) & mask;
     }
@@ -111,22 +117,22 @@ static size_t find_slot(const weir__state_t *st, uint64_t h, const void *k,
 static int grow(weir__state_t *st)
 {
     size_t ncap = st->cap ? st->cap * 2 : 64;
-    entry_t **old = st->slots;
+    slot_t *old = st->slots;
     size_t ocap = st->cap;
     size_t i;
     size_t j;
 
-    st->slots = weir_calloc(ncap, sizeof(entry_t *));
+    st->slots = weir_calloc(ncap, sizeof(slot_t));
     if (st->slots == NULL) {
         st->slots = old;
         return WEIR_ENOMEM;
     }
     st->cap = ncap;
     for (i = 0; i < ocap; i++) {
-        if (old[i] == NULL)
+        if (old[i].e == NULL)
             continue;
-        j = (size_t)old[i]->hash & (ncap - 1);
-        while (st->slots[j] != NULL)
+        j = (size_t)old[i].hash & (ncap - 1);
+        while (st->slots[j].e != NULL)
             j = (j + 1) & (ncap - 1);
         st->slots[j] = old[i];
     }
@@ -141,7 +147,7 @@ static entry_t *lookup(const weir__state_t *st, const weir__bytes_t *k)
     if (st->cap == 0)
         return NULL;
     h = weir__hash(k->data, k->len);
-    return st->slots[find_slot(st, h, k->data, k->len)];
+    return st->slots[find_slot(st, h, k->data, k->len)].e;
 }
 
 static int upsert(weir__state_t *st, const weir__bytes_t *k, weir_buf_t v)
@@ -153,7 +159,7 @@ static int upsert(weir__state_t *st, const weir__bytes_t *k, weir_buf_t v)
     if ((st->n + 1) * 4 > st->cap * 3 && grow(st) != WEIR_OK)
         return WEIR_ENOMEM;
     i = find_slot(st, h, k->data, k->len);
-    e = st->slots[i];
+    e = st->slots[i].e;
     if (e != NULL && e->vlen == v.len) {
         if (v.len > 0)
             memcpy(e->data + e->klen, v.data, v.len);
@@ -162,7 +168,7 @@ static int upsert(weir__state_t *st, const weir__bytes_t *k, weir_buf_t v)
     e = weir_realloc(e, sizeof(*e) + k->len + v.len);
     if (e == NULL)
         return WEIR_ENOMEM;
-    if (st->slots[i] == NULL) {
+    if (st->slots[i].e == NULL) {
         st->n++;
         e->hash = h;
         e->klen = (uint32_t)k->len;
@@ -171,7 +177,8 @@ static int upsert(weir__state_t *st, const weir__bytes_t *k, weir_buf_t v)
     e->vlen = (uint32_t)v.len;
     if (v.len > 0)
         memcpy(e->data + e->klen, v.data, v.len);
-    st->slots[i] = e;
+    st->slots[i].e = e;
+    st->slots[i].hash = h;
     return WEIR_OK;
 }
 
@@ -181,18 +188,18 @@ static void remove_at(weir__state_t *st, size_t i)
     size_t j = i;
     size_t home;
 
-    weir_free(st->slots[i]);
-    st->slots[i] = NULL;
+    weir_free(st->slots[i].e);
+    st->slots[i].e = NULL;
     st->n--;
     /* Backward-shift: move later entries of the run into the hole. */
     for (;;) {
         j = (j + 1) & mask;
-        if (st->slots[j] == NULL)
+        if (st->slots[j].e == NULL)
             return;
-        home = (size_t)st->slots[j]->hash & mask;
+        home = (size_t)st->slots[j].hash & mask;
         if (((j - home) & mask) >= ((j - i) & mask)) {
             st->slots[i] = st->slots[j];
-            st->slots[j] = NULL;
+            st->slots[j].e = NULL;
             i = j;
         }
     }
@@ -207,7 +214,7 @@ static int erase(weir__state_t *st, const weir__bytes_t *k)
         return WEIR_ENOENT;
     h = weir__hash(k->data, k->len);
     i = find_slot(st, h, k->data, k->len);
-    if (st->slots[i] == NULL)
+    if (st->slots[i].e == NULL)
         return WEIR_ENOENT;
     remove_at(st, i);
     return WEIR_OK;
@@ -405,7 +412,7 @@ int weir__state_keys(weir__state_t *st, const char *name, weir_key_iter_fn fn,
     int rc;
 
     for (i = 0; i < st->cap; i++) {
-        if (st->slots[i] == NULL || !entry_key(st->slots[i], name, &key))
+        if (st->slots[i].e == NULL || !entry_key(st->slots[i].e, name, &key))
             continue;
         rc = fn(key, opaque);
         if (rc != 0)
@@ -422,7 +429,7 @@ int weir__state_snapshot(weir__state_t *st, weir_writer_t *w)
 
     rc = weir_write_u64(w, st->n);
     for (i = 0; rc == WEIR_OK && i < st->cap; i++) {
-        e = st->slots[i];
+        e = st->slots[i].e;
         if (e == NULL)
             continue;
         rc = weir_write_buf(w, WEIR_BUF(e->data, e->klen));
