@@ -103,11 +103,13 @@ static double median3(double *v)
  * ------------------------------------------------------------------ */
 
 typedef struct slot {
-    uint64_t hash;   /* 0 = empty                  */
-    unsigned key;    /* key index                  */
-    weir_ts_t start; /* window start               */
-    weir_ts_t end;   /* window end (sessions)      */
-    uint64_t count;  /* records in the window      */
+    uint64_t hash;   /* 0 = empty                        */
+    unsigned key;    /* key index                        */
+    weir_ts_t start; /* window start                     */
+    weir_ts_t end;   /* window end (sessions)            */
+    uint64_t count;  /* records in the window            */
+    weir_ts_t prev_start; /* sessions: the previous one  */
+    weir_ts_t prev_end;   /* (prev_end == 0: none)       */
 } slot_t;
 
 typedef struct table {
@@ -142,6 +144,42 @@ static slot_t *table_find(table_t *t, unsigned key, weir_ts_t start,
     }
 }
 
+static int touches(weir_ts_t s1, weir_ts_t e1, weir_ts_t s2, weir_ts_t e2)
+{
+    return s1 <= e2 && e1 >= s2;
+}
+
+/* Sessions of one key, the current one and the one before (records are
+ * at most 80 ms out of order, sessions last at least a gap, so older
+ * ones never change). Returns the sessions that ended for good. */
+static uint64_t session_add(slot_t *s, weir_ts_t ts, weir_ts_t gap)
+{
+    weir_ts_t end = ts + gap;
+    uint64_t done = 0;
+
+    if (s->count > 0 && touches(ts, end, s->start, s->end)) {
+        s->start = ts < s->start ? ts : s->start;
+        s->end = end > s->end ? end : s->end;
+    } else if (s->prev_end != 0 &&
+               touches(ts, end, s->prev_start, s->prev_end)) {
+        s->prev_start = ts < s->prev_start ? ts : s->prev_start;
+        s->prev_end = end > s->prev_end ? end : s->prev_end;
+    } else {
+        done = s->prev_end != 0;
+        s->prev_start = s->start;
+        s->prev_end = s->count > 0 ? s->end : 0;
+        s->start = ts;
+        s->end = end;
+    }
+    s->count++;
+    if (s->prev_end != 0 &&
+        touches(s->prev_start, s->prev_end, s->start, s->end)) {
+        s->start = s->prev_start < s->start ? s->prev_start : s->start;
+        s->prev_end = 0;
+    }
+    return done;
+}
+
 /* Returns the number of windows seen (= the firings expected). */
 static uint64_t ceiling_run(const kind_t *k, uint64_t n)
 {
@@ -165,18 +203,7 @@ static uint64_t ceiling_run(const kind_t *k, uint64_t n)
         if (k->kind == WEIR_WINDOW_SESSION) {
             slot_t *s = table_find(&t, key, 0, 1);
 
-            if (s->count > 0 && ts <= s->end && ts + k->size >= s->start) {
-                if (ts < s->start)
-                    s->start = ts;
-                if (ts + k->size > s->end)
-                    s->end = ts + k->size;
-            } else {
-                windows += s->count > 0;
-                s->start = ts;
-                s->end = ts + k->size;
-                s->count = 0;
-            }
-            s->count++;
+            windows += session_add(s, ts, k->size);
         } else {
             weir_ts_t start = weir_window_floor(ts, k->slide);
 
@@ -184,10 +211,15 @@ static uint64_t ceiling_run(const kind_t *k, uint64_t n)
                 table_find(&t, key, start, 0)->count++;
         }
     }
-    if (k->kind == WEIR_WINDOW_SESSION)
-        windows += t.used;
-    else
+    if (k->kind == WEIR_WINDOW_SESSION) {
+        size_t j;
+
+        for (j = 0; j <= t.mask; j++)
+            windows += t.slots[j].hash != 0 ? 1 + (t.slots[j].prev_end != 0)
+                                            : 0;
+    } else {
         windows = t.used;
+    }
     free(t.slots);
     return windows;
 }

@@ -59,9 +59,10 @@ extern const weir__assigner_t weir__assigner_session;
  * ------------------------------------------------------------------ */
 
 typedef struct weir__session {
-    weir_ts_t start; /* actual window start            */
-    weir_ts_t end;   /* actual window end (exclusive)  */
-    uint64_t sid;    /* state namespace id (creation)  */
+    weir_ts_t start; /* actual window start                       */
+    weir_ts_t end;   /* actual window end (exclusive)             */
+    uint64_t sid;    /* state and timer namespace id (creation)   */
+    weir_ts_t wake;  /* earliest pending event timer, WEIR_TS_MIN */
 } weir__session_t;
 
 typedef struct weir__session_set {
@@ -79,14 +80,13 @@ int weir__session_set_decode(weir__session_set_t *set, weir_buf_t b);
 size_t weir__session_set_encoded_len(const weir__session_set_t *set);
 void weir__session_set_encode(const weir__session_set_t *set,
                               unsigned char *out);
-/** Appends a session. WEIR_ENOMEM. */
+/** Appends a session (no timer yet). WEIR_ENOMEM. */
 int weir__session_set_add(weir__session_set_t *set, weir__span_t win,
                           uint64_t sid);
 /** Removes entry i (order is not kept). */
 void weir__session_set_remove(weir__session_set_t *set, size_t i);
-/** The index of the session whose actual window is exactly win, or -1. */
-long weir__session_set_find(const weir__session_set_t *set,
-                            weir__span_t win);
+/** The index of the session with id sid, or -1. */
+long weir__session_set_find(const weir__session_set_t *set, uint64_t sid);
 /**
  * Finds every session that the new window nw merges with (directly or
  * through another merged session). Their indices go to set->merged,
@@ -138,20 +138,14 @@ static inline int weir__span_intersects(weir__span_t a, weir__span_t b)
 }
 
 /* ------------------------------------------------------------------ *
- * ## Namespaces: window bounds as 16 bytes, an id as 8 bytes. Big endian
- * with the sign bit flipped, so byte order is numeric order.
+ * ## Namespaces: a timestamp or an id as 8 bytes, big endian (timestamps
+ * with the sign bit flipped), so byte order is numeric order.
  * ------------------------------------------------------------------ */
-
-#define WEIR__NS_SPAN_LEN 16
-#define WEIR__NS_ID_LEN 8
 
 void weir__ns_put_u64(unsigned char *p, uint64_t v);
 uint64_t weir__ns_get_u64(const unsigned char *p);
 void weir__ns_put_ts(unsigned char *p, weir_ts_t ts);
 weir_ts_t weir__ns_get_ts(const unsigned char *p);
-void weir__ns_encode_span(unsigned char out[WEIR__NS_SPAN_LEN],
-                          weir__span_t win);
-int weir__ns_decode_span(weir_buf_t ns, weir__span_t *win);
 
 /* ------------------------------------------------------------------ *
  * ## Accumulators. One buffer holds [prefix][accumulator]; the aggregate

@@ -10,33 +10,41 @@
  * How it works
  *
  * The window operator keeps, per key, a set of live sessions, each with
- * its actual window and a state id (sid). The sid names where the
- * session's accumulator lives; it is fixed when the session is created,
- * so a session that grows does not move its state (this is Flink's
- * MergingWindowSet "state window"). weir__session_set_plan() finds the
- * sessions a new proto-window merges with, by repeating a pass over the
- * set until the hull stops growing, and orders them oldest first. The
- * operator then folds the younger sessions' accumulators into the oldest
- * one (agg->merge), deletes their state, deletes the timers of every old
- * window and registers one trigger timer and one cleanup timer for the
- * merged window: timers are scoped to the actual window, so a merged
- * session has exactly one pair of timers, never stale ones that would
- * fire a window that no longer exists.
+ * its actual window and an id (sid). The sid names where the session's
+ * accumulator and timers live; it is fixed when the session is created,
+ * so a session that grows moves nothing (Flink's MergingWindowSet keeps
+ * a "state window" for the same reason). weir__session_set_plan() finds
+ * the sessions a new proto-window merges with, by repeating a pass over
+ * the set until the hull stops growing, and orders them oldest first.
+ * The operator folds the younger sessions' accumulators into the oldest
+ * one (agg->merge) and deletes their state and timers.
  *
- * Encoding (a keyed value state): u64 next, then per session
- * (i64 start, i64 end, u64 sid), native byte order. Sessions are kept
+ * Timers: a session keeps one wake-up timer pending at or before the
+ * next moment it needs (its firing at end-1, then its cleanup at
+ * end-1+L), and remembers the earliest in `wake`. Growing a session only
+ * moves those moments later, so the common case - a record extending a
+ * session - touches no timer at all, where deleting and re-adding the
+ * pair (Flink's onMerge) would churn the timer heap on every record. A
+ * wake-up that finds its moment moved simply sets the next one; since a
+ * timer set for a time <= the watermark fires in the same advance, in
+ * order, every firing still happens exactly at `when` = end-1.
+ *
+ * Encoding (a keyed value state): u64 next, then per session (i64 start,
+ * i64 end, u64 sid, i64 wake), native byte order. Sessions are kept
  * unordered; a key rarely has more than a handful of live ones.
  *
  * Invariants
  *   - live sessions of a key are pairwise disjoint and do not touch
  *     (otherwise they would have merged);
  *   - sids are unique within a set and smaller than `next`;
+ *   - a live session has an event timer pending at `wake`, and `wake` is
+ *     at or before its next firing or cleanup time;
  *   - the hull of a plan contains the proto-window and every merged
  *     session.
  */
 #include "assigner.h"
 
-#define ENTRY_LEN 24 /* i64 start, i64 end, u64 sid */
+#define ENTRY_LEN 32 /* i64 start, i64 end, u64 sid, i64 wake */
 
 static int session_assign(weir_ts_t size, weir_ts_t slide, weir_ts_t ts,
                           weir__span_fn visit, void *arg)
@@ -106,6 +114,7 @@ int weir__session_set_decode(weir__session_set_t *set, weir_buf_t b)
         memcpy(&set->items[i].start, p, 8);
         memcpy(&set->items[i].end, p + 8, 8);
         memcpy(&set->items[i].sid, p + 16, 8);
+        memcpy(&set->items[i].wake, p + 24, 8);
     }
     set->n = n;
     return WEIR_OK;
@@ -127,6 +136,7 @@ void weir__session_set_encode(const weir__session_set_t *set,
         memcpy(out, &set->items[i].start, 8);
         memcpy(out + 8, &set->items[i].end, 8);
         memcpy(out + 16, &set->items[i].sid, 8);
+        memcpy(out + 24, &set->items[i].wake, 8);
     }
 }
 
@@ -141,6 +151,7 @@ int weir__session_set_add(weir__session_set_t *set, weir__span_t win,
     set->items[set->n].start = win.start;
     set->items[set->n].end = win.end;
     set->items[set->n].sid = sid;
+    set->items[set->n].wake = WEIR_TS_MIN;
     set->n++;
     return WEIR_OK;
 }
@@ -153,12 +164,12 @@ void weir__session_set_remove(weir__session_set_t *set, size_t i)
     set->n--;
 }
 
-long weir__session_set_find(const weir__session_set_t *set, weir__span_t win)
+long weir__session_set_find(const weir__session_set_t *set, uint64_t sid)
 {
     size_t i;
 
     for (i = 0; i < set->n; i++) {
-        if (set->items[i].start == win.start && set->items[i].end == win.end)
+        if (set->items[i].sid == sid)
             return (long)i;
     }
     return -1;

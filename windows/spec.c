@@ -255,24 +255,6 @@ weir_ts_t weir__ns_get_ts(const unsigned char *p)
     return ordered_to_ts(weir__ns_get_u64(p));
 }
 
-void weir__ns_encode_span(unsigned char out[WEIR__NS_SPAN_LEN],
-                          weir__span_t win)
-{
-    weir__ns_put_ts(out, win.start);
-    weir__ns_put_ts(out + 8, win.end);
-}
-
-int weir__ns_decode_span(weir_buf_t ns, weir__span_t *win)
-{
-    const unsigned char *p = ns.data;
-
-    if (p == NULL || ns.len != WEIR__NS_SPAN_LEN)
-        return WEIR_ECORRUPT;
-    win->start = weir__ns_get_ts(p);
-    win->end = weir__ns_get_ts(p + 8);
-    return WEIR_OK;
-}
-
 int weir__parse_i64(const void *data, size_t len, int64_t *v)
 {
     const unsigned char *p = data;

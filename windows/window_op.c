@@ -16,7 +16,7 @@
  * gone. A record all of whose windows are skipped goes to "late". For
  * every other window:
  *
- *   1. its state value (state "win", namespace = the window bounds) is
+ *   1. its state value (state "win", namespace = the window start) is
  *      loaded into a reusable buffer, or created fresh: a prefix of
  *      trigger bookkeeping, then the accumulator (acc_size zero bytes,
  *      then init);
@@ -39,34 +39,44 @@
  * and forwards the watermark after them, so results precede it.
  *
  * Sessions merge (session.c): a per-key set of live sessions (state
- * "win.sessions", empty namespace) maps each session's actual window to a
- * state id; window state lives under the id, timers under the actual
- * window. Merging is staged in memory first (merge accumulators, add the
- * record); only when every step succeeded is anything written, so a
- * rejected record never changes a session. Then old windows lose their
- * timers and the merged one gets its own pair (Flink's onMerge).
+ * "win.sessions", empty namespace) gives each session's actual window and
+ * its id; the session's state and timers live under the id, so a growing
+ * session moves nothing. Merging is staged in memory first (merge
+ * accumulators, add the record); only when every step succeeded is
+ * anything written, so a rejected record never changes a session. The
+ * younger sessions then lose their state and timers. Instead of a
+ * trigger/cleanup timer pair re-registered on every change (Flink's
+ * onMerge), a session keeps one wake-up timer at or before its next due
+ * moment; when it goes off early it moves on, so firing and cleanup still
+ * happen exactly at end-1 and end-1+L.
  *
  * Early trigger: event time as above, plus a processing-time timer at the
  * next multiple of T after a record arrives (when none is pending); it
  * fires the window if records were added since its last firing.
  *
- * Full-window functions keep the records themselves: map state
- * "win.recs" under the window's state namespace, map key = an 8-byte
- * big-endian arrival number, value = i64 ts + value bytes. The
- * "accumulator" is then the record count. For sessions the arrival number
- * comes from the session set, so arrival order survives merges.
+ * Full-window functions keep the records themselves, one value state
+ * "win.rec" each, under the window's state namespace plus an 8-byte
+ * index 0..n-1 (so adding one is O(1) however big the window is); the
+ * value is a u64 arrival number, the i64 ts and the value bytes. The
+ * "accumulator" is then the record count n. For sessions the arrival
+ * number comes from the session set, so arrival order survives merges:
+ * a merge moves the younger sessions' records behind the target's.
  *
  * Trigger prefix (native byte order): count trigger u64 records since the
  * last firing; early trigger the same plus i64 pending processing timer.
  * The event-time trigger needs no prefix at all.
  *
  * Invariants
- *   - every window with state has a cleanup timer at end-1+L under its
- *     actual window's namespace; every live session is in its key's set;
+ *   - every tumbling/sliding window with state has a cleanup timer at
+ *     end-1+L; every live session is in its key's set and has a wake-up
+ *     timer pending at or before its next firing or cleanup;
  *   - nothing allocates per record once the scratch buffers have grown;
- *   - a record goes to exactly one of: its windows, "late", "errors"
- *     (a record rejected by one sliding window but added to another goes
- *     to "errors" too, once);
+ *   - a record is added to every window of it that is kept, or goes to
+ *     "late" when none is; if add() rejected it anywhere, it also goes
+ *     to "errors", once;
+ *   - a timer of a window that is gone finds no state (or no session
+ *     with its id) and does nothing; one that finds a session not yet
+ *     due only moves its wake-up;
  *   - no time arithmetic overflows (assigner.h saturates).
  */
 #include <stdio.h>
@@ -77,7 +87,7 @@
 #include "assigner.h"
 
 #define NAME_WIN "win"
-#define NAME_RECS "win.recs"
+#define NAME_REC "win.rec"
 #define NAME_SESSIONS "win.sessions"
 #define NO_TIMER WEIR_TS_MIN
 
@@ -99,11 +109,17 @@ struct weir_window_op_s {
 
 /* A record of a full-window function, collected when firing. */
 typedef struct rec_item {
-    uint64_t seq;  /* arrival number          */
-    weir_ts_t ts;  /* event timestamp         */
-    size_t off;    /* value bytes in arena    */
-    size_t len;    /* value length            */
+    uint64_t seq; /* arrival number          */
+    weir_ts_t ts; /* event timestamp         */
+    size_t off;   /* value bytes in arena    */
+    size_t len;   /* value length            */
 } rec_item_t;
+
+/* A session taking part in a merge. */
+typedef struct part {
+    weir_ts_t proc; /* its pending processing timer, or NO_TIMER */
+    uint64_t n;     /* its records (full-window functions)       */
+} part_t;
 
 /* Per-subtask scratch (the operator's st block). Holds no window data
  * between callbacks: every window lives in keyed state. */
@@ -111,18 +127,19 @@ typedef struct win_task {
     const weir_window_op_t *op;   /* the arguments (borrowed)          */
     weir_acc_t acc;               /* window being updated: prefix+acc  */
     weir_acc_t other;             /* a second window during merges     */
-    weir_acc_t out;               /* result bytes                      */
+    weir_acc_t out;               /* result bytes, encoded sessions    */
     weir_acc_t rec;               /* encoded record (full-window)      */
     weir_acc_t arena;             /* record values while firing        */
     weir__session_set_t sessions; /* the current key's sessions        */
-    rec_item_t *items;            /* records while firing/deleting     */
+    rec_item_t *items;            /* records while firing              */
     size_t n_items;               /* used entries of items             */
     size_t cap_items;             /* allocated entries of items        */
     weir_record_t **recs;         /* temporary records for fn          */
     size_t cap_recs;              /* allocated entries of recs         */
-    weir_ts_t *procs;             /* pending processing timers (merge) */
-    size_t cap_procs;             /* allocated entries of procs        */
-    unsigned char ns[WEIR__NS_SPAN_LEN]; /* current namespace bytes   */
+    part_t *parts;                /* sessions of a merge               */
+    size_t cap_parts;             /* allocated entries of parts        */
+    unsigned char cur[8];         /* state namespace of the window     */
+    unsigned char ns[16];         /* other namespace bytes             */
 } win_task_t;
 
 /* Trigger bookkeeping kept in front of each accumulator. */
@@ -167,23 +184,6 @@ static weir__span_t session_span(const weir__session_t *s)
     return win;
 }
 
-static int set_ns_span(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
-{
-    weir__ns_encode_span(t->ns, win);
-    return weir_ctx_set_namespace(ctx, WEIR_BUF(t->ns, WEIR__NS_SPAN_LEN));
-}
-
-static int set_ns_sid(weir_ctx_t *ctx, win_task_t *t, uint64_t sid)
-{
-    weir__ns_put_u64(t->ns, sid);
-    return weir_ctx_set_namespace(ctx, WEIR_BUF(t->ns, WEIR__NS_ID_LEN));
-}
-
-static int set_ns_root(weir_ctx_t *ctx)
-{
-    return weir_ctx_set_namespace(ctx, WEIR_BUF("", 0));
-}
-
 static int is_merging(const weir_window_op_t *op)
 {
     return op->assigner->merging;
@@ -192,6 +192,50 @@ static int is_merging(const weir_window_op_t *op)
 static int fires_on_event_time(const weir_window_op_t *op)
 {
     return op->trigger != WEIR_TRIGGER_COUNT;
+}
+
+static int tolerate_missing(int rc)
+{
+    return rc == WEIR_ENOENT ? WEIR_OK : rc;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Namespaces
+ *
+ * Tumbling and sliding windows: state and timers under the window start
+ * (8 bytes; the end follows from the size). Sessions: state and timers
+ * under the session id (8 bytes). The records of a full-window function:
+ * the window's state namespace plus an 8-byte index. t->cur holds the
+ * state namespace of the window being worked on.
+ * ------------------------------------------------------------------ */
+
+static int set_ns_state(weir_ctx_t *ctx, win_task_t *t)
+{
+    return weir_ctx_set_namespace(ctx, WEIR_BUF(t->cur, sizeof(t->cur)));
+}
+
+static int set_ns_start(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
+{
+    weir__ns_put_ts(t->cur, win.start);
+    return set_ns_state(ctx, t);
+}
+
+static int set_ns_sid(weir_ctx_t *ctx, win_task_t *t, uint64_t sid)
+{
+    weir__ns_put_u64(t->cur, sid);
+    return set_ns_state(ctx, t);
+}
+
+static int set_ns_rec(weir_ctx_t *ctx, win_task_t *t, uint64_t idx)
+{
+    memcpy(t->ns, t->cur, 8);
+    weir__ns_put_u64(t->ns + 8, idx);
+    return weir_ctx_set_namespace(ctx, WEIR_BUF(t->ns, 16));
+}
+
+static int set_ns_root(weir_ctx_t *ctx)
+{
+    return weir_ctx_set_namespace(ctx, WEIR_BUF("", 0));
 }
 
 /* ------------------------------------------------------------------ *
@@ -252,10 +296,10 @@ static int acc_load(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a,
 {
     int rc;
 
-    if (v.len < t->op->prefix || (v.data == NULL && v.len > 0))
+    if (v.len < t->op->prefix || (v.data == NULL && v.len > 0) ||
+        (t->op->agg == NULL && v.len != t->op->prefix + 8))
         return weir_ctx_error(ctx, WEIR_ECORRUPT,
-                              "window: state value of %zu bytes is too short",
-                              v.len);
+                              "window: bad state value of %zu bytes", v.len);
     rc = weir__acc_reserve(a, v.len + 1);
     if (rc != WEIR_OK)
         return rc;
@@ -315,53 +359,28 @@ static int acc_put(weir_ctx_t *ctx, const weir_acc_t *a)
 }
 
 /* ------------------------------------------------------------------ *
- * ## Full-window records (map state "win.recs")
+ * ## Full-window records: value state "win.rec" under the window's
+ * state namespace + index 0..n-1; value = u64 arrival number, i64 ts,
+ * value bytes. Adding one is O(1) whatever the window holds.
  * ------------------------------------------------------------------ */
 
-static int put_record(weir_ctx_t *ctx, win_task_t *t, uint64_t seq,
-                      const weir_record_t *in)
+static int put_record(weir_ctx_t *ctx, win_task_t *t, uint64_t idx,
+                      uint64_t seq, const weir_record_t *in)
 {
-    unsigned char key[8];
     weir_buf_t value = weir_record_value(in);
     weir_ts_t ts = weir_record_ts(in);
     int rc;
 
-    rc = weir__acc_reserve(&t->rec, 8 + value.len);
+    rc = weir__acc_reserve(&t->rec, 16 + value.len);
+    if (rc == WEIR_OK)
+        rc = set_ns_rec(ctx, t, idx);
     if (rc != WEIR_OK)
         return rc;
-    memcpy(t->rec.buf, &ts, 8);
+    memcpy(t->rec.buf, &seq, 8);
+    memcpy(t->rec.buf + 8, &ts, 8);
     if (value.len > 0)
-        memcpy(t->rec.buf + 8, value.data, value.len);
-    weir__ns_put_u64(key, seq);
-    return weir_map_put(ctx, NAME_RECS, WEIR_BUF(key, 8),
-                        WEIR_BUF(t->rec.buf, 8 + value.len));
-}
-
-static int collect_item(weir_buf_t map_key, weir_buf_t value, void *opaque)
-{
-    win_task_t *t = opaque;
-    rec_item_t *it;
-    int rc;
-
-    if (map_key.len != 8 || value.len < 8)
-        return WEIR_ECORRUPT;
-    rc = grow((void **)&t->items, &t->cap_items, t->n_items + 1,
-              sizeof(*t->items));
-    if (rc != WEIR_OK)
-        return rc;
-    rc = weir__acc_reserve(&t->arena, t->arena.len + value.len - 8);
-    if (rc != WEIR_OK)
-        return rc;
-    it = &t->items[t->n_items++];
-    it->seq = weir__ns_get_u64(map_key.data);
-    memcpy(&it->ts, value.data, 8);
-    it->off = t->arena.len;
-    it->len = value.len - 8;
-    if (it->len > 0)
-        memcpy(t->arena.buf + it->off,
-               (const unsigned char *)value.data + 8, it->len);
-    t->arena.len += it->len;
-    return 0;
+        memcpy(t->rec.buf + 16, value.data, value.len);
+    return weir_state_put(ctx, NAME_REC, WEIR_BUF(t->rec.buf, 16 + value.len));
 }
 
 static int item_cmp(const void *a, const void *b)
@@ -372,65 +391,89 @@ static int item_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Reads every record of the current namespace into items, by arrival. */
-static int collect_records(weir_ctx_t *ctx, win_task_t *t)
+/* Reads the n records of the current window into items, by arrival. */
+static int collect_records(weir_ctx_t *ctx, win_task_t *t, uint64_t n)
 {
+    uint64_t i;
     int rc;
 
     t->n_items = 0;
     t->arena.off = 0;
     t->arena.len = 0;
-    rc = weir_map_iter(ctx, NAME_RECS, collect_item, t);
-    if (rc < 0)
-        return rc;
+    rc = grow((void **)&t->items, &t->cap_items, n == 0 ? 1 : (size_t)n,
+              sizeof(*t->items));
+    for (i = 0; rc == WEIR_OK && i < n; i++) {
+        rec_item_t *it;
+        weir_buf_t v;
+
+        rc = set_ns_rec(ctx, t, i);
+        if (rc == WEIR_OK)
+            rc = weir_state_get(ctx, NAME_REC, &v);
+        if (rc == WEIR_OK && v.len < 16)
+            rc = WEIR_ECORRUPT;
+        if (rc == WEIR_OK)
+            rc = weir__acc_reserve(&t->arena, t->arena.len + v.len - 16 + 1);
+        if (rc != WEIR_OK)
+            break;
+        it = &t->items[t->n_items++];
+        memcpy(&it->seq, v.data, 8);
+        memcpy(&it->ts, (const unsigned char *)v.data + 8, 8);
+        it->off = t->arena.len;
+        it->len = v.len - 16;
+        if (it->len > 0)
+            memcpy(t->arena.buf + it->off,
+                   (const unsigned char *)v.data + 16, it->len);
+        t->arena.len += it->len;
+    }
+    if (rc != WEIR_OK)
+        return rc == WEIR_ENOENT ? WEIR_ECORRUPT : rc;
     if (t->n_items > 1)
         qsort(t->items, t->n_items, sizeof(*t->items), item_cmp);
     return WEIR_OK;
 }
 
-static int delete_items(weir_ctx_t *ctx, win_task_t *t)
+static int delete_records(weir_ctx_t *ctx, win_task_t *t, uint64_t n)
 {
-    unsigned char key[8];
-    size_t i;
-    int rc;
+    uint64_t i;
+    int rc = WEIR_OK;
 
-    for (i = 0; i < t->n_items; i++) {
-        weir__ns_put_u64(key, t->items[i].seq);
-        rc = weir_map_del(ctx, NAME_RECS, WEIR_BUF(key, 8));
-        if (rc != WEIR_OK && rc != WEIR_ENOENT)
-            return rc;
+    for (i = 0; rc == WEIR_OK && i < n; i++) {
+        rc = set_ns_rec(ctx, t, i);
+        if (rc == WEIR_OK)
+            rc = tolerate_missing(weir_state_del(ctx, NAME_REC));
     }
-    return WEIR_OK;
+    return rc;
 }
 
-/* Moves a session's records to another session (same arrival numbers). */
+/* Moves n records of session `from` to indexes base.. of session `to`,
+ * keeping their arrival numbers. Leaves t->cur at `to`. */
 static int move_records(weir_ctx_t *ctx, win_task_t *t, uint64_t from,
-                        uint64_t to)
+                        uint64_t n, uint64_t to, uint64_t base)
 {
-    unsigned char key[8];
-    size_t i;
-    int rc;
+    uint64_t j;
+    int rc = WEIR_OK;
 
-    rc = set_ns_sid(ctx, t, from);
-    if (rc == WEIR_OK)
-        rc = collect_records(ctx, t);
-    if (rc == WEIR_OK)
-        rc = delete_items(ctx, t);
-    if (rc == WEIR_OK)
-        rc = set_ns_sid(ctx, t, to);
-    for (i = 0; rc == WEIR_OK && i < t->n_items; i++) {
-        rec_item_t *it = &t->items[i];
+    for (j = 0; rc == WEIR_OK && j < n; j++) {
+        weir_buf_t v;
 
-        rc = weir__acc_reserve(&t->rec, 8 + it->len);
+        weir__ns_put_u64(t->cur, from);
+        rc = set_ns_rec(ctx, t, j);
+        if (rc == WEIR_OK)
+            rc = weir_state_get(ctx, NAME_REC, &v);
+        if (rc == WEIR_OK)
+            rc = weir__acc_reserve(&t->rec, v.len + 1);
         if (rc != WEIR_OK)
             break;
-        memcpy(t->rec.buf, &it->ts, 8);
-        if (it->len > 0)
-            memcpy(t->rec.buf + 8, t->arena.buf + it->off, it->len);
-        weir__ns_put_u64(key, it->seq);
-        rc = weir_map_put(ctx, NAME_RECS, WEIR_BUF(key, 8),
-                          WEIR_BUF(t->rec.buf, 8 + it->len));
+        if (v.len > 0)
+            memcpy(t->rec.buf, v.data, v.len);
+        rc = weir_state_del(ctx, NAME_REC);
+        weir__ns_put_u64(t->cur, to);
+        if (rc == WEIR_OK)
+            rc = set_ns_rec(ctx, t, base + j);
+        if (rc == WEIR_OK)
+            rc = weir_state_put(ctx, NAME_REC, WEIR_BUF(t->rec.buf, v.len));
     }
+    weir__ns_put_u64(t->cur, to);
     return rc;
 }
 
@@ -479,9 +522,10 @@ static int emit_result(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
     return weir_emit(ctx, rec);
 }
 
-/* Calls the full-window function with the records of the current state
- * namespace. */
-static int fire_function(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
+/* Calls the full-window function with the n records of the window whose
+ * state namespace is t->cur. */
+static int fire_function(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
+                         uint64_t n)
 {
     const weir_window_op_t *op = t->op;
     weir_buf_t key = weir_ctx_key(ctx);
@@ -489,7 +533,7 @@ static int fire_function(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
     size_t i;
     int rc;
 
-    rc = collect_records(ctx, t);
+    rc = collect_records(ctx, t, n);
     if (rc == WEIR_OK)
         rc = grow((void **)&t->recs, &t->cap_recs,
                   t->n_items == 0 ? 1 : t->n_items, sizeof(*t->recs));
@@ -514,14 +558,14 @@ static int fire_function(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
     return rc;
 }
 
-/* Fires the window whose value is in a; the current namespace must be its
- * state namespace (full-window functions read their records there). */
+/* Fires the window whose value is in a and whose state namespace is
+ * t->cur. Leaves the context's namespace unspecified. */
 static int fire(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
                 const weir_acc_t *a)
 {
     if (t->op->agg != NULL)
         return emit_result(ctx, t, win, acc_part(a));
-    return fire_function(ctx, t, win);
+    return fire_function(ctx, t, win, acc_count(a));
 }
 
 /* After a record was added: fire now? Resets the count when it does. */
@@ -540,44 +584,23 @@ static int fire_now(const weir_window_op_t *op, weir__span_t win,
 }
 
 /* ------------------------------------------------------------------ *
- * ## Timers (current namespace = the actual window)
+ * ## Timers (current namespace = the window's timer namespace)
  * ------------------------------------------------------------------ */
 
+/* With L == 0 the trigger and cleanup timers are one timer. */
 static int arm_timers(weir_ctx_t *ctx, const weir_window_op_t *op,
                       weir__span_t win, weir_ts_t wm)
 {
+    weir_ts_t max = weir__span_max(win);
+    weir_ts_t cleanup = weir__span_cleanup(win, op->lateness);
     int rc;
 
-    if (fires_on_event_time(op) && weir__span_max(win) > wm) {
-        rc = weir_timer_set(ctx, WEIR_TIME_EVENT, weir__span_max(win));
+    if (fires_on_event_time(op) && max > wm && max != cleanup) {
+        rc = weir_timer_set(ctx, WEIR_TIME_EVENT, max);
         if (rc != WEIR_OK)
             return rc;
     }
-    return weir_timer_set(ctx, WEIR_TIME_EVENT,
-                          weir__span_cleanup(win, op->lateness));
-}
-
-static int timer_del(weir_ctx_t *ctx, weir_time_domain_t dom, weir_ts_t when)
-{
-    int rc;
-
-    rc = weir_timer_del(ctx, dom, when);
-    return rc == WEIR_ENOENT ? WEIR_OK : rc;
-}
-
-static int disarm_timers(weir_ctx_t *ctx, const weir_window_op_t *op,
-                         weir__span_t win, weir_ts_t proc)
-{
-    int rc = WEIR_OK;
-
-    if (fires_on_event_time(op))
-        rc = timer_del(ctx, WEIR_TIME_EVENT, weir__span_max(win));
-    if (rc == WEIR_OK)
-        rc = timer_del(ctx, WEIR_TIME_EVENT,
-                       weir__span_cleanup(win, op->lateness));
-    if (rc == WEIR_OK && proc != NO_TIMER)
-        rc = timer_del(ctx, WEIR_TIME_PROCESSING, proc);
-    return rc;
+    return weir_timer_set(ctx, WEIR_TIME_EVENT, cleanup);
 }
 
 /* Early trigger: a processing timer at the next multiple of T, unless one
@@ -605,10 +628,10 @@ static int arm_early(weir_ctx_t *ctx, const weir_window_op_t *op,
  * ## Adding a record to a staged window value
  * ------------------------------------------------------------------ */
 
-/* Folds the record into a (memory only). A negative result from the
- * aggregate is returned as *rejected with WEIR_OK. */
-static int stage_add(win_task_t *t, weir_acc_t *a, const weir_record_t *in,
-                     int *rejected)
+/* Folds the record into a (memory only); a negative result from the
+ * aggregate is returned in *rejected. */
+static void stage_add(win_task_t *t, weir_acc_t *a, const weir_record_t *in,
+                      int *rejected)
 {
     const weir_window_op_t *op = t->op;
     int rc;
@@ -616,12 +639,11 @@ static int stage_add(win_task_t *t, weir_acc_t *a, const weir_record_t *in,
     *rejected = 0;
     if (op->agg == NULL) {
         acc_set_count(a, acc_count(a) + 1);
-        return WEIR_OK;
+        return;
     }
     rc = op->agg->add(a, in, op->agg_opaque);
     if (rc < 0)
         *rejected = rc;
-    return WEIR_OK;
 }
 
 static int forward_rejected(weir_ctx_t *ctx, const weir_window_op_t *op,
@@ -638,12 +660,12 @@ static int forward_rejected(weir_ctx_t *ctx, const weir_window_op_t *op,
  * ------------------------------------------------------------------ */
 
 struct visit {
-    weir_ctx_t *ctx;          /* the operator's context       */
-    win_task_t *t;            /* scratch                      */
-    const weir_record_t *in;  /* the record                   */
-    weir_ts_t wm;             /* W before the record          */
-    int kept;                 /* some window took the record  */
-    int rejected;             /* first add() error, or 0      */
+    weir_ctx_t *ctx;         /* the operator's context       */
+    win_task_t *t;           /* scratch                      */
+    const weir_record_t *in; /* the record                   */
+    weir_ts_t wm;            /* W before the record          */
+    int kept;                /* some window took the record  */
+    int rejected;            /* first add() error, or 0      */
 };
 
 static int update_window(weir__span_t win, void *arg)
@@ -653,7 +675,6 @@ static int update_window(weir__span_t win, void *arg)
     win_task_t *t = v->t;
     const weir_window_op_t *op = t->op;
     trig_t tg;
-    uint64_t seq;
     int rejected;
     int fresh;
     int firing;
@@ -662,22 +683,23 @@ static int update_window(weir__span_t win, void *arg)
     if (weir__span_late(win, op->lateness, v->wm))
         return WEIR_OK;
     v->kept = 1;
-    rc = set_ns_span(ctx, t, win);
+    rc = set_ns_start(ctx, t, win);
     if (rc == WEIR_OK)
         rc = acc_get(ctx, t, &t->acc, &fresh);
     if (rc != WEIR_OK)
         return rc;
-    seq = op->agg == NULL ? acc_count(&t->acc) : 0;
-    rc = stage_add(t, &t->acc, v->in, &rejected);
-    if (rc != WEIR_OK)
-        return rc;
+    stage_add(t, &t->acc, v->in, &rejected);
     if (rejected != 0) {
         if (v->rejected == 0)
             v->rejected = rejected;
         return WEIR_OK;
     }
     if (op->agg == NULL) {
-        rc = put_record(ctx, t, seq, v->in);
+        uint64_t idx = acc_count(&t->acc) - 1;
+
+        rc = put_record(ctx, t, idx, idx, v->in);
+        if (rc == WEIR_OK)
+            rc = set_ns_state(ctx, t);
         if (rc != WEIR_OK)
             return rc;
     }
@@ -714,7 +736,8 @@ static int process_fixed(weir_ctx_t *ctx, win_task_t *t,
 }
 
 /* ------------------------------------------------------------------ *
- * ## Session windows
+ * ## Session windows. State and timers of a session live under its id
+ * (t->cur); see session.c for the wake-up timer.
  * ------------------------------------------------------------------ */
 
 static int sessions_load(weir_ctx_t *ctx, win_task_t *t)
@@ -744,10 +767,8 @@ static int sessions_store(weir_ctx_t *ctx, win_task_t *t)
     rc = set_ns_root(ctx);
     if (rc != WEIR_OK)
         return rc;
-    if (t->sessions.n == 0) {
-        rc = weir_state_del(ctx, NAME_SESSIONS);
-        return rc == WEIR_ENOENT ? WEIR_OK : rc;
-    }
+    if (t->sessions.n == 0)
+        return tolerate_missing(weir_state_del(ctx, NAME_SESSIONS));
     len = weir__session_set_encoded_len(&t->sessions);
     t->out.off = 0;
     t->out.len = 0;
@@ -758,21 +779,46 @@ static int sessions_store(weir_ctx_t *ctx, win_task_t *t)
     return weir_state_put(ctx, NAME_SESSIONS, WEIR_BUF(t->out.buf, len));
 }
 
-/* Writes a session's staged value (t->acc) and arms its timers. The
- * actual window is win; state lives under sid. */
-static int session_commit(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
-                          uint64_t sid, trig_t *tg, int arm, weir_ts_t wm)
+/* The next moment a session needs its timer, seen at time now: its
+ * firing while end-1 is ahead (event-time triggers), else its cleanup. */
+static weir_ts_t session_due(const weir_window_op_t *op,
+                             const weir__session_t *s, weir_ts_t now)
+{
+    weir__span_t win = session_span(s);
+
+    if (fires_on_event_time(op) && weir__span_max(win) > now)
+        return weir__span_max(win);
+    return weir__span_cleanup(win, op->lateness);
+}
+
+/* Makes sure a wake-up timer is pending at or before the session's due
+ * time. The current namespace must be the session's. */
+static int session_wake(weir_ctx_t *ctx, const weir_window_op_t *op,
+                        weir__session_t *s, weir_ts_t now)
+{
+    weir_ts_t due = session_due(op, s, now);
+    int rc;
+
+    if (s->wake != NO_TIMER && s->wake <= due)
+        return WEIR_OK;
+    rc = weir_timer_set(ctx, WEIR_TIME_EVENT, due);
+    if (rc == WEIR_OK)
+        s->wake = due;
+    return rc;
+}
+
+/* Writes a session's staged value (t->acc) and its timers. */
+static int session_commit(weir_ctx_t *ctx, win_task_t *t, weir__session_t *s,
+                          trig_t *tg, weir_ts_t wm)
 {
     const weir_window_op_t *op = t->op;
     int rc;
 
-    rc = set_ns_span(ctx, t, win);
+    rc = set_ns_sid(ctx, t, s->sid);
     if (rc == WEIR_OK)
         rc = arm_early(ctx, op, tg);
-    if (rc == WEIR_OK && arm)
-        rc = arm_timers(ctx, op, win, wm);
     if (rc == WEIR_OK)
-        rc = set_ns_sid(ctx, t, sid);
+        rc = session_wake(ctx, op, s, wm);
     if (rc != WEIR_OK)
         return rc;
     trig_store(op, &t->acc, tg);
@@ -793,30 +839,24 @@ static int session_open(weir_ctx_t *ctx, win_task_t *t,
     int rc;
 
     rc = acc_fresh(ctx, t, &t->acc);
-    if (rc == WEIR_OK)
-        rc = stage_add(t, &t->acc, in, &rejected);
     if (rc != WEIR_OK)
         return rc;
+    stage_add(t, &t->acc, in, &rejected);
     if (rejected != 0)
         return forward_rejected(ctx, op, in, "add", rejected);
     sid = set->next++;
     trig_load(op, &t->acc, &tg);
     tg.count = 1;
     firing = fire_now(op, nw, wm, &tg);
-    if (op->agg == NULL) {
-        rc = set_ns_sid(ctx, t, sid);
-        if (rc == WEIR_OK)
-            rc = put_record(ctx, t, set->next++, in);
-        if (rc != WEIR_OK)
-            return rc;
+    rc = weir__session_set_add(set, nw, sid);
+    if (rc == WEIR_OK && op->agg == NULL) {
+        weir__ns_put_u64(t->cur, sid);
+        rc = put_record(ctx, t, 0, set->next++, in);
     }
-    rc = session_commit(ctx, t, nw, sid, &tg, 1, wm);
     if (rc == WEIR_OK)
-        rc = weir__session_set_add(set, nw, sid);
+        rc = session_commit(ctx, t, &set->items[set->n - 1], &tg, wm);
     if (rc == WEIR_OK)
         rc = sessions_store(ctx, t);
-    if (rc == WEIR_OK && firing)
-        rc = set_ns_sid(ctx, t, sid);
     if (rc == WEIR_OK && firing)
         rc = fire(ctx, t, nw, &t->acc);
     return rc;
@@ -828,42 +868,43 @@ static int session_join(weir_ctx_t *ctx, win_task_t *t,
 {
     const weir_window_op_t *op = t->op;
     weir__session_set_t *set = &t->sessions;
-    weir__session_t s = set->items[idx];
-    weir__span_t win = session_span(&s);
+    weir__span_t win = session_span(&set->items[idx]);
+    uint64_t wake = (uint64_t)set->items[idx].wake;
     trig_t tg;
     int rejected;
     int firing;
     int fresh;
     int rc;
 
-    rc = set_ns_sid(ctx, t, s.sid);
+    rc = set_ns_sid(ctx, t, set->items[idx].sid);
     if (rc == WEIR_OK)
         rc = acc_get(ctx, t, &t->acc, &fresh);
-    if (rc == WEIR_OK)
-        rc = stage_add(t, &t->acc, in, &rejected);
     if (rc != WEIR_OK)
         return rc;
+    stage_add(t, &t->acc, in, &rejected);
     if (rejected != 0)
         return forward_rejected(ctx, op, in, "add", rejected);
     trig_load(op, &t->acc, &tg);
     tg.count++;
     firing = fire_now(op, win, wm, &tg);
-    if (op->agg == NULL) {
-        rc = put_record(ctx, t, set->next++, in);
-        if (rc == WEIR_OK)
-            rc = sessions_store(ctx, t);
-        if (rc != WEIR_OK)
-            return rc;
-    }
-    rc = session_commit(ctx, t, win, s.sid, &tg, fresh, wm);
-    if (rc == WEIR_OK && firing)
+    if (op->agg == NULL)
+        rc = put_record(ctx, t, acc_count(&t->acc) - 1, set->next++, in);
+    if (rc == WEIR_OK)
+        rc = session_commit(ctx, t, &set->items[idx], &tg, wm);
+    /* the set changes only for an arrival number or a new timer */
+    if (rc == WEIR_OK &&
+        (op->agg == NULL || (uint64_t)set->items[idx].wake != wake))
+        rc = sessions_store(ctx, t);
+    if (rc == WEIR_OK && firing) {
+        weir__ns_put_u64(t->cur, set->items[idx].sid);
         rc = fire(ctx, t, win, &t->acc);
+    }
     return rc;
 }
 
 /* Stages the merge of the planned sessions into the oldest one, in t->acc;
- * records their pending processing timers in t->procs. *rejected gets a
- * merge() or add() error; nothing is written. */
+ * notes each one's pending processing timer and record count in t->parts.
+ * *rejected gets a merge() or add() error; nothing is written. */
 static int session_stage_merge(weir_ctx_t *ctx, win_task_t *t, size_t found,
                                const weir_record_t *in, trig_t *tg,
                                int *rejected, const char **what)
@@ -876,7 +917,7 @@ static int session_stage_merge(weir_ctx_t *ctx, win_task_t *t, size_t found,
     int fresh;
     int rc;
 
-    rc = grow((void **)&t->procs, &t->cap_procs, found, sizeof(*t->procs));
+    rc = grow((void **)&t->parts, &t->cap_parts, found, sizeof(*t->parts));
     if (rc != WEIR_OK)
         return rc;
     *rejected = 0;
@@ -889,7 +930,8 @@ static int session_stage_merge(weir_ctx_t *ctx, win_task_t *t, size_t found,
         if (rc != WEIR_OK)
             return rc;
         trig_load(op, a, &other);
-        t->procs[k] = other.proc;
+        t->parts[k].proc = other.proc;
+        t->parts[k].n = op->agg == NULL ? acc_count(a) : 0;
         count += other.count;
         if (k == 0)
             continue;
@@ -904,13 +946,10 @@ static int session_stage_merge(weir_ctx_t *ctx, win_task_t *t, size_t found,
             return WEIR_OK;
         }
     }
-    rc = stage_add(t, &t->acc, in, rejected);
-    if (rc != WEIR_OK || *rejected != 0) {
-        *what = "add";
-        return rc;
-    }
+    stage_add(t, &t->acc, in, rejected);
+    *what = "add";
     tg->count = count + 1;
-    tg->proc = NO_TIMER;
+    tg->proc = t->parts[0].proc; /* the target's timer stays valid */
     return WEIR_OK;
 }
 
@@ -933,19 +972,50 @@ static void remove_merged(weir__session_set_t *set, size_t found)
         weir__session_set_remove(set, set->merged[i]);
 }
 
-/* The record merges sessions (or extends one): Flink's merge path. */
+/* Commits a staged merge for the younger sessions: their records move to
+ * the target, their state and timers go. */
+static int session_retire(weir_ctx_t *ctx, win_task_t *t, size_t found,
+                          uint64_t target)
+{
+    const weir_window_op_t *op = t->op;
+    weir__session_set_t *set = &t->sessions;
+    uint64_t base = t->parts[0].n;
+    size_t k;
+    int rc = WEIR_OK;
+
+    for (k = 1; rc == WEIR_OK && k < found; k++) {
+        weir__session_t s = set->items[set->merged[k]];
+
+        if (op->agg == NULL) {
+            rc = move_records(ctx, t, s.sid, t->parts[k].n, target, base);
+            base += t->parts[k].n;
+        }
+        if (rc == WEIR_OK)
+            rc = set_ns_sid(ctx, t, s.sid);
+        if (rc == WEIR_OK)
+            rc = tolerate_missing(weir_state_del(ctx, NAME_WIN));
+        if (rc == WEIR_OK && s.wake != NO_TIMER)
+            rc = tolerate_missing(
+                weir_timer_del(ctx, WEIR_TIME_EVENT, s.wake));
+        if (rc == WEIR_OK && t->parts[k].proc != NO_TIMER)
+            rc = tolerate_missing(weir_timer_del(ctx, WEIR_TIME_PROCESSING,
+                                                 t->parts[k].proc));
+    }
+    return rc;
+}
+
+/* The record merges sessions (or extends one). */
 static int session_merge(weir_ctx_t *ctx, win_task_t *t,
                          const weir_record_t *in, size_t found,
                          weir__span_t hull, weir_ts_t wm)
 {
     const weir_window_op_t *op = t->op;
     weir__session_set_t *set = &t->sessions;
+    weir__session_t *target = &set->items[set->merged[0]];
     const char *what = "add";
-    uint64_t target;
     trig_t tg;
     int rejected;
     int firing;
-    size_t k;
     int rc;
 
     rc = session_stage_merge(ctx, t, found, in, &tg, &rejected, &what);
@@ -954,43 +1024,19 @@ static int session_merge(weir_ctx_t *ctx, win_task_t *t,
     if (rejected != 0)
         return forward_rejected(ctx, op, in, what, rejected);
     firing = fire_now(op, hull, wm, &tg);
-    target = set->items[set->merged[0]].sid;
-    /* commit: old windows lose state (all but the target) and timers */
-    for (k = 0; k < found; k++) {
-        weir__session_t s = set->items[set->merged[k]];
-
-        if (k > 0 && op->agg == NULL)
-            rc = move_records(ctx, t, s.sid, target);
-        if (rc == WEIR_OK && k > 0)
-            rc = set_ns_sid(ctx, t, s.sid);
-        if (rc == WEIR_OK && k > 0)
-            rc = weir_state_del(ctx, NAME_WIN);
-        if (rc == WEIR_ENOENT)
-            rc = WEIR_OK;
-        if (rc == WEIR_OK && !span_eq(session_span(&s), hull))
-            rc = set_ns_span(ctx, t, session_span(&s));
-        if (rc == WEIR_OK && !span_eq(session_span(&s), hull))
-            rc = disarm_timers(ctx, op, session_span(&s), t->procs[k]);
-        if (rc != WEIR_OK)
-            return rc;
+    rc = session_retire(ctx, t, found, target->sid);
+    target->start = hull.start;
+    target->end = hull.end;
+    if (rc == WEIR_OK && op->agg == NULL) {
+        weir__ns_put_u64(t->cur, target->sid);
+        rc = put_record(ctx, t, acc_count(&t->acc) - 1, set->next++, in);
     }
-    if (op->agg == NULL) {
-        rc = set_ns_sid(ctx, t, target);
-        if (rc == WEIR_OK)
-            rc = put_record(ctx, t, set->next++, in);
-        if (rc != WEIR_OK)
-            return rc;
-    }
-    rc = session_commit(ctx, t, hull, target, &tg, 1, wm);
+    if (rc == WEIR_OK)
+        rc = session_commit(ctx, t, target, &tg, wm);
     if (rc != WEIR_OK)
         return rc;
-    /* the set: the target takes the hull, the others leave */
-    set->items[set->merged[0]].start = hull.start;
-    set->items[set->merged[0]].end = hull.end;
-    remove_merged(set, found);
+    remove_merged(set, found); /* target may move: t->cur keeps its id */
     rc = sessions_store(ctx, t);
-    if (rc == WEIR_OK && firing)
-        rc = set_ns_sid(ctx, t, target);
     if (rc == WEIR_OK && firing)
         rc = fire(ctx, t, hull, &t->acc);
     return rc;
@@ -1027,11 +1073,11 @@ static int process_session(weir_ctx_t *ctx, win_task_t *t,
 }
 
 /* ------------------------------------------------------------------ *
- * ## Timers firing
+ * ## Timers firing. On entry the context's namespace is the window's
+ * state namespace, also held in t->cur.
  * ------------------------------------------------------------------ */
 
-/* Event timer at end-1: fire if the window has state. The current
- * namespace is the window's state namespace. */
+/* Event timer at end-1: fire if the window has state. */
 static int on_trigger_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
 {
     const weir_window_op_t *op = t->op;
@@ -1058,7 +1104,7 @@ static int on_trigger_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
 }
 
 /* Processing timer (early trigger): fire if records came since the last
- * firing. The current namespace is the window's state namespace. */
+ * firing. */
 static int on_early_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
                           weir_ts_t when)
 {
@@ -1088,8 +1134,8 @@ static int on_early_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
     return rc;
 }
 
-/* Cleanup: deletes the window's state under the current namespace;
- * *proc gets its pending processing timer (NO_TIMER when none). */
+/* Cleanup: deletes the window's state (namespace t->cur); *proc gets its
+ * pending processing timer (NO_TIMER when none). */
 static int clear_state(weir_ctx_t *ctx, win_task_t *t, weir_ts_t *proc)
 {
     const weir_window_op_t *op = t->op;
@@ -1098,6 +1144,11 @@ static int clear_state(weir_ctx_t *ctx, win_task_t *t, weir_ts_t *proc)
     int rc;
 
     *proc = NO_TIMER;
+    rc = set_ns_state(ctx, t);
+    if (rc != WEIR_OK)
+        return rc;
+    if (op->agg != NULL && op->prefix < 16) /* nothing to read first */
+        return tolerate_missing(weir_state_del(ctx, NAME_WIN));
     rc = weir_state_get(ctx, NAME_WIN, &v);
     if (rc == WEIR_ENOENT)
         return WEIR_OK;
@@ -1108,14 +1159,13 @@ static int clear_state(weir_ctx_t *ctx, win_task_t *t, weir_ts_t *proc)
     trig_load(op, &t->acc, &tg);
     *proc = tg.proc;
     if (op->agg == NULL) {
-        rc = collect_records(ctx, t);
+        rc = delete_records(ctx, t, acc_count(&t->acc));
         if (rc == WEIR_OK)
-            rc = delete_items(ctx, t);
+            rc = set_ns_state(ctx, t);
         if (rc != WEIR_OK)
             return rc;
     }
-    rc = weir_state_del(ctx, NAME_WIN);
-    return rc == WEIR_ENOENT ? WEIR_OK : rc;
+    return tolerate_missing(weir_state_del(ctx, NAME_WIN));
 }
 
 static int fixed_timer(weir_ctx_t *ctx, win_task_t *t,
@@ -1124,69 +1174,93 @@ static int fixed_timer(weir_ctx_t *ctx, win_task_t *t,
 {
     const weir_window_op_t *op = t->op;
     weir_ts_t proc;
-    int rc = WEIR_OK;
+    int rc;
 
+    rc = set_ns_start(ctx, t, win);
+    if (rc != WEIR_OK)
+        return rc;
     if (dom == WEIR_TIME_PROCESSING)
         return on_early_timer(ctx, t, win, when);
     if (fires_on_event_time(op) && when == weir__span_max(win))
         rc = on_trigger_timer(ctx, t, win);
     if (rc != WEIR_OK || when != weir__span_cleanup(win, op->lateness))
         return rc;
-    rc = set_ns_span(ctx, t, win); /* fn may have changed it */
+    rc = set_ns_start(ctx, t, win); /* fn may have moved it */
     if (rc == WEIR_OK)
         rc = clear_state(ctx, t, &proc);
     if (rc == WEIR_OK && proc != NO_TIMER)
-        rc = timer_del(ctx, WEIR_TIME_PROCESSING, proc);
+        rc = tolerate_missing(
+            weir_timer_del(ctx, WEIR_TIME_PROCESSING, proc));
     return rc;
 }
 
+/* A session's timer: fire exactly at end-1, clear at end-1+L, and
+ * otherwise move the wake-up to the next moment the session needs. */
 static int session_timer(weir_ctx_t *ctx, win_task_t *t,
                          weir_time_domain_t dom, weir_ts_t when,
-                         weir__span_t win)
+                         uint64_t sid)
 {
     const weir_window_op_t *op = t->op;
     weir__session_set_t *set = &t->sessions;
+    weir__span_t win;
     weir_ts_t proc;
-    uint64_t sid;
     long idx;
     int rc;
 
     rc = sessions_load(ctx, t);
     if (rc != WEIR_OK)
         return rc;
-    idx = weir__session_set_find(set, win);
+    idx = weir__session_set_find(set, sid);
     if (idx < 0)
         return WEIR_OK; /* not a live session (any more) */
-    sid = set->items[idx].sid;
+    win = session_span(&set->items[idx]);
     rc = set_ns_sid(ctx, t, sid);
     if (rc != WEIR_OK)
         return rc;
     if (dom == WEIR_TIME_PROCESSING)
         return on_early_timer(ctx, t, win, when);
+    if (set->items[idx].wake == when)
+        set->items[idx].wake = NO_TIMER;
     if (fires_on_event_time(op) && when == weir__span_max(win)) {
         rc = on_trigger_timer(ctx, t, win);
         if (rc != WEIR_OK)
             return rc;
     }
-    if (when != weir__span_cleanup(win, op->lateness))
-        return WEIR_OK;
-    rc = set_ns_sid(ctx, t, sid);
-    if (rc == WEIR_OK)
+    weir__ns_put_u64(t->cur, sid);
+    if (when >= weir__span_cleanup(win, op->lateness)) {
         rc = clear_state(ctx, t, &proc);
-    if (rc == WEIR_OK && proc != NO_TIMER)
-        rc = set_ns_span(ctx, t, win);
-    if (rc == WEIR_OK && proc != NO_TIMER)
-        rc = timer_del(ctx, WEIR_TIME_PROCESSING, proc);
-    if (rc != WEIR_OK)
-        return rc;
-    /* a full-window function may have visited state: reload the set */
-    rc = sessions_load(ctx, t);
-    if (rc != WEIR_OK)
-        return rc;
-    idx = weir__session_set_find(set, win);
-    if (idx >= 0)
+        if (rc == WEIR_OK && proc != NO_TIMER)
+            rc = tolerate_missing(
+                weir_timer_del(ctx, WEIR_TIME_PROCESSING, proc));
+        if (rc != WEIR_OK)
+            return rc;
         weir__session_set_remove(set, (size_t)idx);
+    } else {
+        rc = set_ns_state(ctx, t);
+        if (rc == WEIR_OK)
+            rc = session_wake(ctx, op, &set->items[idx], when);
+        if (rc != WEIR_OK)
+            return rc;
+    }
     return sessions_store(ctx, t);
+}
+
+/* Fixed windows: the timer's namespace is the window start. Sessions:
+ * the session id. */
+static int timer_scope(weir_ctx_t *ctx, const weir_window_op_t *op,
+                       weir__span_t *win, uint64_t *sid)
+{
+    weir_buf_t ns = weir_ctx_namespace(ctx);
+
+    if (ns.data == NULL || ns.len != 8)
+        return WEIR_ECORRUPT;
+    if (is_merging(op)) {
+        *sid = weir__ns_get_u64(ns.data);
+        return WEIR_OK;
+    }
+    win->start = weir__ns_get_ts(ns.data);
+    win->end = weir__ts_add(win->start, op->size);
+    return WEIR_OK;
 }
 
 /* ------------------------------------------------------------------ *
@@ -1222,14 +1296,15 @@ static int win_on_timer(weir_ctx_t *ctx, void *st, weir_time_domain_t dom,
                         weir_ts_t when)
 {
     win_task_t *t = st;
-    weir__span_t win;
+    weir__span_t win = {0, 0};
+    uint64_t sid = 0;
     int rc;
 
-    rc = weir__ns_decode_span(weir_ctx_namespace(ctx), &win);
+    rc = timer_scope(ctx, t->op, &win, &sid);
     if (rc != WEIR_OK)
         return weir_ctx_error(ctx, rc, "window: timer without a window");
     if (is_merging(t->op))
-        return session_timer(ctx, t, dom, when, win);
+        return session_timer(ctx, t, dom, when, sid);
     return fixed_timer(ctx, t, dom, when, win);
 }
 
@@ -1246,7 +1321,7 @@ static void win_close(weir_ctx_t *ctx, void *st)
     weir__session_set_free(&t->sessions);
     weir_free(t->items);
     weir_free(t->recs);
-    weir_free(t->procs);
+    weir_free(t->parts);
     memset(t, 0, sizeof(*t));
 }
 

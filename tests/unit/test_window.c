@@ -2,11 +2,19 @@
  * tests/unit/test_window.c - the window specs, assigners, aggregates and
  * the window operator, driven through the single-operator harness.
  *
+ * How it works
+ *
  * Each test builds a harness around the window operator, pushes records
  * and watermarks by hand and checks the firings (main output), the late
  * side output and the errors side output. Firings are looked up by their
  * window bounds, so the tests do not depend on the order in which one
- * watermark fires several windows.
+ * watermark fires several windows. The checkpoint test cuts a fixed
+ * script of records, watermarks and clock moves at every position,
+ * restores the cut into a fresh harness and compares the union of both
+ * harnesses' outputs with an uninterrupted run.
+ *
+ * Invariants: no threads, no sleeps; every harness, snapshot and record
+ * made is destroyed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1240,6 +1248,51 @@ static void dump(const weir_harness_t *h, char *out, size_t size)
     }
 }
 
+/* Splits text into at most max lines (in place). */
+static size_t split_lines(char *text, char **lines, size_t max)
+{
+    size_t n = 0;
+    char *tok;
+
+    for (tok = strtok(text, "\n"); tok != NULL && n < max;
+         tok = strtok(NULL, "\n"))
+        lines[n++] = tok;
+    return n;
+}
+
+/* The two dumps hold the same lines, in any order. */
+static void same_lines(const char *whole, const char *parts, size_t cut)
+{
+    char *a = strdup(whole);
+    char *b = strdup(parts);
+    char *la[256];
+    char *lb[256];
+    size_t na;
+    size_t nb;
+    size_t i;
+    size_t j;
+
+    assert_non_null(a);
+    assert_non_null(b);
+    na = split_lines(a, la, 256);
+    nb = split_lines(b, lb, 256);
+    assert_int_equal(na, nb);
+    for (i = 0; i < na; i++) {
+        int hit = 0;
+
+        for (j = 0; j < nb && !hit; j++) {
+            if (lb[j] != NULL && strcmp(la[i], lb[j]) == 0) {
+                lb[j] = NULL;
+                hit = 1;
+            }
+        }
+        if (!hit)
+            fail_msg("cut %zu: missing '%s'", cut, la[i]);
+    }
+    free(a);
+    free(b);
+}
+
 typedef weir_harness_t *(*make_fn)(void);
 
 static void check_restore(make_fn make, const step_t *steps, size_t n)
@@ -1276,40 +1329,7 @@ static void check_restore(make_fn make, const step_t *steps, size_t n)
         assert_int_equal(WEIR_OK, weir_harness_end(h2));
         dump(h2, parts, sizeof(parts));
         weir_harness_destroy(h2);
-        /* same multiset per tag: compare sorted lines */
-        {
-            char *a = strdup(whole);
-            char *b = strdup(parts);
-            char *la[256];
-            char *lb[256];
-            size_t na = 0;
-            size_t nb = 0;
-            char *tok;
-            size_t i;
-
-            assert_non_null(a);
-            assert_non_null(b);
-            for (tok = strtok(a, "\n"); tok && na < 256; tok = strtok(NULL, "\n"))
-                la[na++] = tok;
-            for (tok = strtok(b, "\n"); tok && nb < 256; tok = strtok(NULL, "\n"))
-                lb[nb++] = tok;
-            assert_int_equal(na, nb);
-            for (i = 0; i < na; i++) {
-                size_t j;
-                int hit = 0;
-
-                for (j = 0; j < nb && !hit; j++) {
-                    if (lb[j] != NULL && strcmp(la[i], lb[j]) == 0) {
-                        lb[j] = NULL;
-                        hit = 1;
-                    }
-                }
-                if (!hit)
-                    fail_msg("cut %zu: missing '%s'", cut, la[i]);
-            }
-            free(a);
-            free(b);
-        }
+        same_lines(whole, parts, cut);
     }
 }
 
