@@ -5,13 +5,13 @@
  * How it works: each case writes an input file into a scratch directory
  * and runs a tool with posix_spawn. Inputs with broken lines (invalid
  * JSON, wrong types, non-objects, raw NUL bytes, invalid UTF-8, numbers
- * beyond int64, 10 MiB lines, deep nesting, extreme timestamps) must run to a normal exit with
- * every line in exactly one output file, byte for byte, good lines where
- * the specification puts them. Bad invocations (missing or unknown
- * options, malformed durations, parallelism or cadence 0, an input that
- * does not exist or cannot be read) must end with a non-zero exit status
- * and exactly one line on stderr. In every case an exit by a signal is a
- * failure.
+ * beyond int64, 10 MiB lines, deep nesting, extreme timestamps) must run
+ * to a normal exit with every line in exactly one output file, byte for
+ * byte, good lines where the specification puts them. Bad invocations
+ * (missing or unknown options, malformed durations, parallelism or
+ * cadence 0, an input that does not exist or cannot be read) must end
+ * with a non-zero exit status and exactly one line on stderr. In every
+ * case an exit by a signal is a failure.
  *
  * Invariants: argument lists name the input and output directory with
  * the placeholders @IN and @OUT, replaced per run; expected classes are

@@ -6,17 +6,19 @@
  * How it works: a generated input of some tens of thousands of lines
  * (unique records, duplicates, late records, errors, blank lines) is
  * deduplicated once without interruption, with a checkpoint directory, to
- * get the reference files; a run without checkpointing must give the same
- * bytes. Then every trial uses a fresh output and checkpoint directory:
- * the tool is started, killed with SIGKILL after a delay, possibly started
- * and killed again, and finally started and left to finish. The four
- * output files must then equal the reference byte for byte (parallelism
- * 1), or as multisets (parallelism 2: each line exactly once). The delay
- * only picks where the kill lands, it synchronizes nothing: trials kill
- * at once after the start, at random points within the (estimated)
- * remaining run time, and near its end; half of the trials checkpoint
- * every 500 records, the others every 97. A run that finished before its kill counts as
- * a kill after the last write (the state on disk is the same).
+ * get the reference files of each scope (rolling, tumbling, session); a
+ * run without checkpointing must give the same bytes. Then every trial
+ * uses a fresh output and checkpoint directory: the tool is started
+ * (trials rotate through the scopes), killed with SIGKILL after a delay,
+ * possibly started and killed again, and finally started and left to
+ * finish. The four output files must then equal the reference byte for
+ * byte (parallelism 1), or as multisets (parallelism 2: each line exactly
+ * once). The delay only picks where the kill lands, it synchronizes
+ * nothing: trials kill at once after the start, at random points within
+ * the (estimated) remaining run time, and near its end; half of the
+ * trials checkpoint every 500 records, the others every 97. A run that
+ * finished before its kill counts as a kill after the last write (the
+ * state on disk is the same).
  *
  * Invariants: every trial starts from empty directories and uses the
  * same arguments for every start; every started process is reaped; the
@@ -26,7 +28,7 @@
  */
 #include "tool_util.h"
 
-#define CRASH_LINES       30000
+#define CRASH_LINES       20000
 #define CRASH_TRIALS_P1   24
 #define CRASH_TRIALS_P2   4
 #define CRASH_SEED        7001
@@ -60,17 +62,24 @@ static void gen_input(tu_buf_t *b, tu_rng_t *r)
     }
 }
 
+/* Dedup scopes; trials rotate through them. */
+#define NSCOPES 3
+static const char *const scopes[NSCOPES] = {
+    "rolling:20s", "tumbling:10s", "session:1s"
+};
+
 typedef struct {
-    char input[4096];
-    char dir[4096];            /* scratch directory of the whole test */
-    tu_lines_t ref[TU_NFILES]; /* reference output */
-    double ref_seconds;        /* wall time of the reference run */
+    char        input[4096];
+    char        dir[4096];                 /* scratch dir of the test */
+    tu_lines_t  ref[NSCOPES][TU_NFILES];   /* reference output */
+    double      ref_seconds[NSCOPES];      /* wall time of the reference */
+    int         have_ref[NSCOPES];
     const char *bin;
 } crash_t;
 
 /* argv for one start: output in trial/out, checkpoints in trial/ckpt. */
-static void crash_argv(const crash_t *c, const char *trial, int par,
-                       int every, tu_argv_t *a)
+static void crash_argv(const crash_t *c, const char *trial, int scope,
+                       int par, int every, tu_argv_t *a)
 {
     tu_argv_add(a, c->bin);
     tu_argv_add(a, "--input");
@@ -80,7 +89,7 @@ static void crash_argv(const crash_t *c, const char *trial, int par,
     tu_argv_add(a, "--key");
     tu_argv_add(a, "id");
     tu_argv_add(a, "--window");
-    tu_argv_add(a, "rolling:20s");
+    tu_argv_add(a, scopes[scope]);
     tu_argv_add(a, "--max-out-of-orderness");
     tu_argv_add(a, "200ms");
     tu_argv_add(a, "--allowed-lateness");
@@ -126,15 +135,15 @@ static void free_outputs(tu_lines_t *files)
 
 /* Runs to completion (checkpointing every `every` records, 0: none);
  * returns the wall time in seconds. */
-static double run_complete(const crash_t *c, const char *trial, int par,
-                           int every)
+static double run_complete(const crash_t *c, const char *trial, int scope,
+                           int par, int every)
 {
     tu_argv_t a = { 0 };
     tu_run_t  r;
     double    t0 = tu_now();
     double    t;
 
-    crash_argv(c, trial, par, every, &a);
+    crash_argv(c, trial, scope, par, every, &a);
     tu_run(a.v, trial, &r);
     t = tu_now() - t0;
     tu_argv_free(&a);
@@ -145,8 +154,8 @@ static double run_complete(const crash_t *c, const char *trial, int par,
 
 /* Starts a run and SIGKILLs it after delay seconds. Returns 1 when the
  * kill ended it, 0 when it had finished (status 0) before. */
-static int run_killed(const crash_t *c, const char *trial, int par,
-                      int every, double delay)
+static int run_killed(const crash_t *c, const char *trial, int scope,
+                      int par, int every, double delay)
 {
     char            out_path[4096];
     char            err_path[4096];
@@ -159,7 +168,7 @@ static int run_killed(const crash_t *c, const char *trial, int par,
     memset(&r, 0, sizeof(r));
     tu_path(out_path, sizeof(out_path), trial, "killed.stdout");
     tu_path(err_path, sizeof(err_path), trial, "killed.stderr");
-    crash_argv(c, trial, par, every, &a);
+    crash_argv(c, trial, scope, par, every, &a);
     pid = tu_spawn(a.v, out_path, err_path);
     tu_argv_free(&a);
     if (delay > 0) {
@@ -181,7 +190,7 @@ static int run_killed(const crash_t *c, const char *trial, int par,
 
 /* One trial: kills, then a final run; outputs compared with the
  * reference. */
-static void trial(crash_t *c, int n, int par, int every,
+static void trial(crash_t *c, int n, int scope, int par, int every,
                   const double *delays, int nkills)
 {
     char       trial_dir[4096];
@@ -194,11 +203,13 @@ static void trial(crash_t *c, int n, int par, int every,
 
     snprintf(name, sizeof(name), "trial-%02d-p%d", n, par);
     new_trial(c, name, trial_dir, sizeof(trial_dir));
-    tu_set_ctx("seed=%d trial %d P=%d every %d, reference %.3fs",
-               CRASH_SEED, n, par, every, c->ref_seconds);
+    tu_set_ctx("seed=%d trial %d %s P=%d every %d, reference %.3fs",
+               CRASH_SEED, n, scopes[scope], par, every,
+               c->ref_seconds[scope]);
     log[0] = '\0';
     for (k = 0; k < nkills; k++) {
-        int killed = run_killed(c, trial_dir, par, every, delays[k]);
+        int killed = run_killed(c, trial_dir, scope, par, every,
+                                delays[k]);
 
         used += (size_t)snprintf(log + used, sizeof(log) - used,
                                  "%s%.3fs(%s)", k > 0 ? ", " : "",
@@ -207,16 +218,18 @@ static void trial(crash_t *c, int n, int par, int every,
         if (used >= sizeof(log))
             used = sizeof(log) - 1;
     }
-    tu_set_ctx("seed=%d trial %d P=%d every %d, reference %.3fs, kills "
-               "at %s", CRASH_SEED, n, par, every, c->ref_seconds, log);
-    (void)run_complete(c, trial_dir, par, every);
+    tu_set_ctx("seed=%d trial %d %s P=%d every %d, reference %.3fs, "
+               "kills at %s", CRASH_SEED, n, scopes[scope], par, every,
+               c->ref_seconds[scope], log);
+    (void)run_complete(c, trial_dir, scope, par, every);
     read_outputs(trial_dir, files);
     for (f = 0; f < TU_NFILES; f++) {
         if (par == 1)
-            tu_check_lines_exact(tu_dedup_files[f], &files[f], &c->ref[f]);
+            tu_check_lines_exact(tu_dedup_files[f], &files[f],
+                                 &c->ref[scope][f]);
         else
             tu_check_lines_multiset(tu_dedup_files[f], &files[f],
-                                    &c->ref[f]);
+                                    &c->ref[scope][f]);
     }
     free_outputs(files);
     tu_rmtree(trial_dir);
@@ -245,10 +258,12 @@ static int crash_setup(void **state)
 static int crash_teardown(void **state)
 {
     crash_t *c = *state;
+    int      s;
     int      f;
 
-    for (f = 0; f < TU_NFILES; f++)
-        tu_lines_free(&c->ref[f]);
+    for (s = 0; s < NSCOPES; s++)
+        for (f = 0; f < TU_NFILES; f++)
+            tu_lines_free(&c->ref[s][f]);
     if (c->bin != NULL)
         tu_rmtree(c->dir);
     free(c);
@@ -257,30 +272,31 @@ static int crash_teardown(void **state)
 
 /* The reference: uninterrupted, with checkpoints; without checkpoints
  * the files are the same. */
-static void reference(crash_t *c)
+static void reference(crash_t *c, int scope)
 {
-    char       trial_dir[4096];
-    tu_lines_t plain[TU_NFILES];
-    size_t     total = 0;
-    int        f;
+    char        trial_dir[4096];
+    tu_lines_t  plain[TU_NFILES];
+    tu_lines_t *ref = c->ref[scope];
+    size_t      total = 0;
+    int         f;
 
-    tu_set_ctx("seed=%d reference", CRASH_SEED);
+    tu_set_ctx("seed=%d reference %s", CRASH_SEED, scopes[scope]);
     new_trial(c, "reference", trial_dir, sizeof(trial_dir));
-    c->ref_seconds = run_complete(c, trial_dir, 1, 500);
-    read_outputs(trial_dir, c->ref);
+    c->ref_seconds[scope] = run_complete(c, trial_dir, scope, 1, 500);
+    read_outputs(trial_dir, ref);
     for (f = 0; f < TU_NFILES; f++) {
-        TU_CHECK(c->ref[f].n > 100, "reference %s has only %zu lines",
-                 tu_dedup_files[f], c->ref[f].n);
-        total += c->ref[f].n;
+        TU_CHECK(ref[f].n > 100, "reference %s has only %zu lines",
+                 tu_dedup_files[f], ref[f].n);
+        total += ref[f].n;
     }
     TU_CHECK(total > CRASH_LINES * 9 / 10, "reference holds %zu lines",
              total);
     tu_rmtree(trial_dir);
     new_trial(c, "plain", trial_dir, sizeof(trial_dir));
-    (void)run_complete(c, trial_dir, 1, 0);
+    (void)run_complete(c, trial_dir, scope, 1, 0);
     read_outputs(trial_dir, plain);
     for (f = 0; f < TU_NFILES; f++)
-        tu_check_lines_exact(tu_dedup_files[f], &plain[f], &c->ref[f]);
+        tu_check_lines_exact(tu_dedup_files[f], &plain[f], &ref[f]);
     free_outputs(plain);
     tu_rmtree(trial_dir);
 }
@@ -293,9 +309,11 @@ static void kill_and_restart(void **state)
 
     if (c->bin == NULL)
         skip();
-    reference(c);
+    for (n = 0; n < NSCOPES; n++)
+        reference(c, n);
     for (n = 0; n < CRASH_TRIALS_P1 + CRASH_TRIALS_P2; n++) {
-        double t = c->ref_seconds;
+        int    scope = (n + n / 6) % NSCOPES;
+        double t = c->ref_seconds[scope];
         double left = t;   /* the work a restarted run still has, roughly */
         double delays[3];
         int    nkills = n % 6 == 2 ? 3 : n % 6 == 0 || n % 6 == 3 ? 2 : 1;
@@ -313,8 +331,8 @@ static void kill_and_restart(void **state)
             delays[k] = frac * left;
             left = left - delays[k] + 0.05 * t;
         }
-        trial(c, n, n < CRASH_TRIALS_P1 ? 1 : 2, n % 2 ? 97 : 500, delays,
-              nkills);
+        trial(c, n, scope, n < CRASH_TRIALS_P1 ? 1 : 2, n % 2 ? 97 : 500,
+              delays, nkills);
     }
 }
 

@@ -1,0 +1,430 @@
+/*
+ * test_kafka_mock.c - the Kafka source and sink on librdkafka's mock
+ * cluster (or a real cluster: WEIR_TEST_BROKERS).
+ *
+ *   - source: every message once, positions, headers, key header,
+ *     per-partition watermarks, max.records stops the pipeline;
+ *   - weir-dedup Kafka mode, exactly once, on one partition, gives the
+ *     same outputs as file mode on the same input, byte for byte, with
+ *     each output keeping its input key; the same at least once;
+ *   - Avro in the Confluent wire format with corrupt messages;
+ *   - faults: a broker down and up, and injected request errors
+ *     (produce, transaction and offset requests) during an exactly-once
+ *     run: committed outputs still hold every record once.
+ *
+ * Records of aborted transactions: see test_kafka_util.h; each test
+ * reports how many it filtered out.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test_kafka_util.h"
+#include "../../examples/dedup_kafka.h"
+
+static struct kt_cluster cluster;
+
+static int setup(void **state)
+{
+    (void)state;
+    return kt_cluster_init(&cluster, 3);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kt_cluster_destroy(&cluster);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ *
+ * Source
+ * ------------------------------------------------------------------ */
+
+struct seen {
+    int      n;
+    uint8_t  hit[4][1000];
+    int      bad_headers;
+    int      bad_key;
+    int64_t  ts_sum;
+};
+
+static int seen_fn(const weir_record_t *rec, const char *tag, void *opaque)
+{
+    struct seen *s = opaque;
+    weir_buf_t   h;
+    weir_buf_t   k = weir_record_key(rec);
+    int32_t      part = weir_record_partition(rec);
+    int64_t      off = weir_record_offset(rec);
+
+    (void)tag;
+    if (part < 0 || part >= 4 || off < 0 || off >= 1000)
+        return WEIR_ERANGE;
+    s->hit[part][off]++;
+    s->n++;
+    if (weir_record_header(rec, "origin", &h) != WEIR_OK || h.len != 4 ||
+        memcmp(h.data, "test", 4) != 0)
+        s->bad_headers++;
+    if (weir_record_header(rec, WEIR_KAFKA_HDR_KEY, &h) != WEIR_OK ||
+        h.len != k.len || memcmp(h.data, k.data, k.len) != 0)
+        s->bad_key++;
+    s->ts_sum += weir_record_ts(rec);
+    return WEIR_OK;
+}
+
+static void produce_with_header(const char *topic, int partition,
+                                const char *key, const char *value,
+                                int64_t ts)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+
+    rd_kafka_header_add(h, "origin", -1, "test", 4);
+    assert_int_equal(0, rd_kafka_producev(
+                            cluster.producer, RD_KAFKA_V_TOPIC(topic),
+                            RD_KAFKA_V_PARTITION(partition),
+                            RD_KAFKA_V_KEY(key, strlen(key)),
+                            RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                            RD_KAFKA_V_TIMESTAMP(ts),
+                            RD_KAFKA_V_HEADERS(h),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_END));
+}
+
+static void test_kafka_source_reads_every_message(void **state)
+{
+    weir_kafka_source_conf_t *sc;
+    weir_pipeline_t          *p;
+    weir_stream_t            *s;
+    struct seen               seen;
+    char                      topic[128];
+    char                      group[128];
+    char                      err[256];
+    char                      key[32];
+    int64_t                   expect_ts = 0;
+    int                       i;
+
+    (void)state;
+    memset(&seen, 0, sizeof(seen));
+    kt_topic_name(topic, sizeof(topic), "src");
+    kt_topic_name(group, sizeof(group), "grp");
+    assert_int_equal(0, kt_create_topic(&cluster, topic, 4));
+    for (i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        produce_with_header(topic, i % 4, key, "v", 1000000 + i);
+        expect_ts += 1000000 + i;
+    }
+    assert_int_equal(0, kt_flush(&cluster));
+
+    sc = weir_kafka_source_conf_new(topic);
+    assert_non_null(sc);
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
+                                  sc, "bootstrap.servers", cluster.bootstrap,
+                                  err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(sc, "group.id", group,
+                                                         err, sizeof(err)));
+    assert_int_equal(WEIR_OK,
+                     weir_kafka_source_conf_set(sc, "auto.offset.reset",
+                                                "earliest", err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
+                                  sc, "max.records", "2000", err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
+                                  sc, "key.header", "true", err, sizeof(err)));
+    assert_int_equal(WEIR_ENOENT,
+                     weir_kafka_source_conf_set(sc, "no.such.property", "1",
+                                                err, sizeof(err)));
+    assert_int_equal(WEIR_EINVAL,
+                     weir_kafka_source_conf_set(sc, "watermark.every", "0",
+                                                err, sizeof(err)));
+    p = weir_pipeline_new("kafka-source", NULL, err, sizeof(err));
+    assert_non_null(p);
+    s = weir_kafka_source_ex(p, sc);
+    assert_int_equal(WEIR_OK, weir_stream_collect(s, seen_fn, &seen));
+    assert_int_equal(WEIR_OK, weir_pipeline_run(p));
+    assert_int_equal(2000, weir_kafka_consumed_records(p));
+    weir_pipeline_destroy(p);
+
+    assert_int_equal(2000, seen.n);
+    for (i = 0; i < 2000; i++)
+        assert_int_equal(1, seen.hit[i % 4][i / 4]);
+    assert_int_equal(0, seen.bad_headers);
+    assert_int_equal(0, seen.bad_key);
+    assert_int_equal(expect_ts, seen.ts_sum);
+}
+
+/* ------------------------------------------------------------------ *
+ * weir-dedup: Kafka mode against file mode
+ * ------------------------------------------------------------------ */
+
+#define NLINES 3000
+
+struct line {
+    char text[160];
+    char key[32];
+};
+
+static struct line lines[NLINES];
+
+/* Events with duplicates, disorder within B, late events and corrupt
+ * lines, deterministic from the seed. */
+static void make_lines(unsigned seed)
+{
+    int64_t ts = 1700000000000LL;
+    int     i;
+    int     r;
+
+    srand(seed);
+    for (i = 0; i < NLINES; i++) {
+        snprintf(lines[i].key, sizeof(lines[i].key), "key-%d", i);
+        r = rand() % 100;
+        ts += rand() % 40;
+        if (r < 3)
+            snprintf(lines[i].text, sizeof(lines[i].text),
+                     "{\"id\":\"broken-%d\",", i);
+        else if (r < 5)
+            snprintf(lines[i].text, sizeof(lines[i].text),
+                     "{\"id\":\"no-ts-%d\",\"seq\":%d}", i, i);
+        else if (r < 8)
+            snprintf(lines[i].text, sizeof(lines[i].text),
+                     "{\"id\":\"e%d\",\"ts\":%lld,\"seq\":%d}",
+                     rand() % (i + 1), (long long)(ts - 60000), i);
+        else if (r < 30 && i > 0)
+            snprintf(lines[i].text, sizeof(lines[i].text),
+                     "{\"id\":\"e%d\",\"ts\":%lld,\"seq\":%d}",
+                     i - 1 - rand() % (i < 50 ? i : 50),
+                     (long long)(ts - rand() % 900), i);
+        else
+            snprintf(lines[i].text, sizeof(lines[i].text),
+                     "{\"id\":\"e%d\",\"ts\":%lld,\"seq\":%d}", i,
+                     (long long)(ts - rand() % 900), i);
+    }
+}
+
+static void fill_common(struct cli_dedup *d, const char *ckdir)
+{
+    memset(d, 0, sizeof(*d));
+    d->keys = "id";
+    d->time_field = "ts";
+    d->scope = WEIR_WINDOW_ROLLING;
+    d->size = WEIR_SECONDS(30);
+    d->bound = WEIR_SECONDS(1);
+    d->every = 1;
+    d->parallelism = 2;
+    d->ckdir = ckdir;
+    d->ck_every = 500;
+}
+
+/* Sorted lines of a file. */
+struct strs {
+    char  **v;
+    size_t  n;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void strs_add(struct strs *s, const char *p, size_t n)
+{
+    s->v = realloc(s->v, (s->n + 1) * sizeof(*s->v));
+    s->v[s->n] = malloc(n + 1);
+    memcpy(s->v[s->n], p, n);
+    s->v[s->n][n] = '\0';
+    s->n++;
+}
+
+static void strs_free(struct strs *s)
+{
+    size_t i;
+
+    for (i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+static void read_lines(const char *path, struct strs *out)
+{
+    char  buf[512];
+    FILE *fp = fopen(path, "r");
+
+    assert_non_null(fp);
+    while (fgets(buf, sizeof(buf), fp) != NULL) {
+        size_t n = strlen(buf);
+
+        if (n > 0 && buf[n - 1] == '\n')
+            n--;
+        strs_add(out, buf, n);
+    }
+    fclose(fp);
+    qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+}
+
+struct topic_read {
+    struct strs values;
+    int         bad_keys;
+};
+
+static int collect_values(const rd_kafka_message_t *m,
+                          const struct kt_commit *commit, void *opaque)
+{
+    struct topic_read *t = opaque;
+    int                i;
+
+    (void)commit;
+    strs_add(&t->values, m->payload, m->len);
+    /* The value names the input line; its key must be that line's. */
+    for (i = 0; i < NLINES; i++)
+        if (strlen(lines[i].text) == m->len &&
+            memcmp(lines[i].text, m->payload, m->len) == 0)
+            break;
+    if (i == NLINES || m->key_len != strlen(lines[i].key) ||
+        memcmp(m->key, lines[i].key, m->key_len) != 0)
+        t->bad_keys++;
+    return 0;
+}
+
+static void read_topic(const char *topic, const struct kt_commits *cs,
+                       struct topic_read *t)
+{
+    struct kt_read_stats st = {0};
+
+    memset(t, 0, sizeof(*t));
+    assert_int_equal(0, kt_read(&cluster, topic, cs, collect_values, t, &st));
+    qsort(t->values.v, t->values.n, sizeof(*t->values.v), cmp_str);
+    print_message("%s: %" PRIu64 " records, %" PRIu64
+                  " of aborted/open transactions filtered out\n",
+                  topic, st.total, st.uncommitted);
+}
+
+static void assert_same(const struct strs *a, const struct strs *b)
+{
+    size_t i;
+
+    assert_int_equal(a->n, b->n);
+    for (i = 0; i < a->n; i++)
+        assert_string_equal(a->v[i], b->v[i]);
+}
+
+static void run_kafka_vs_file(int at_least_once)
+{
+    static const char *const files[CLI_NOUT] = {
+        "unique.jsonl", "duplicates.jsonl", "late.jsonl", "errors.jsonl"
+    };
+    struct dedup_kafka_opts o;
+    struct cli_dedup        d;
+    struct topic_read       got;
+    struct strs             want;
+    struct kt_commits       cs = {0};
+    char                    dir[4096];
+    char                    ckdir[4200];
+    char                    fileck[4200];
+    char                    input[4200];
+    char                    path[4300];
+    char                    topics[CLI_NOUT + 1][128];
+    char                    group[128];
+    char                    msg[CLI_MSG];
+    char                    summary[256];
+    FILE                   *fp;
+    FILE                   *sum;
+    int                     f;
+    int                     i;
+
+    make_lines(at_least_once ? 77 : 42);
+    assert_int_equal(0, kt_tmpdir(dir, sizeof(dir), "kafka-vs-file"));
+    snprintf(input, sizeof(input), "%s/input.jsonl", dir);
+    snprintf(ckdir, sizeof(ckdir), "%s/ck-kafka", dir);
+    snprintf(fileck, sizeof(fileck), "%s/ck-file", dir);
+    fp = fopen(input, "w");
+    assert_non_null(fp);
+    for (i = 0; i < NLINES; i++)
+        fprintf(fp, "%s\n", lines[i].text);
+    fclose(fp);
+
+    /* File mode. */
+    fill_common(&d, fileck);
+    d.input = input;
+    d.outdir = dir;
+    if (cli_dedup_run(&d, msg) != 0)
+        fail_msg("file mode: %s", msg);
+
+    /* Kafka mode on one partition, same options. */
+    for (f = 0; f <= CLI_NOUT; f++) {
+        kt_topic_name(topics[f], sizeof(topics[f]), "dedup");
+        assert_int_equal(0, kt_create_topic(&cluster, topics[f],
+                                            f == CLI_NOUT ? 1 : 2));
+    }
+    for (i = 0; i < NLINES; i++)
+        assert_int_equal(0, kt_produce(&cluster, topics[CLI_NOUT], 0,
+                                       lines[i].key, strlen(lines[i].key),
+                                       lines[i].text, strlen(lines[i].text)));
+    assert_int_equal(0, kt_flush(&cluster));
+    kt_topic_name(group, sizeof(group), "grp");
+    memset(&o, 0, sizeof(o));
+    fill_common(&o.d, ckdir);
+    o.brokers = cluster.bootstrap;
+    o.topic = topics[CLI_NOUT];
+    o.group = group;
+    o.out_topic = topics[CLI_UNIQUE];
+    o.dup_topic = topics[CLI_DUPLICATES];
+    o.late_topic = topics[CLI_LATE];
+    o.err_topic = topics[CLI_ERRORS];
+    o.at_least_once = at_least_once;
+    o.from_beginning = 1;
+    o.max_records = NLINES;
+    o.commit_interval = 50;
+    o.x[o.nx++] = "log_level=2";
+    o.x[o.nx++] = "session.timeout.ms=6000";
+    sum = tmpfile();
+    o.out = sum;
+    if (dedup_kafka_run(&o, msg) != CLI_EXIT_OK)
+        fail_msg("kafka mode: %s", msg);
+    rewind(sum);
+    assert_non_null(fgets(summary, sizeof(summary), sum));
+    fclose(sum);
+    print_message("summary: %s", summary);
+
+    if (!at_least_once)
+        kt_commits_load(&cs, ckdir);
+    for (f = 0; f < CLI_NOUT; f++) {
+        memset(&want, 0, sizeof(want));
+        snprintf(path, sizeof(path), "%s/%s", dir, files[f]);
+        read_lines(path, &want);
+        read_topic(topics[f], at_least_once ? NULL : &cs, &got);
+        assert_int_equal(0, got.bad_keys);
+        if (at_least_once)
+            assert_true(got.values.n >= want.n);
+        else
+            assert_same(&want, &got.values);
+        print_message("%s: %zu records as in file mode\n", files[f], want.n);
+        strs_free(&want);
+        strs_free(&got.values);
+    }
+    kt_commits_free(&cs);
+    kt_rmtree(dir);
+}
+
+static void test_kafka_dedup_exactly_once_matches_file_mode(void **state)
+{
+    (void)state;
+    run_kafka_vs_file(0);
+}
+
+static void test_kafka_dedup_at_least_once(void **state)
+{
+    (void)state;
+    run_kafka_vs_file(1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kafka_source_reads_every_message),
+        cmocka_unit_test(test_kafka_dedup_exactly_once_matches_file_mode),
+        cmocka_unit_test(test_kafka_dedup_at_least_once),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,353 @@
+/*
+ * test_kafka_util.h - helpers for the Kafka tests: a cluster (librdkafka's
+ * mock, or a real one named by WEIR_TEST_BROKERS), unique topics,
+ * producing, reading topics back, and telling committed transactions
+ * from aborted ones.
+ *
+ * Reading back: the mock shows records of aborted and open transactions
+ * to read_committed consumers, so a reader cannot rely on the broker to
+ * hide them. Every record an exactly-once sink writes carries the header
+ * "weir.checkpoint" = "<run>:<epoch>", and the pipeline's commit log
+ * (<checkpoint dir>/kafka-commits.log, lines "commit <run> <lo> <hi>
+ * <ms>") lists the epochs whose transaction committed. kt_read() keeps a
+ * record only when its (run, epoch) is in that list; on a real broker the
+ * same filter must change nothing, which the tests also check.
+ *
+ * Everything is static: include once per test file.
+ */
+#ifndef WEIR_TEST_KAFKA_UTIL_H
+#define WEIR_TEST_KAFKA_UTIL_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <weir.h>
+#include <weir/kafka.h>
+
+struct kt_cluster {
+    rd_kafka_t              *rk;        /* hosts the mock (NULL: real) */
+    rd_kafka_mock_cluster_t *mc;
+    char                     bootstrap[1024];
+    rd_kafka_t              *producer;
+};
+
+static int kt_counter;
+
+static int64_t kt_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *kt_real(void)
+{
+    const char *b = getenv("WEIR_TEST_BROKERS");
+
+    return b != NULL && *b != '\0' ? b : NULL;
+}
+
+/* Starts a mock cluster of n brokers, or connects to WEIR_TEST_BROKERS. */
+static int kt_cluster_init(struct kt_cluster *k, int nbrokers)
+{
+    rd_kafka_conf_t *conf;
+    char             err[256];
+
+    memset(k, 0, sizeof(*k));
+    if (kt_real() != NULL) {
+        snprintf(k->bootstrap, sizeof(k->bootstrap), "%s", kt_real());
+    } else {
+        conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
+        k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        if (k->rk == NULL)
+            return -1;
+        k->mc = rd_kafka_mock_cluster_new(k->rk, nbrokers);
+        if (k->mc == NULL)
+            return -1;
+        snprintf(k->bootstrap, sizeof(k->bootstrap), "%s",
+                 rd_kafka_mock_cluster_bootstraps(k->mc));
+    }
+    conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", k->bootstrap, err,
+                      sizeof(err));
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
+    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
+    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
+    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    return k->producer != NULL ? 0 : -1;
+}
+
+static void kt_cluster_destroy(struct kt_cluster *k)
+{
+    if (k->producer != NULL)
+        rd_kafka_destroy(k->producer);
+    if (k->mc != NULL)
+        rd_kafka_mock_cluster_destroy(k->mc);
+    if (k->rk != NULL)
+        rd_kafka_destroy(k->rk);
+    memset(k, 0, sizeof(*k));
+}
+
+/* A topic name unique to this run. */
+static void kt_topic_name(char *out, size_t size, const char *what)
+{
+    snprintf(out, size, "weir-test-%s-%d-%lld-%d", what, (int)getpid(),
+             (long long)(kt_now() % 100000000), kt_counter++);
+}
+
+/* Creates a topic with n partitions (mock or real). */
+static int kt_create_topic(struct kt_cluster *k, const char *topic, int n)
+{
+    rd_kafka_NewTopic_t   *nt;
+    rd_kafka_queue_t      *q;
+    rd_kafka_event_t      *ev;
+    char                   err[256];
+    int                    rc = -1;
+
+    if (k->mc != NULL)
+        return rd_kafka_mock_topic_create(k->mc, topic, n, 1) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR
+                   ? 0
+                   : -1;
+    nt = rd_kafka_NewTopic_new(topic, n, -1, err, sizeof(err));
+    q = rd_kafka_queue_new(k->producer);
+    rd_kafka_CreateTopics(k->producer, &nt, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 30000);
+    if (ev != NULL && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rc = 0;
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    return rc;
+}
+
+/* Produces one message (partition -1: by key). */
+static int kt_produce(struct kt_cluster *k, const char *topic, int partition,
+                      const void *key, size_t klen, const void *value,
+                      size_t vlen)
+{
+    rd_kafka_resp_err_t err;
+
+    for (;;) {
+        err = rd_kafka_producev(
+            k->producer, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA
+                                               : partition),
+            RD_KAFKA_V_KEY((void *)key, klen),
+            RD_KAFKA_V_VALUE((void *)value, vlen),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        rd_kafka_poll(k->producer, 10);
+    }
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+static int kt_flush(struct kt_cluster *k)
+{
+    return rd_kafka_flush(k->producer, 60000) == RD_KAFKA_RESP_ERR_NO_ERROR
+               ? 0
+               : -1;
+}
+
+/* ------------------------------------------------------------------ *
+ * Commit logs
+ * ------------------------------------------------------------------ */
+
+struct kt_commit {
+    char     run[40];
+    uint64_t lo;
+    uint64_t hi;
+    int64_t  ms;
+};
+
+struct kt_commits {
+    struct kt_commit *c;
+    size_t            n;
+};
+
+/* Appends the commit log of a checkpoint directory. */
+static void kt_commits_load(struct kt_commits *cs, const char *ckdir)
+{
+    char             path[4200];
+    char             line[256];
+    FILE            *fp;
+    struct kt_commit c;
+
+    snprintf(path, sizeof(path), "%s/%s", ckdir, WEIR_KAFKA_COMMIT_LOG);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return;
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        if (strchr(line, '\n') == NULL)
+            break;
+        if (sscanf(line, "commit %39s %" SCNu64 " %" SCNu64 " %" SCNd64,
+                   c.run, &c.lo, &c.hi, &c.ms) != 4)
+            continue;
+        cs->c = realloc(cs->c, (cs->n + 1) * sizeof(*cs->c));
+        cs->c[cs->n++] = c;
+    }
+    fclose(fp);
+}
+
+static void kt_commits_free(struct kt_commits *cs)
+{
+    free(cs->c);
+    memset(cs, 0, sizeof(*cs));
+}
+
+/* The commit of a "<run>:<epoch>" header, or NULL when uncommitted. */
+static const struct kt_commit *kt_committed(const struct kt_commits *cs,
+                                            const char *hdr, size_t len)
+{
+    char     run[40];
+    uint64_t epoch;
+    size_t   i;
+    const char *colon = memchr(hdr, ':', len);
+
+    if (colon == NULL || (size_t)(colon - hdr) >= sizeof(run))
+        return NULL;
+    memcpy(run, hdr, (size_t)(colon - hdr));
+    run[colon - hdr] = '\0';
+    epoch = strtoull(colon + 1, NULL, 10);
+    for (i = 0; i < cs->n; i++)
+        if (strcmp(cs->c[i].run, run) == 0 && cs->c[i].lo <= epoch &&
+            epoch <= cs->c[i].hi)
+            return &cs->c[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ *
+ * Reading topics back
+ * ------------------------------------------------------------------ */
+
+/* Called for each record read; commit is NULL for records of uncommitted
+ * transactions when a commit list is given. Return 0 to go on. */
+typedef int (*kt_read_fn)(const rd_kafka_message_t *m,
+                          const struct kt_commit *commit, void *opaque);
+
+struct kt_read_stats {
+    uint64_t total;       /* every record read                    */
+    uint64_t uncommitted; /* filtered out: not in a committed txn */
+};
+
+/*
+ * Reads every partition of topic from the beginning to its end,
+ * read_committed. With cs, records whose checkpoint header is not
+ * committed are counted in stats and not passed to fn.
+ */
+static int kt_read(struct kt_cluster *k, const char *topic,
+                   const struct kt_commits *cs, kt_read_fn fn, void *opaque,
+                   struct kt_read_stats *stats)
+{
+    rd_kafka_conf_t                 *conf = rd_kafka_conf_new();
+    rd_kafka_t                      *c;
+    rd_kafka_topic_t                *rkt;
+    const struct rd_kafka_metadata  *md;
+    rd_kafka_topic_partition_list_t *parts;
+    rd_kafka_message_t              *m;
+    char                             err[256];
+    int                              eofs = 0;
+    int                              i;
+    int64_t                          deadline;
+    int                              rc = 0;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", k->bootstrap, err,
+                      sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", "weir-test-reader", err, sizeof(err));
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
+    rd_kafka_conf_set(conf, "isolation.level", "read_committed", err,
+                      sizeof(err));
+    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (c == NULL)
+        return -1;
+    rd_kafka_poll_set_consumer(c);
+    rkt = rd_kafka_topic_new(c, topic, NULL);
+    if (rd_kafka_metadata(c, 0, rkt, &md, 10000) != 0 || md->topic_cnt != 1) {
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(c);
+        return -1;
+    }
+    parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (i = 0; i < md->topics[0].partition_cnt; i++)
+        rd_kafka_topic_partition_list_add(parts, topic,
+                                          md->topics[0].partitions[i].id)
+            ->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_assign(c, parts);
+    deadline = kt_now() + 60000;
+    while (eofs < parts->cnt && kt_now() < deadline) {
+        m = rd_kafka_consumer_poll(c, 100);
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eofs++;
+        } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            const struct kt_commit *commit = NULL;
+            rd_kafka_headers_t     *h;
+            const void             *v;
+            size_t                  vs;
+
+            if (stats != NULL)
+                stats->total++;
+            if (cs != NULL) {
+                if (rd_kafka_message_headers(m, &h) == 0 &&
+                    rd_kafka_header_get_last(h, WEIR_KAFKA_HDR_CHECKPOINT, &v,
+                                             &vs) == 0)
+                    commit = kt_committed(cs, v, vs);
+                if (commit == NULL) {
+                    if (stats != NULL)
+                        stats->uncommitted++;
+                    rd_kafka_message_destroy(m);
+                    continue;
+                }
+            }
+            if (fn != NULL && fn(m, commit, opaque) != 0)
+                rc = -1;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (eofs < parts->cnt)
+        rc = -1;
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return rc;
+}
+
+/* A unique scratch directory under WEIR_TEST_TMP. */
+static int kt_tmpdir(char *out, size_t size, const char *what)
+{
+    const char *base = getenv("WEIR_TEST_TMP");
+
+    if (base == NULL)
+        base = "/tmp";
+    mkdir(base, 0755);
+    snprintf(out, size, "%s/%s-XXXXXX", base, what);
+    return mkdtemp(out) == NULL ? -1 : 0;
+}
+
+static void kt_rmtree(const char *path)
+{
+    char cmd[4300];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", path);
+}
+
+#endif /* WEIR_TEST_KAFKA_UTIL_H */
