@@ -19,9 +19,12 @@
  *        1000) -> keyby -> dedup -> counting collect sinks, at
  *        pipeline.parallelism 1.
  *
- * Each is run 3 times; the median events/s and its ratio to (a) are
- * printed. Memory: bytes per live key of the table's own allocation
- * (from (a2), the operator's structure), and the same minus the 16
+ * The four are run in turn, 3 rounds (interleaved, so that a change in
+ * the load of a shared machine hits all of them alike); the median
+ * events/s and its ratio to (a) are printed, by wall clock and, for the
+ * single-threaded ones, by process CPU time (steadier when other work
+ * competes for the cores). Memory: bytes per live key of the table's own
+ * allocation (from (a2), the operator's structure), and the same minus the 16
  * bytes of digest that stand in for the key.
  */
 #include "../operators/dedup_table.h"
@@ -42,17 +45,41 @@
 #define TTL WEIR_DAYS(1)
 
 struct workload {
-    size_t n;             /* events                          */
-    unsigned char *keys;  /* n * KEY_LEN bytes               */
-    size_t uniques;       /* distinct keys among the events  */
+    size_t n;            /* events                          */
+    unsigned char *keys; /* n * KEY_LEN bytes               */
+    size_t uniques;      /* distinct keys among the events  */
 };
 
-static double now_s(void)
+/* A measurement: wall-clock and process CPU seconds. */
+struct span {
+    double wall;
+    double cpu;
+};
+
+static double clock_s(clockid_t id)
 {
     struct timespec t;
 
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static struct span span_now(void)
+{
+    struct span s;
+
+    s.wall = clock_s(CLOCK_MONOTONIC);
+    s.cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    return s;
+}
+
+/* Events per second over [t0, now): wall in r[0], CPU in r[1]. */
+static void rate(size_t n, struct span t0, double r[2])
+{
+    struct span t1 = span_now();
+
+    r[0] = (double)n / (t1.wall - t0.wall);
+    r[1] = (double)n / (t1.cpu - t0.cpu);
 }
 
 static uint64_t splitmix(uint64_t *s)
@@ -93,39 +120,46 @@ static int make_workload(struct workload *wl, size_t n)
     return 0;
 }
 
-static double median3(double *v)
+/* Median of the RUNS values v[0][k], v[1][k], ... */
+static double median(double v[RUNS][2], int k)
 {
+    double c[RUNS];
     double t;
     int i;
     int j;
 
+    for (i = 0; i < RUNS; i++)
+        c[i] = v[i][k];
     for (i = 0; i < RUNS; i++) {
         for (j = i + 1; j < RUNS; j++) {
-            if (v[j] < v[i]) {
-                t = v[i];
-                v[i] = v[j];
-                v[j] = t;
+            if (c[j] < c[i]) {
+                t = c[i];
+                c[i] = c[j];
+                c[j] = t;
             }
         }
     }
-    return v[RUNS / 2];
+    return c[RUNS / 2];
 }
 
 /* ------------------------------------------------------------------ *
  * ## (a) the ceiling: a bare set of 16-byte keys
  * ------------------------------------------------------------------ */
 
-static double run_bare(const struct workload *wl, size_t *dups,
-                       size_t *bytes)
+/* One run; r gets wall and CPU events/s. Returns the repeats found. */
+static size_t run_bare(const struct workload *wl, double r[2], size_t *bytes)
 {
     unsigned char *slots;
     const unsigned char *k;
+    unsigned char *sl;
+    struct span t0;
+    size_t dups;
     size_t mask;
     size_t cap;
     size_t i;
     size_t j;
-    double t0;
-    double t1;
+    uint64_t w0;
+    uint64_t w1;
 
     cap = 16;
     while (cap * 3 < wl->n * 4) /* load <= 3/4 even if all unique */
@@ -134,101 +168,95 @@ static double run_bare(const struct workload *wl, size_t *dups,
     if (slots == NULL)
         return 0;
     mask = cap - 1;
-    *dups = 0;
-    t0 = now_s();
+    dups = 0;
+    t0 = span_now();
     for (i = 0; i < wl->n; i++) {
         k = wl->keys + i * KEY_LEN;
         j = (size_t)XXH3_64bits(k, KEY_LEN) & mask;
         for (;;) {
-            unsigned char *s = slots + j * KEY_LEN;
-            uint64_t w0;
-            uint64_t w1;
-
-            memcpy(&w0, s, 8);
-            memcpy(&w1, s + 8, 8);
+            sl = slots + j * KEY_LEN;
+            memcpy(&w0, sl, 8);
+            memcpy(&w1, sl + 8, 8);
             if (w0 == 0 && w1 == 0) {
-                memcpy(s, k, KEY_LEN);
+                memcpy(sl, k, KEY_LEN);
                 break;
             }
-            if (memcmp(s, k, KEY_LEN) == 0) {
-                (*dups)++;
+            if (memcmp(sl, k, KEY_LEN) == 0) {
+                dups++;
                 break;
             }
             j = (j + 1) & mask;
         }
     }
-    t1 = now_s();
+    rate(wl->n, t0, r);
     *bytes = cap * KEY_LEN;
     free(slots);
-    return (double)wl->n / (t1 - t0);
+    return dups;
 }
 
 /* ------------------------------------------------------------------ *
  * ## (a2) the dedup table alone
  * ------------------------------------------------------------------ */
 
-static double run_table(const struct workload *wl, size_t *dups,
-                        size_t *bytes, size_t *live)
+static size_t run_table(const struct workload *wl, double r[2], size_t *bytes,
+                        size_t *live)
 {
+    struct span t0;
+    size_t dups;
     dtab_t t;
     size_t i;
-    double t0;
-    double t1;
     int cls;
 
     if (dtab_init(&t, sizeof(struct dtab_head), NULL, 0) != WEIR_OK)
         return 0;
-    *dups = 0;
-    t0 = now_s();
+    dups = 0;
+    t0 = span_now();
     for (i = 0; i < wl->n; i++) {
-        cls = dedup_rolling(&t, wl->keys + i * KEY_LEN, KEY_LEN,
-                            (weir_ts_t)i, WEIR_TS_MIN, TTL, 0);
+        cls = dedup_rolling(&t, wl->keys + i * KEY_LEN, KEY_LEN, (weir_ts_t)i,
+                            WEIR_TS_MIN, TTL, 0);
         if (cls < 0) {
             fprintf(stderr, "table: %s\n", weir_strerror(cls));
-            dtab_free(&t);
-            return 0;
+            break;
         }
-        *dups += cls == DEDUP_DUPLICATE;
+        dups += cls == DEDUP_DUPLICATE;
     }
-    t1 = now_s();
+    rate(wl->n, t0, r);
     *bytes = dtab_bytes(&t);
     *live = t.used;
     dtab_free(&t);
-    return (double)wl->n / (t1 - t0);
+    return dups;
 }
 
 /* ------------------------------------------------------------------ *
  * ## (b) the operator through the harness
  * ------------------------------------------------------------------ */
 
-static double run_harness(const struct workload *wl, size_t *dups)
+static size_t run_harness(const struct workload *wl, double r[2])
 {
-    weir_window_t *scope;
     weir_harness_t *h;
+    struct span t0;
+    size_t dups;
     size_t i;
-    double t0;
-    double t1;
 
-    scope = weir_window_rolling(TTL);
-    h = weir_harness_new_dedup(scope);
+    h = weir_harness_new_dedup(weir_window_rolling(TTL));
     if (h == NULL)
         return 0;
-    *dups = 0;
-    t0 = now_s();
+    dups = 0;
+    t0 = span_now();
     for (i = 0; i < wl->n; i++) {
         if (weir_harness_push_buf(h, WEIR_BUF(wl->keys + i * KEY_LEN, KEY_LEN),
                                   WEIR_BUF_NULL, (weir_ts_t)i) != WEIR_OK)
             break;
         if (i % 1000 == 999) {
             weir_harness_watermark(h, (weir_ts_t)i - 1000);
-            *dups += weir_harness_count(h, WEIR_TAG_DUPLICATE);
+            dups += weir_harness_count(h, WEIR_TAG_DUPLICATE);
             weir_harness_clear(h);
         }
     }
-    *dups += weir_harness_count(h, WEIR_TAG_DUPLICATE);
-    t1 = now_s();
+    dups += weir_harness_count(h, WEIR_TAG_DUPLICATE);
+    rate(wl->n, t0, r);
     weir_harness_destroy(h);
-    return (double)wl->n / (t1 - t0);
+    return dups;
 }
 
 /* ------------------------------------------------------------------ *
@@ -248,8 +276,7 @@ static int gen(void *opaque, uint64_t i, weir_buf_t *key, weir_buf_t *value,
     return 1;
 }
 
-static int count_sink(const weir_record_t *rec, const char *tag,
-                      void *opaque)
+static int count_sink(const weir_record_t *rec, const char *tag, void *opaque)
 {
     (void)rec;
     (void)tag;
@@ -257,17 +284,17 @@ static int count_sink(const weir_record_t *rec, const char *tag,
     return WEIR_OK;
 }
 
-static double run_pipeline(struct workload *wl, size_t *dups)
+static size_t run_pipeline(struct workload *wl, double r[2])
 {
     weir_watermark_t *wm;
     weir_pipeline_t *p;
     weir_conf_t *conf;
     weir_stream_t *s;
     weir_stream_t *d;
+    struct span t0;
     size_t uniques;
+    size_t dups;
     char err[256];
-    double t0;
-    double t1;
     int rc;
 
     conf = weir_conf_new();
@@ -282,7 +309,7 @@ static double run_pipeline(struct workload *wl, size_t *dups)
         return 0;
     }
     uniques = 0;
-    *dups = 0;
+    dups = 0;
     wm = weir_watermark_bounded(WEIR_SECONDS(1));
     weir_watermark_set_every(wm, 1000);
     s = weir_source_generator(p, "gen", gen, wl);
@@ -291,51 +318,52 @@ static double run_pipeline(struct workload *wl, size_t *dups)
     d = weir_stream_dedup(s, TTL);
     weir_stream_collect(d, count_sink, &uniques);
     weir_stream_collect(weir_stream_side_output(d, WEIR_TAG_DUPLICATE),
-                        count_sink, dups);
-    t0 = now_s();
+                        count_sink, &dups);
+    t0 = span_now();
     rc = weir_pipeline_run(p);
-    t1 = now_s();
-    if (rc != WEIR_OK) {
+    rate(wl->n, t0, r);
+    if (rc != WEIR_OK)
         fprintf(stderr, "run: %s\n", weir_pipeline_errstr(p));
-        weir_pipeline_destroy(p);
-        return 0;
-    }
     weir_pipeline_destroy(p);
-    if (uniques + *dups != wl->n)
-        fprintf(stderr, "pipeline: %zu + %zu != %zu events\n", uniques, *dups,
+    if (rc == WEIR_OK && uniques + dups != wl->n)
+        fprintf(stderr, "pipeline: %zu + %zu != %zu events\n", uniques, dups,
                 wl->n);
-    return (double)wl->n / (t1 - t0);
+    return dups;
 }
 
 /* ------------------------------------------------------------------ *
  * ## Main
  * ------------------------------------------------------------------ */
 
-static void report(const char *what, double *v, double ceiling,
-                   size_t dups, size_t want)
+static void report(const char *what, double v[RUNS][2], double ceiling[2],
+                   int cpu, int correct)
 {
-    double m;
+    double wall;
+    double c;
 
-    m = median3(v);
-    printf("%-34s %10.2f M events/s   ratio %.2f%s\n", what, m / 1e6,
-           ceiling > 0 ? m / ceiling : 0,
-           dups == want ? "" : "   (WRONG duplicate count)");
+    wall = median(v, 0);
+    c = median(v, 1);
+    printf("%-36s %7.2f M events/s  ratio %.2f", what, wall / 1e6,
+           wall / ceiling[0]);
+    if (cpu)
+        printf("  (CPU time: %.2f M/s, ratio %.2f)", c / 1e6, c / ceiling[1]);
+    printf("%s\n", correct ? "" : "  WRONG duplicate count");
 }
 
 int main(int argc, char **argv)
 {
+    double bare[RUNS][2];
+    double table[RUNS][2];
+    double harness[RUNS][2];
+    double pipe[RUNS][2];
+    double ceiling[2];
     struct workload wl;
-    double bare[RUNS];
-    double table[RUNS];
-    double harness[RUNS];
-    double pipe[RUNS];
-    double ceiling;
     size_t bare_bytes;
     size_t table_bytes;
     size_t live;
-    size_t dups;
     size_t want;
     size_t n;
+    int ok[4] = {1, 1, 1, 1};
     int i;
 
     bare_bytes = 0;
@@ -348,23 +376,20 @@ int main(int argc, char **argv)
     }
     want = wl.n - wl.uniques;
     printf("bench-dedup: %zu events, %zu distinct 16-byte keys, %zu "
-           "repeats; median of %d\n",
+           "repeats; median of %d interleaved runs\n",
            wl.n, wl.uniques, want, RUNS);
-
-    for (i = 0; i < RUNS; i++)
-        bare[i] = run_bare(&wl, &dups, &bare_bytes);
-    ceiling = median3(bare);
-    report("(a)  bare set, presized (ceiling)", bare, ceiling, dups, want);
-    for (i = 0; i < RUNS; i++)
-        table[i] = run_table(&wl, &dups, &table_bytes, &live);
-    report("(a2) dedup table (operator core)", table, ceiling, dups, want);
-    for (i = 0; i < RUNS; i++)
-        harness[i] = run_harness(&wl, &dups);
-    report("(b)  dedup operator, harness", harness, ceiling, dups, want);
-    for (i = 0; i < RUNS; i++)
-        pipe[i] = run_pipeline(&wl, &dups);
-    report("(c)  pipeline gen>wm>keyby>dedup", pipe, ceiling, dups, want);
-
+    for (i = 0; i < RUNS; i++) {
+        ok[0] &= run_bare(&wl, bare[i], &bare_bytes) == want;
+        ok[1] &= run_table(&wl, table[i], &table_bytes, &live) == want;
+        ok[2] &= run_harness(&wl, harness[i]) == want;
+        ok[3] &= run_pipeline(&wl, pipe[i]) == want;
+    }
+    ceiling[0] = median(bare, 0);
+    ceiling[1] = median(bare, 1);
+    report("(a)  bare set, presized (ceiling)", bare, ceiling, 1, ok[0]);
+    report("(a2) dedup table (operator core)", table, ceiling, 1, ok[1]);
+    report("(b)  dedup operator via harness", harness, ceiling, 1, ok[2]);
+    report("(c)  gen>watermark>keyby>dedup>sink", pipe, ceiling, 0, ok[3]);
     printf("memory: bare set %.1f B/key (presized); dedup table %zu B for "
            "%zu live keys = %.1f B/key, %.1f B/key beyond the 16-byte "
            "digest\n",

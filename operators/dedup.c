@@ -48,10 +48,10 @@
 #include "dedup_table.h"
 
 #define SNAPSHOT_VERSION 1
-#define SWEEP_PER_RECORD 1  /* sweep budget each record earns         */
-#define SWEEP_PER_WM 4      /* ... and each watermark                  */
-#define SWEEP_BATCH 1024    /* sweep when this much budget has built up */
-#define CHUNK_ENTRIES 512   /* snapshot I/O chunk (24 bytes each)      */
+#define SWEEP_PER_RECORD 1 /* sweep budget each record earns         */
+#define SWEEP_PER_WM 4     /* ... and each watermark                  */
+#define SWEEP_BATCH 1024   /* sweep when this much budget has built up */
+#define CHUNK_ENTRIES 512  /* snapshot I/O chunk (24 bytes each)      */
 
 /* One session of a key: [start, end). */
 struct sess {
@@ -184,8 +184,8 @@ static int dedup_session(struct dedup *d, weir_buf_t key, weir_ts_t ts,
     if (rc != WEIR_OK)
         return rc;
     h = XXH3_128bits(key.data, key.len);
-    k = (struct skey *)(void *)dtab_probe(&d->t, h.low64, h.high64, wb,
-                                          &live);
+    k = (struct skey *)(void *)dtab_probe(&d->t, sizeof(struct skey), h.low64,
+                                          h.high64, wb, &live);
     re = dtab_sum3(ts, d->size, 0);
     if (live) {
         rc = sess_merge(d, k, ts, re, w);
@@ -439,7 +439,7 @@ static struct dtab_head *restore_slot(dtab_t *t, uint64_t lo, uint64_t hi)
     struct dtab_head *e;
     int live;
 
-    e = dtab_probe(t, lo, hi, 0, &live);
+    e = dtab_probe(t, t->stride, lo, hi, 0, &live);
     if (e->exp == 0)
         t->used++;
     e->lo = lo;
@@ -458,8 +458,7 @@ static int restore_flat(weir_ctx_t *ctx, struct dedup *d, uint64_t n,
     int rc;
 
     for (done = 0; done < n; done += chunk) {
-        chunk = n - done < CHUNK_ENTRIES ? (size_t)(n - done)
-                                         : CHUNK_ENTRIES;
+        chunk = n - done < CHUNK_ENTRIES ? (size_t)(n - done) : CHUNK_ENTRIES;
         rc = weir_read_bytes(r, buf, chunk * 24);
         if (rc != WEIR_OK)
             return rc;
@@ -596,8 +595,7 @@ static const char *scope_problem(const weir_window_t *scope)
     return NULL;
 }
 
-weir_stream_t *weir_stream_dedup_scope(weir_stream_t *s,
-                                       weir_window_t *scope)
+weir_stream_t *weir_stream_dedup_scope(weir_stream_t *s, weir_window_t *scope)
 {
     const char *why;
     int rc;

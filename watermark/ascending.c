@@ -24,8 +24,8 @@ struct ascending_state {
     int64_t seen;     /* 1 once a record has been seen */
 };
 
-static int ascending_on_event(void *st, const weir_record_t *rec,
-                              weir_ts_t ts, weir_ts_t *wm, const void *opaque)
+static int ascending_on_event(void *st, const weir_record_t *rec, weir_ts_t ts,
+                              weir_ts_t *wm, const void *opaque)
 {
     struct ascending_state *s = st;
 

@@ -20,9 +20,8 @@
 
 #include "assigner.h"
 
-static int punctuated_on_event(void *st, const weir_record_t *rec,
-                               weir_ts_t ts, weir_ts_t *wm,
-                               const void *opaque)
+static int punctuated_on_event(void *st, const weir_record_t *rec, weir_ts_t ts,
+                               weir_ts_t *wm, const void *opaque)
 {
     const weir_watermark_t *strategy = opaque;
     int rc;
@@ -43,8 +42,7 @@ const weir_watermark_def_t weir__watermark_punctuated_def = {
     .on_periodic = NULL,
 };
 
-weir_watermark_t *weir_watermark_punctuated(weir_punctuated_fn fn,
-                                            void *opaque)
+weir_watermark_t *weir_watermark_punctuated(weir_punctuated_fn fn, void *opaque)
 {
     weir_watermark_t *wm;
 

@@ -151,8 +151,7 @@ static int periodic(weir_ctx_t *ctx, struct weir__assigner *a)
     return advance(ctx, a, cand);
 }
 
-static int arm_tick(weir_ctx_t *ctx, struct weir__assigner *a,
-                    weir_ts_t when)
+static int arm_tick(weir_ctx_t *ctx, struct weir__assigner *a, weir_ts_t when)
 {
     int rc;
 
@@ -338,7 +337,8 @@ static int wm_restore(weir_ctx_t *ctx, void *st, weir_reader_t *r)
     if (gen.len != a->def->state_size)
         return weir_ctx_error(ctx, WEIR_ECORRUPT,
                               "watermark generator state is %zu bytes, "
-                              "expected %zu", gen.len, a->def->state_size);
+                              "expected %zu",
+                              gen.len, a->def->state_size);
     if (gen.len > 0)
         memcpy(a->gen_st, gen.data, gen.len);
     a->idle = 0;
@@ -379,8 +379,7 @@ weir_stream_t *weir_stream_watermark(weir_stream_t *s, weir_watermark_t *wm)
                                  "weir_stream_watermark: no strategy");
     rc = weir_pipeline_attach(weir_stream_pipeline(s), wm, destroy_strategy);
     if (rc != WEIR_OK)
-        return weir_stream_error(s, rc,
-                                 "weir_stream_watermark: out of memory");
+        return weir_stream_error(s, rc, "weir_stream_watermark: out of memory");
     return weir_stream_apply(s, &weir_op_watermark, wm);
 }
 

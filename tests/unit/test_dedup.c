@@ -7,11 +7,14 @@
  * while keys expire (measured through a counting allocator installed
  * with weir_replace_allocator()).
  */
+/* cmocka needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,8 @@
 #include <weir/operator.h>
 #include <weir/testing.h>
 #include <weir/window.h>
+
+#include "../../operators/dedup_table.h"
 
 #define U 0 /* unique    */
 #define D 1 /* duplicate */
@@ -111,8 +116,8 @@ static int counts_sum(const weir_harness_t *h, size_t c[3])
 }
 
 /* Pushes key@ts with a unique value and checks where it went. */
-static void expect_buf(weir_harness_t *h, weir_buf_t key, weir_ts_t ts,
-                       int cls, int line)
+static void expect_buf(weir_harness_t *h, weir_buf_t key, weir_ts_t ts, int cls,
+                       int line)
 {
     static const char *names[] = {"unique", "duplicate", "late"};
     static unsigned seq;
@@ -132,9 +137,10 @@ static void expect_buf(weir_harness_t *h, weir_buf_t key, weir_ts_t ts,
     if (got != cls)
         fail_msg("line %d: ts %lld went %s, expected %s", line, (long long)ts,
                  names[got], names[cls]);
-    rec = weir_harness_record(h, got == U   ? NULL
-                                 : got == D ? WEIR_TAG_DUPLICATE
-                                            : WEIR_TAG_LATE,
+    rec = weir_harness_record(h,
+                              got == U   ? NULL
+                              : got == D ? WEIR_TAG_DUPLICATE
+                                         : WEIR_TAG_LATE,
                               after[got] - 1);
     assert_non_null(rec);
     assert_int_equal(weir_record_ts(rec), ts);
@@ -142,7 +148,7 @@ static void expect_buf(weir_harness_t *h, weir_buf_t key, weir_ts_t ts,
     assert_memory_equal(weir_record_value(rec).data, value, strlen(value));
 }
 
-#define EXPECT(h, key, ts, cls) \
+#define EXPECT(h, key, ts, cls)                                                \
     expect_buf((h), WEIR_BUF_STR(key), (ts), (cls), __LINE__)
 #define WM(h, w) assert_int_equal(weir_harness_watermark((h), (w)), WEIR_OK)
 
@@ -161,8 +167,8 @@ static void test_dedup_rolling_basic(void **state)
     EXPECT(h, "a", 5000, D);
     EXPECT(h, "b", 100, U);
     WM(h, 108);
-    EXPECT(h, "a", 1, D); /* behind W, but state is live: duplicate */
-    WM(h, 109);           /* f + R - 1 + L == W: the entry is gone */
+    EXPECT(h, "a", 1, D);   /* behind W, but state is live: duplicate */
+    WM(h, 109);             /* f + R - 1 + L == W: the entry is gone */
     EXPECT(h, "a", 109, L); /* ts + L == W */
     EXPECT(h, "a", 110, U); /* opens f = 110 */
     EXPECT(h, "a", 100, D);
@@ -258,18 +264,18 @@ static void test_dedup_tumbling_basic(void **state)
 
     (void)state;
     h = new_dedup(weir_window_tumbling(10), 0);
-    EXPECT(h, "a", 5, U);   /* [0, 10) */
+    EXPECT(h, "a", 5, U); /* [0, 10) */
     EXPECT(h, "a", 0, D);
     EXPECT(h, "a", 9, D);
-    EXPECT(h, "a", 10, U);  /* [10, 20) */
-    EXPECT(h, "a", -1, U);  /* [-10, 0) */
+    EXPECT(h, "a", 10, U); /* [10, 20) */
+    EXPECT(h, "a", -1, U); /* [-10, 0) */
     EXPECT(h, "a", -10, D);
     EXPECT(h, "a", -11, U); /* [-20, -10) */
     EXPECT(h, "b", 5, U);
     WM(h, 8);
     EXPECT(h, "a", 3, D);
-    EXPECT(h, "c", 3, U);   /* first of (c, [0,10)), behind W: unique */
-    WM(h, 9);               /* end - 1 + L == W: [0,10) is late */
+    EXPECT(h, "c", 3, U); /* first of (c, [0,10)), behind W: unique */
+    WM(h, 9);             /* end - 1 + L == W: [0,10) is late */
     EXPECT(h, "a", 3, L);
     EXPECT(h, "d", 9, L);
     EXPECT(h, "a", 10, D);
@@ -301,12 +307,12 @@ static void test_dedup_tumbling_negative(void **state)
 
     (void)state;
     h = new_dedup(weir_window_tumbling(1000), 0);
-    EXPECT(h, "a", -1, U);     /* [-1000, 0) */
+    EXPECT(h, "a", -1, U); /* [-1000, 0) */
     EXPECT(h, "a", -1000, D);
-    EXPECT(h, "a", -1001, U);  /* [-2000, -1000) */
+    EXPECT(h, "a", -1001, U); /* [-2000, -1000) */
     WM(h, -1002);
     EXPECT(h, "a", -1500, D);
-    WM(h, -1001);              /* end - 1 == -1001 */
+    WM(h, -1001); /* end - 1 == -1001 */
     EXPECT(h, "a", -1500, L);
     EXPECT(h, "a", -999, D);
     weir_harness_destroy(h);
@@ -360,7 +366,7 @@ static void test_dedup_session_boundaries(void **state)
     h = new_dedup(weir_window_session(10), 0);
     EXPECT(h, "a", 100, U); /* [100,110): live while 109 > W */
     WM(h, 108);
-    EXPECT(h, "a", 95, D);  /* merges: [95, 110) */
+    EXPECT(h, "a", 95, D); /* merges: [95, 110) */
     WM(h, 109);
     /* the session is gone; [105,115) merges with nothing; 114 > 109 */
     EXPECT(h, "a", 105, U);
@@ -378,9 +384,9 @@ static void test_dedup_session_lateness_and_negative(void **state)
     h = new_dedup(weir_window_session(10), 5);
     EXPECT(h, "a", -100, U); /* [-100,-90): live while -86 > W */
     WM(h, -87);
-    EXPECT(h, "a", -95, D);  /* [-100, -85): live while -81 > W */
+    EXPECT(h, "a", -95, D); /* [-100, -85): live while -81 > W */
     WM(h, -81);
-    EXPECT(h, "a", -95, L);  /* -95 + 9 + 5 == -81 */
+    EXPECT(h, "a", -95, L); /* -95 + 9 + 5 == -81 */
     EXPECT(h, "a", -94, U);
     EXPECT(h, "a", -1000, L);
     weir_harness_destroy(h);
@@ -664,7 +670,7 @@ static void burst(weir_harness_t *h, uint64_t *next_key, weir_ts_t *ts,
 
 static void test_dedup_memory_bounded(void **state)
 {
-    enum { ROUND = 20000, ROUNDS = 12 };
+    enum { ROUND = 10000, ROUNDS = 8 };
     uint64_t next_key;
     size_t base;
     size_t after_first;
@@ -715,21 +721,118 @@ static void test_dedup_memory_shrinks(void **state)
         h = new_dedup(scope_of(kind), 0);
         next_key = 0;
         ts = 0;
-        burst(h, &next_key, &ts, 50000);
+        burst(h, &next_key, &ts, 20000);
         peak = live_bytes - base;
         /* everything expires; the sweep runs on watermarks alone */
-        for (w = ts; w < ts + 60000; w++) {
+        for (w = ts; w < ts + 10000; w++) {
             WM(h, w);
             if (w % 1000 == 0)
                 weir_harness_clear(h); /* forwarded watermarks */
         }
         weir_harness_clear(h);
         print_message("kind %d: %zu bytes after the burst, %zu after "
-                      "expiry\n", kind, peak, live_bytes - base);
+                      "expiry\n",
+                      kind, peak, live_bytes - base);
         assert_true((live_bytes - base) * 8 < peak);
         weir_harness_destroy(h);
         assert_int_equal(live_bytes, base);
     }
+}
+
+/* ------------------------------------------------------------------ *
+ * ## The table itself: growth, in-place rehash, wrapped clusters
+ * ------------------------------------------------------------------ */
+
+struct probe_entry {
+    uint64_t lo;
+    uint64_t hi;
+    weir_ts_t exp;
+};
+
+/* Every entry is found, live exactly when exp > w; used matches. */
+static void check_table(const dtab_t *t, const struct probe_entry *v, size_t n,
+                        weir_ts_t w)
+{
+    struct dtab_head *e;
+    size_t live;
+    size_t i;
+    int is_live;
+
+    live = 0;
+    for (i = 0; i < n; i++) {
+        e = dtab_probe(t, sizeof(struct dtab_head), v[i].lo, v[i].hi,
+                       dtab_bias(w), &is_live);
+        if (is_live != (v[i].exp > w))
+            fail_msg("entry %zu (lo %llx): live %d, expected %d", i,
+                     (unsigned long long)v[i].lo, is_live, v[i].exp > w);
+        if (is_live) {
+            assert_int_equal(e->lo, v[i].lo);
+            assert_int_equal(e->hi, v[i].hi);
+            assert_int_equal(dtab_unbias(e->exp), v[i].exp);
+            live++;
+        }
+    }
+    assert_true(t->used >= live);
+    assert_true(t->used < dtab_capacity(t));
+}
+
+static void insert_entry(dtab_t *t, const struct probe_entry *x, weir_ts_t w)
+{
+    struct dtab_head *e;
+    int live;
+
+    assert_int_equal(dtab_reserve(t, dtab_bias(w)), WEIR_OK);
+    e = dtab_probe(t, sizeof(struct dtab_head), x->lo, x->hi, dtab_bias(w),
+                   &live);
+    assert_false(live);
+    dtab_claim(t, e, x->lo, x->hi, dtab_bias(x->exp));
+}
+
+static void test_dedup_table_rehash(void **state)
+{
+    enum { N = 40000 };
+    struct probe_entry *v;
+    dtab_t t;
+    size_t i;
+    int round;
+
+    (void)state;
+    v = calloc(N, sizeof(*v));
+    assert_non_null(v);
+    for (round = 0; round < 4; round++) {
+        rng_state = 0xC0FFEEull + (uint64_t)round;
+        print_message("table round %d seed %llu\n", round,
+                      (unsigned long long)rng_state);
+        assert_int_equal(dtab_init(&t, sizeof(struct dtab_head), NULL, 0),
+                         WEIR_OK);
+        for (i = 0; i < N; i++) {
+            /* one in 500 lands in the last 16 slots of any capacity, so
+             * that a cluster wraps around the end of the array */
+            v[i].lo = rng() % 500 == 0 ? ~(uint64_t)(rng() % 16) : rng();
+            v[i].hi = rng();
+            v[i].exp = (weir_ts_t)(rng() % 1000);
+            insert_entry(&t, &v[i], round == 0 ? WEIR_TS_MIN : 300);
+            if (i % 997 == 0)
+                check_table(&t, v, i + 1, round == 0 ? WEIR_TS_MIN : 300);
+        }
+        check_table(&t, v, N, round == 0 ? WEIR_TS_MIN : 300);
+        /* rebuild at a later watermark: same size, shrink or grow */
+        assert_int_equal(dtab_rebuild(&t, dtab_bias(500)), WEIR_OK);
+        check_table(&t, v, N, 500);
+        assert_int_equal(
+            dtab_rehash_in_place(&t, dtab_capacity(&t), dtab_bias(600)),
+            WEIR_OK);
+        check_table(&t, v, N, 600);
+        assert_int_equal(
+            dtab_rehash_in_place(&t, 2 * dtab_capacity(&t), dtab_bias(600)),
+            WEIR_OK);
+        check_table(&t, v, N, 600);
+        assert_int_equal(dtab_sweep(&t, dtab_bias(999), 10 * N), WEIR_OK);
+        check_table(&t, v, N, 999);
+        assert_int_equal(dtab_capacity(&t), DTAB_MIN_CAP);
+        dtab_free(&t);
+    }
+    free(v);
 }
 
 int main(void)
@@ -754,10 +857,11 @@ int main(void)
         cmocka_unit_test(test_dedup_restore_corrupt),
         cmocka_unit_test(test_dedup_memory_bounded),
         cmocka_unit_test(test_dedup_memory_shrinks),
+        cmocka_unit_test(test_dedup_table_rehash),
     };
 
-    if (weir_replace_allocator(cnt_malloc, cnt_realloc, cnt_calloc,
-                               cnt_free) != WEIR_OK)
+    if (weir_replace_allocator(cnt_malloc, cnt_realloc, cnt_calloc, cnt_free) !=
+        WEIR_OK)
         return 1;
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

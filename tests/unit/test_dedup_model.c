@@ -13,11 +13,14 @@
  * duplicates, late) must equal the model's as a multiset and keep, per
  * key, the input order.
  */
+/* cmocka needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,8 +262,8 @@ static void run_model(const struct config *c, const struct input *in,
     for (i = 0; i < N_KEYS; i++)
         free(keys[i].e);
     free(keys);
-    print_message("model: %zu unique, %zu duplicates, %zu late\n",
-                  out[0].n, out[1].n, out[2].n);
+    print_message("model: %zu unique, %zu duplicates, %zu late\n", out[0].n,
+                  out[1].n, out[2].n);
     /* the input must exercise every rule */
     assert_true(out[UNIQUE].n > 100);
     assert_true(out[DUPLICATE].n > 100);
@@ -313,9 +316,9 @@ static void check_harness(const struct config *c, const struct input *in,
             w = in->wm[i];
             assert_int_equal(weir_harness_watermark(h, w), WEIR_OK);
         }
-        assert_int_equal(weir_harness_push(h, in->keybuf[i], in->valbuf[i],
-                                           in->ts[i]),
-                         WEIR_OK);
+        assert_int_equal(
+            weir_harness_push(h, in->keybuf[i], in->valbuf[i], in->ts[i]),
+            WEIR_OK);
     }
     for (t = 0; t < 3; t++) {
         assert_int_equal(weir_harness_count(h, tags[t]), model[t].n);
@@ -401,9 +404,9 @@ static void check_pipeline(const struct config *c, const struct input *in,
     conf = weir_conf_new();
     assert_non_null(conf);
     snprintf(value, sizeof(value), "%d", parallelism);
-    assert_int_equal(weir_conf_set(conf, "pipeline.parallelism", value, err,
-                                   sizeof(err)),
-                     WEIR_OK);
+    assert_int_equal(
+        weir_conf_set(conf, "pipeline.parallelism", value, err, sizeof(err)),
+        WEIR_OK);
     p = weir_pipeline_new("dedup-model", conf, err, sizeof(err));
     assert_non_null(p);
     wm = weir_watermark_bounded(c->bound);
@@ -416,14 +419,14 @@ static void check_pipeline(const struct config *c, const struct input *in,
     s = weir_stream_keyby(s, NULL, NULL);
     d = weir_stream_dedup_scope(s, scope_for(c));
     assert_int_equal(weir_stream_collect(d, collect, &got[UNIQUE]), WEIR_OK);
-    assert_int_equal(weir_stream_collect(weir_stream_side_output(
-                                             d, WEIR_TAG_DUPLICATE),
-                                         collect, &got[DUPLICATE]),
-                     WEIR_OK);
-    assert_int_equal(weir_stream_collect(weir_stream_side_output(
-                                             d, WEIR_TAG_LATE),
-                                         collect, &got[LATE]),
-                     WEIR_OK);
+    assert_int_equal(
+        weir_stream_collect(weir_stream_side_output(d, WEIR_TAG_DUPLICATE),
+                            collect, &got[DUPLICATE]),
+        WEIR_OK);
+    assert_int_equal(
+        weir_stream_collect(weir_stream_side_output(d, WEIR_TAG_LATE), collect,
+                            &got[LATE]),
+        WEIR_OK);
     if (weir_pipeline_run(p) != WEIR_OK)
         fail_msg("run: %s", weir_pipeline_errstr(p));
     weir_pipeline_destroy(p);

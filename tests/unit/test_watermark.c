@@ -4,11 +4,14 @@
  * pipeline checks (a record travels ahead of the watermark it causes;
  * a NULL strategy is a builder error).
  */
+/* cmocka needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +34,7 @@ static void push_ts(weir_harness_t *h, weir_ts_t ts)
     assert_int_equal(weir_harness_push(h, "k", value, ts), WEIR_OK);
 }
 
-static void assert_wms(const weir_harness_t *h, const weir_ts_t *want,
-                       size_t n)
+static void assert_wms(const weir_harness_t *h, const weir_ts_t *want, size_t n)
 {
     size_t i;
 
@@ -74,9 +76,8 @@ static void test_watermark_bounded_every_record(void **state)
         assert_int_equal(weir_record_ts(weir_harness_record(h, NULL, i)),
                          ts[i]);
         assert_int_equal(weir_harness_i64(h, NULL, i), ts[i]);
-        assert_memory_equal(weir_record_key(weir_harness_record(h, NULL, i))
-                                .data,
-                            "k", 1);
+        assert_memory_equal(
+            weir_record_key(weir_harness_record(h, NULL, i)).data, "k", 1);
     }
     weir_harness_destroy(h);
 }
@@ -284,10 +285,10 @@ static void test_watermark_punctuated(void **state)
     {
         weir_buf_t reason;
 
-        assert_int_equal(weir_record_header(weir_harness_record(
-                                                h, WEIR_TAG_ERRORS, 0),
-                                            WEIR_HDR_ERROR, &reason),
-                         WEIR_OK);
+        assert_int_equal(
+            weir_record_header(weir_harness_record(h, WEIR_TAG_ERRORS, 0),
+                               WEIR_HDR_ERROR, &reason),
+            WEIR_OK);
         assert_true(reason.len > 0);
     }
     weir_harness_destroy(h);
@@ -620,8 +621,7 @@ static void test_watermark_pipeline_record_before_watermark(void **state)
     assert_int_equal(seen.n, 5);
     for (i = 0; i < 5; i++) {
         assert_int_equal(seen.ts[i], (weir_ts_t)(i + 1) * 10);
-        assert_int_equal(seen.wm[i],
-                         i == 0 ? WEIR_TS_MIN : (weir_ts_t)i * 10);
+        assert_int_equal(seen.wm[i], i == 0 ? WEIR_TS_MIN : (weir_ts_t)i * 10);
     }
     weir_pipeline_destroy(p);
 }
