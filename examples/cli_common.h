@@ -118,8 +118,7 @@ static inline int cli_parse_dur(const char *s, weir_ts_t *out)
         const char *unit;
         int64_t ms;
     } units[] = {
-        {"ms", 1},      {"s", 1000},        {"m", 60000},
-        {"h", 3600000}, {"d", 86400000},
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
     };
     char digits[32];
     uint64_t n;
@@ -191,8 +190,8 @@ static inline int cli_parse(int argc, char **argv, struct cli_opt *opts,
                 strncmp(opts[j].name, arg + 2, nlen) == 0)
                 break;
         if (opts[j].name == NULL) {
-            cli_fmt(msg, "unknown option '%.*s' (see --help)",
-                    (int)(nlen + 2), arg);
+            cli_fmt(msg, "unknown option '%.*s' (see --help)", (int)(nlen + 2),
+                    arg);
             return -1;
         }
         if (opts[j].flag) {
@@ -219,8 +218,7 @@ static inline int cli_parse(int argc, char **argv, struct cli_opt *opts,
 }
 
 /* The value of option `name`, or NULL. */
-static inline const char *cli_get(const struct cli_opt *opts,
-                                  const char *name)
+static inline const char *cli_get(const struct cli_opt *opts, const char *name)
 {
     int j;
 
@@ -260,8 +258,10 @@ static inline int cli_opt_u64(const struct cli_opt *opts, const char *name,
         return 0;
     if (cli_parse_u64(v, min, max, out) == 0)
         return 0;
-    cli_fmt(msg, "--%s: bad value '%s' (want an integer from %" PRIu64
-            " to %" PRIu64 ")", name, v, min, max);
+    cli_fmt(msg,
+            "--%s: bad value '%s' (want an integer from %" PRIu64 " to %" PRIu64
+            ")",
+            name, v, min, max);
     return -1;
 }
 
@@ -338,17 +338,20 @@ static inline int cli_mkdirs(const char *dir, char *msg)
     return 0;
 }
 
-/* dir + "/" + name into out (4096 bytes). */
+/* dir + "/" + name into out (4096 bytes); a path too long becomes "",
+ * which every later open rejects. */
 static inline void cli_join(char *out, const char *dir, const char *name)
 {
-    snprintf(out, 4096, "%s/%s", dir, name);
+    int n = snprintf(out, 4096, "%s/%s", dir, name);
+
+    if (n < 0 || n >= 4096)
+        out[0] = '\0';
 }
 
 /* Makes sure each of DIR/names[i] exists, without truncating it (the
  * sinks decide about truncation: a restored run must keep its output). */
-static inline int cli_create_outputs(const char *dir,
-                                     const char *const *names, size_t n,
-                                     char *msg)
+static inline int cli_create_outputs(const char *dir, const char *const *names,
+                                     size_t n, char *msg)
 {
     char path[4096];
     size_t i;
@@ -381,8 +384,7 @@ static inline int cli_blank(const char *p, size_t n)
  * Counts the lines of a file (a last line without "\n" counts), or only
  * the non-blank ones. Returns the count, or -1 with a message.
  */
-static inline int64_t cli_count_lines(const char *path, int nonblank,
-                                      char *msg)
+static inline int64_t cli_count_lines(const char *path, int nonblank, char *msg)
 {
     static char buf[1 << 16];
     int64_t count = 0;
@@ -484,8 +486,8 @@ static inline weir_stream_t *cli_parsed_lines(weir_pipeline_t *p,
 }
 
 /* Bounded out-of-orderness watermarks every n records, one instance. */
-static inline weir_stream_t *cli_watermarks(weir_stream_t *s,
-                                            weir_ts_t bound, uint64_t every)
+static inline weir_stream_t *cli_watermarks(weir_stream_t *s, weir_ts_t bound,
+                                            uint64_t every)
 {
     weir_watermark_t *wm = weir_watermark_bounded(bound);
 
@@ -522,23 +524,22 @@ static inline int cli_run(weir_pipeline_t *p, char *msg)
 enum { CLI_UNIQUE, CLI_DUPLICATES, CLI_LATE, CLI_ERRORS, CLI_NOUT };
 
 static const char *const cli_dedup_files[CLI_NOUT] = {
-    "unique.jsonl", "duplicates.jsonl", "late.jsonl", "errors.jsonl"
-};
+    "unique.jsonl", "duplicates.jsonl", "late.jsonl", "errors.jsonl"};
 
 /* What weir-dedup runs. */
 struct cli_dedup {
-    const char *input;      /* JSON-lines input                       */
-    const char *outdir;     /* the four output files go here          */
-    const char *keys;       /* FIELD[,FIELD...]                       */
-    const char *time_field; /* "ts" by default                        */
+    const char *input;        /* JSON-lines input                       */
+    const char *outdir;       /* the four output files go here          */
+    const char *keys;         /* FIELD[,FIELD...]                       */
+    const char *time_field;   /* "ts" by default                        */
     weir_window_kind_t scope; /* ROLLING, TUMBLING or SESSION         */
-    weir_ts_t size;         /* R, S or G                              */
-    weir_ts_t bound;        /* max out-of-orderness B                 */
-    weir_ts_t lateness;     /* allowed lateness L                     */
-    uint64_t every;         /* watermark every N records              */
-    int parallelism;        /* keyed parallelism P                    */
-    const char *ckdir;      /* checkpoint dir, or NULL                */
-    uint64_t ck_every;      /* checkpoint every N records             */
+    weir_ts_t size;           /* R, S or G                              */
+    weir_ts_t bound;          /* max out-of-orderness B                 */
+    weir_ts_t lateness;       /* allowed lateness L                     */
+    uint64_t every;           /* watermark every N records              */
+    int parallelism;          /* keyed parallelism P                    */
+    const char *ckdir;        /* checkpoint dir, or NULL                */
+    uint64_t ck_every;        /* checkpoint every N records             */
 };
 
 /* The dedup scope window of a configuration (NULL if invalid). */
@@ -584,9 +585,9 @@ static inline int cli_dedup_run(const struct cli_dedup *d, char *msg)
         return -1;
     }
     opts = weir_json_opts_new();
-    if (opts != NULL && (weir_json_opts_add_keys(opts, d->keys) != WEIR_OK ||
-                         weir_json_opts_set_time_field(
-                             opts, d->time_field) != WEIR_OK)) {
+    if (opts != NULL &&
+        (weir_json_opts_add_keys(opts, d->keys) != WEIR_OK ||
+         weir_json_opts_set_time_field(opts, d->time_field) != WEIR_OK)) {
         weir_json_opts_destroy(opts);
         opts = NULL;
     }

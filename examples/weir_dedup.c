@@ -93,14 +93,15 @@ static int parse_scope(const char *v, struct cli_dedup *d, char *msg)
         d->scope = kinds[i].kind;
         return 0;
     }
-    cli_fmt(msg, "--window: bad value '%s' (want rolling:DUR, tumbling:DUR "
-            "or session:DUR)", v);
+    cli_fmt(msg,
+            "--window: bad value '%s' (want rolling:DUR, tumbling:DUR "
+            "or session:DUR)",
+            v);
     return -1;
 }
 
 /* Fills d from the options; -1 with a message on a bad argument. */
-static int parse_args(const struct cli_opt *o, struct cli_dedup *d,
-                      char *msg)
+static int parse_args(const struct cli_opt *o, struct cli_dedup *d, char *msg)
 {
     uint64_t par;
     const char *req[] = {"input", "output-dir", "key"};
@@ -124,7 +125,7 @@ static int parse_args(const struct cli_opt *o, struct cli_dedup *d,
     if (d->input[0] == '\0' || d->outdir[0] == '\0' ||
         d->time_field[0] == '\0' || (d->ckdir && d->ckdir[0] == '\0')) {
         cli_fmt(msg, "empty --input, --output-dir, --time-field or "
-                "--checkpoint-dir");
+                     "--checkpoint-dir");
         return -1;
     }
     if (cli_check_keys(d->keys, msg) != 0)
@@ -134,8 +135,8 @@ static int parse_args(const struct cli_opt *o, struct cli_dedup *d,
         return -1;
     if (cli_opt_dur(o, "max-out-of-orderness", 0, &d->bound, msg) != 0 ||
         cli_opt_dur(o, "allowed-lateness", 0, &d->lateness, msg) != 0 ||
-        cli_opt_u64(o, "watermark-every", 1, UINT64_MAX, 1, &d->every,
-                    msg) != 0 ||
+        cli_opt_u64(o, "watermark-every", 1, UINT64_MAX, 1, &d->every, msg) !=
+            0 ||
         cli_opt_u64(o, "parallelism", 1, 1024, 1, &par, msg) != 0 ||
         cli_opt_u64(o, "checkpoint-every", 1, INT64_MAX, 10000, &d->ck_every,
                     msg) != 0)

@@ -65,13 +65,13 @@ struct truth {
 };
 
 struct gen {
-    uint64_t rng;      /* splitmix64 state                     */
-    int64_t base;      /* producer clock                       */
-    int64_t *ts;       /* ts of original i                     */
-    int64_t *at;       /* producer clock when i was first sent */
-    size_t n;          /* originals so far                     */
-    FILE *out;         /* events file                          */
-    struct truth t;    /* what was written                     */
+    uint64_t rng;   /* splitmix64 state                     */
+    int64_t base;   /* producer clock                       */
+    int64_t *ts;    /* ts of original i                     */
+    int64_t *at;    /* producer clock when i was first sent */
+    size_t n;       /* originals so far                     */
+    FILE *out;      /* events file                          */
+    struct truth t; /* what was written                     */
 };
 
 static uint64_t next_u64(struct gen *g)
@@ -128,35 +128,44 @@ static void write_new_original(struct gen *g)
     g->t.originals++;
 }
 
-/* A burst of originals first sent 5 to 20 minutes ago, re-sent. Returns
- * the number of lines written. */
-static int64_t write_replay(struct gen *g, int64_t budget)
+/* The first original sent at or after producer time t (g->n if none). */
+static size_t first_sent_at(const struct gen *g, int64_t t)
 {
-    int64_t lo_at = g->base - WEIR_MINUTES(20);
-    int64_t hi_at = g->base - WEIR_MINUTES(5);
-    int64_t len = uniform(g, 200, 800);
     size_t lo = 0;
     size_t hi = g->n;
-    size_t i;
+    size_t mid;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        if (g->at[mid] < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* A burst of originals first sent 5 to 20 minutes ago, re-sent from a
+ * random point of that range. Returns the number of lines written. */
+static int64_t write_replay(struct gen *g, int64_t budget)
+{
+    size_t lo = first_sent_at(g, g->base - WEIR_MINUTES(20));
+    size_t hi = first_sent_at(g, g->base - WEIR_MINUTES(5) + 1);
+    int64_t len = uniform(g, 200, 800);
+    size_t start;
     int64_t k;
 
-    if (g->n == 0 || g->at[0] > lo_at)
+    if (lo >= hi)
         return 0;
-    while (lo < hi) { /* first original sent at or after lo_at */
-        i = lo + (hi - lo) / 2;
-        if (g->at[i] < lo_at)
-            lo = i + 1;
-        else
-            hi = i;
-    }
+    start = lo + (size_t)uniform(g, 0, (int64_t)(hi - lo) - 1);
     if (len > budget)
         len = budget;
-    for (k = 0; k < len && lo + (size_t)k < g->n &&
-                g->at[lo + (size_t)k] <= hi_at;
-         k++)
-        write_original(g, lo + (size_t)k);
-    g->t.replayed += k;
-    return k;
+    if (len > (int64_t)(hi - start))
+        len = (int64_t)(hi - start);
+    for (k = 0; k < len; k++)
+        write_original(g, start + (size_t)k);
+    g->t.replayed += len;
+    return len;
 }
 
 static void write_late(struct gen *g)
@@ -175,28 +184,36 @@ static void write_malformed(struct gen *g)
 
     switch (uniform(g, 0, 5)) {
     case 0:
-        fprintf(g->out, "{\"event_id\":\"ev-bad-%06" PRId64 "\",\"type\":"
-                "\"click\",\"ts\":\n", e);
+        fprintf(g->out,
+                "{\"event_id\":\"ev-bad-%06" PRId64 "\",\"type\":"
+                "\"click\",\"ts\":\n",
+                e);
         break;
     case 1:
-        fprintf(g->out, "{\"type\":\"order\",\"user\":\"u-00001\",\"ts\":%"
-                PRId64 "}\n", g->base);
-        break;
-    case 2:
-        fprintf(g->out, "{\"event_id\":\"ev-bad-%06" PRId64 "\",\"ts\":"
-                "\"2024-01-01T00:00:00Z\"}\n", e);
-        break;
-    case 3:
-        fprintf(g->out, "[\"ev-bad-%06" PRId64 "\",%" PRId64 "]\n", e,
+        fprintf(g->out,
+                "{\"type\":\"order\",\"user\":\"u-00001\",\"ts\":%" PRId64
+                "}\n",
                 g->base);
         break;
+    case 2:
+        fprintf(g->out,
+                "{\"event_id\":\"ev-bad-%06" PRId64 "\",\"ts\":"
+                "\"2024-01-01T00:00:00Z\"}\n",
+                e);
+        break;
+    case 3:
+        fprintf(g->out, "[\"ev-bad-%06" PRId64 "\",%" PRId64 "]\n", e, g->base);
+        break;
     case 4:
-        fprintf(g->out, "{\"event_id\":\"ev-\xff%06" PRId64 "\",\"ts\":%"
-                PRId64 "}\n", e, g->base);
+        fprintf(g->out,
+                "{\"event_id\":\"ev-\xff%06" PRId64 "\",\"ts\":%" PRId64 "}\n",
+                e, g->base);
         break;
     default:
-        fprintf(g->out, "{\"event_id\":\"ev-bad-%06" PRId64 "\",\"ts\":%"
-                PRId64 ".5}\n", e, g->base);
+        fprintf(g->out,
+                "{\"event_id\":\"ev-bad-%06" PRId64 "\",\"ts\":%" PRId64
+                ".5}\n",
+                e, g->base);
         break;
     }
 }
@@ -222,7 +239,7 @@ static int generate(const char *path, int64_t events, uint64_t seed,
     }
     while (written < events) {
         r = uniform(&g, 0, 9999);
-        if (r < 4 && g.n > 0) {
+        if (r < 3 && g.n > 0) {
             written += write_replay(&g, events - written);
             continue;
         }
@@ -258,8 +275,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void remove_tree(const char *dir, const char *outdir,
-                        const char *input)
+static void remove_tree(const char *dir, const char *outdir, const char *input)
 {
     char path[4096];
     int f;
@@ -297,7 +313,7 @@ static int report(const int64_t *got, const struct truth *t, int64_t lines,
         ok = ok && got[f] == want[f];
     }
     printf("  (duplicates: %" PRId64 " producer retries + %" PRId64
-           " replayed events; %" PRId64 " blank lines ignored)\n",
+           " replayed events;\n   %" PRId64 " blank lines ignored)\n",
            t->retries, t->replayed, t->blanks);
     printf("\n  throughput   %.0f events/s (%" PRId64 " events in %.2f s)\n",
            secs > 0 ? (double)lines / secs : 0.0, lines, secs);
@@ -311,11 +327,8 @@ static int report(const int64_t *got, const struct truth *t, int64_t lines,
 int main(int argc, char **argv)
 {
     struct cli_opt opts[] = {
-        {"events", NULL, 0},
-        {"seed", NULL, 0},
-        {"parallelism", NULL, 0},
-        {"keep", NULL, 1},
-        {NULL, NULL, 0},
+        {"events", NULL, 0}, {"seed", NULL, 0}, {"parallelism", NULL, 0},
+        {"keep", NULL, 1},   {NULL, NULL, 0},
     };
     struct cli_dedup d;
     struct truth t;
@@ -354,7 +367,8 @@ int main(int argc, char **argv)
     cli_join(input, dir, "events.jsonl");
     cli_join(outdir, dir, "out");
     printf("weir demo: event-time dedup of %" PRIu64 " shop events "
-           "(seed %" PRIu64 ")\n", events, seed);
+           "(seed %" PRIu64 ")\n",
+           events, seed);
     if (generate(input, (int64_t)events, seed, &t) != 0) {
         cli_fmt(msg, "cannot write %s", input);
         cli_error("weir-demo", msg);

@@ -74,9 +74,8 @@ static const char usage[] =
 
 enum { OUT_RESULTS, OUT_LATE, OUT_ERRORS, OUT_N };
 
-static const char *const out_files[OUT_N] = {
-    "results.jsonl", "late.jsonl", "errors.jsonl"
-};
+static const char *const out_files[OUT_N] = {"results.jsonl", "late.jsonl",
+                                             "errors.jsonl"};
 
 struct window_args {
     const char *input;
@@ -124,10 +123,9 @@ static int format_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
     n = snprintf(line, cap,
                  "{\"key\":%.*s,\"start\":%" PRId64 ",\"end\":%" PRId64
                  ",\"value\":%.*s}",
-                 (int)key.len, (const char *)key.data, start, end,
-                 (int)val.len, (const char *)val.data);
-    rc = weir_emit_new(ctx, key, WEIR_BUF(line, (size_t)n),
-                       weir_record_ts(in));
+                 (int)key.len, (const char *)key.data, start, end, (int)val.len,
+                 (const char *)val.data);
+    rc = weir_emit_new(ctx, key, WEIR_BUF(line, (size_t)n), weir_record_ts(in));
     weir_free(line);
     return rc;
 }
@@ -149,8 +147,7 @@ static int parse_sliding(const char *v, struct window_args *a, char *msg)
     const char *slash = strchr(v, '/');
 
     if (slash == NULL || (size_t)(slash - v) >= sizeof(size)) {
-        cli_fmt(msg, "--window: want sliding:SIZE/SLIDE, got 'sliding:%s'",
-                v);
+        cli_fmt(msg, "--window: want sliding:SIZE/SLIDE, got 'sliding:%s'", v);
         return -1;
     }
     memcpy(size, v, (size_t)(slash - v));
@@ -180,8 +177,10 @@ static int parse_window(const char *v, struct window_args *a, char *msg)
         a->kind = WEIR_WINDOW_SESSION;
         v += 8;
     } else {
-        cli_fmt(msg, "--window: bad value '%s' (want tumbling:DUR, "
-                "sliding:SIZE/SLIDE or session:GAP)", v);
+        cli_fmt(msg,
+                "--window: bad value '%s' (want tumbling:DUR, "
+                "sliding:SIZE/SLIDE or session:GAP)",
+                v);
         return -1;
     }
     if (cli_parse_dur(v, &a->size) != 0 || a->size <= 0) {
@@ -215,13 +214,14 @@ static int parse_agg(const char *v, struct window_args *a, char *msg)
             return 0;
         }
     }
-    cli_fmt(msg, "--agg: bad value '%s' (want count, sum:FIELD, min:FIELD "
-            "or max:FIELD)", v);
+    cli_fmt(msg,
+            "--agg: bad value '%s' (want count, sum:FIELD, min:FIELD "
+            "or max:FIELD)",
+            v);
     return -1;
 }
 
-static int parse_args(const struct cli_opt *o, struct window_args *a,
-                      char *msg)
+static int parse_args(const struct cli_opt *o, struct window_args *a, char *msg)
 {
     const char *req[] = {"input", "output-dir", "key", "window"};
     uint64_t par;
@@ -250,8 +250,8 @@ static int parse_args(const struct cli_opt *o, struct window_args *a,
         return -1;
     if (cli_opt_dur(o, "max-out-of-orderness", 0, &a->bound, msg) != 0 ||
         cli_opt_dur(o, "allowed-lateness", 0, &a->lateness, msg) != 0 ||
-        cli_opt_u64(o, "watermark-every", 1, UINT64_MAX, 1, &a->every,
-                    msg) != 0 ||
+        cli_opt_u64(o, "watermark-every", 1, UINT64_MAX, 1, &a->every, msg) !=
+            0 ||
         cli_opt_u64(o, "parallelism", 1, 1024, 1, &par, msg) != 0)
         return -1;
     a->parallelism = (int)par;
@@ -336,8 +336,8 @@ static int run_window(const struct window_args *a, char *msg)
         s = weir_stream_window(s, w, a->agg,
                                a->agg_field != NULL ? AGG_HEADER : NULL);
     out[OUT_LATE] = weir_stream_side_output(s, WEIR_TAG_LATE);
-    out[OUT_ERRORS] = weir_stream_union(
-        errors, weir_stream_side_output(s, WEIR_TAG_ERRORS));
+    out[OUT_ERRORS] =
+        weir_stream_union(errors, weir_stream_side_output(s, WEIR_TAG_ERRORS));
     out[OUT_RESULTS] = weir_stream_apply(s, &format_result, NULL);
     for (f = 0; f < OUT_N; f++) {
         cli_join(path[f], a->outdir, out_files[f]);
@@ -394,9 +394,8 @@ int main(int argc, char **argv)
         cli_error("weir-window", msg);
         return CLI_EXIT_RUN;
     }
-    printf("{\"records\":%" PRId64 ",\"results\":%" PRId64
-           ",\"late\":%" PRId64 ",\"errors\":%" PRId64 "}\n",
-           records, counts[OUT_RESULTS], counts[OUT_LATE],
-           counts[OUT_ERRORS]);
+    printf("{\"records\":%" PRId64 ",\"results\":%" PRId64 ",\"late\":%" PRId64
+           ",\"errors\":%" PRId64 "}\n",
+           records, counts[OUT_RESULTS], counts[OUT_LATE], counts[OUT_ERRORS]);
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUN;
 }

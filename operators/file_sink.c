@@ -289,8 +289,8 @@ static int ensure_open_part(weir_ctx_t *ctx, struct file_sink *fs)
 
 /* Appends the file `src` to F at offset `before` (truncating F there
  * first), then fsyncs F. */
-static int append_copy(weir_ctx_t *ctx, struct file_sink *fs,
-                       const char *src, int64_t before)
+static int append_copy(weir_ctx_t *ctx, struct file_sink *fs, const char *src,
+                       int64_t before)
 {
     char *buf = NULL;
     int in = -1;
@@ -344,8 +344,8 @@ done:
 }
 
 /* Publishes part file `src` that takes F from `before` to its end. */
-static int publish_file(weir_ctx_t *ctx, struct file_sink *fs,
-                        const char *src, int64_t before)
+static int publish_file(weir_ctx_t *ctx, struct file_sink *fs, const char *src,
+                        int64_t before)
 {
     int rc;
 
@@ -586,9 +586,8 @@ static int sink_end(weir_ctx_t *ctx, void *st)
  * ------------------------------------------------------------------ */
 
 /* Re-publishes one part of the restored checkpoint if F lacks it. */
-static int restore_part(weir_ctx_t *ctx, struct file_sink *fs,
-                        weir_buf_t name, int64_t before, int64_t after,
-                        int64_t *size)
+static int restore_part(weir_ctx_t *ctx, struct file_sink *fs, weir_buf_t name,
+                        int64_t before, int64_t after, int64_t *size)
 {
     struct stat sb;
     char *src;

@@ -43,15 +43,15 @@
 #define READ_CHUNK (64u << 10)
 
 struct file_source {
-    int fd;          /* the input file, -1 when closed         */
-    char *buf;       /* read buffer (weir_malloc)              */
-    size_t cap;      /* its capacity                           */
-    size_t start;    /* first byte of the next line            */
-    size_t scan;     /* no newline in [start, scan)            */
-    size_t end;      /* bytes read so far                      */
-    int eof;         /* read() returned 0                      */
-    int64_t offset;  /* file offset of buf[start]              */
-    uint64_t lines;  /* lines emitted since the start of file  */
+    int fd;         /* the input file, -1 when closed         */
+    char *buf;      /* read buffer (weir_malloc)              */
+    size_t cap;     /* its capacity                           */
+    size_t start;   /* first byte of the next line            */
+    size_t scan;    /* no newline in [start, scan)            */
+    size_t end;     /* bytes read so far                      */
+    int eof;        /* read() returned 0                      */
+    int64_t offset; /* file offset of buf[start]              */
+    uint64_t lines; /* lines emitted since the start of file  */
 };
 
 static const char *src_path(weir_ctx_t *ctx)
@@ -75,9 +75,8 @@ static int src_open(weir_ctx_t *ctx, void *st)
     if (fstat(fs->fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         close(fs->fd);
         fs->fd = -1;
-        return weir_ctx_error(ctx, WEIR_EIO,
-                              "cannot read input \"%s\": it is a directory",
-                              path);
+        return weir_ctx_error(
+            ctx, WEIR_EIO, "cannot read input \"%s\": it is a directory", path);
     }
     fs->buf = weir_malloc(READ_CHUNK);
     if (fs->buf == NULL) {
@@ -157,9 +156,9 @@ static int emit_line(weir_ctx_t *ctx, struct file_source *fs, size_t len,
     weir_record_t *rec;
     int rc;
 
-    rec = weir_record_new(ctx, WEIR_BUF_NULL,
-                          WEIR_BUF(fs->buf + fs->start, len), WEIR_TS_MIN,
-                          WEIR_COPY);
+    rec =
+        weir_record_new(ctx, WEIR_BUF_NULL, WEIR_BUF(fs->buf + fs->start, len),
+                        WEIR_TS_MIN, WEIR_COPY);
     if (rec == NULL)
         return WEIR_ENOMEM;
     rc = weir_record_set_position(rec, -1, fs->offset);

@@ -13,32 +13,49 @@
  *      byte is an error, not a truncation; invalid UTF-8 is rejected by
  *      jansson). JSON_DECODE_ANY lets us tell "not JSON" from "JSON but
  *      not an object"; JSON_ALLOW_NUL accepts the valid escape \u0000.
- *   2. If jansson reports a numeric overflow (an integer beyond int64),
- *      parse a copy in which exactly those integer literals get ".0"
- *      appended, so they read as reals while every other integer stays
- *      exact (JSON_DECODE_INT_AS_REAL would turn all of them into reals,
- *      losing precision above 2^53 and the integer type of the time
- *      field). Such numbers only matter where they are used: in a key,
- *      the time field or the header field they make the line an error.
+ *   2. Numbers jansson cannot hold (integers beyond int64, reals beyond
+ *      the double range) make it fail with a numeric overflow, although
+ *      the line is valid JSON. We then parse a copy of the line in which
+ *      exactly those number literals are replaced by marker strings,
+ *      "\u0000weir-<nonce>:<i>", and keep the exact canonical decimal text
+ *      of number i aside (JSON_DECODE_INT_AS_REAL is no help: it turns
+ *      every integer into a lossy real). The nonce is chosen so that no
+ *      string of the line contains the marker prefix (checked after
+ *      parsing; only \u0000 escapes could spell it), so markers are
+ *      unambiguous.
  *   3. Key fields are looked up in order and gathered into a JSON array
- *      (sharing the parsed values). The array is normalised in place:
- *      integral reals inside the int64 range become integers, recursively
- *      through nested arrays and objects. It is then dumped compact with
- *      sorted object members into a per-instance buffer: that text is the
- *      key. In content-hash mode the whole object is normalised, dumped
- *      and hashed with XXH3-128 instead.
- *   4. The time field must be a JSON integer (not a real, not a string).
+ *      (sharing the parsed values). The array is normalised in place,
+ *      recursively: integral reals inside the int64 range become
+ *      integers; integral reals beyond it become markers holding the
+ *      value of their shortest decimal form (so 1e19 equals
+ *      10000000000000000000). It is
+ *      dumped compact with sorted object members, and every marker in the
+ *      text is replaced by its number: that text is the key. In
+ *      content-hash mode the whole object goes through the same steps
+ *      and the text is hashed with XXH3-128.
+ *   4. The time field must be a JSON integer within int64 (not a real,
+ *      not a string); an integer literal beyond int64 is reported as such.
  *   5. A new record copies the input's value, headers and position, gets
  *      the key and the timestamp (and the optional header), and is emitted.
+ *
+ * Canonical numbers: int64 integers as they are; other reals as jansson
+ * writes doubles (17 significant digits); numbers beyond int64 or double
+ * by exact value: the integer digits when integral with at most
+ * BIG_DIGITS digits, else "d.ddde<exp>" with no redundant zeros. So every
+ * spelling of one value gives one text, except that reals inside the
+ * double range are compared as doubles.
  *
  * Invariants
  *   - Every non-blank input line produces exactly one output: on the main
  *     output or on WEIR_TAG_ERRORS (value byte for byte).
  *   - The options are read-only once an operator uses them, so subtasks
- *     share them without locks; each subtask has its own dump buffer.
+ *     share them without locks; each subtask has its own buffers.
  *   - Normalisation only touches the parsed document, which is private to
- *     one process() call.
+ *     one process() call; the number table is reset for every line.
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,21 +69,49 @@
 #include <weir/operator.h>
 
 struct weir_json_opts_s {
-    char **keys;        /* key field names, in order         */
-    size_t nkeys;       /* number of key fields              */
-    char *time_field;   /* time member name                  */
-    int content_hash;   /* 1: key = XXH3-128 of the object   */
-    char *hdr_field;    /* integer member copied to a header */
-    char *hdr_name;     /* that header's name                */
+    char **keys;      /* key field names, in order         */
+    size_t nkeys;     /* number of key fields              */
+    char *time_field; /* time member name                  */
+    int content_hash; /* 1: key = XXH3-128 of the object   */
+    char *hdr_field;  /* integer member copied to a header */
+    char *hdr_name;   /* that header's name                */
 };
 
-/* Per-subtask state: a reusable buffer for canonical dumps. */
+/* One number jansson cannot hold: its canonical text in the arena. */
+struct bignum {
+    size_t off;  /* offset of the text in numtab.text        */
+    size_t len;  /* its length                               */
+    int integer; /* 1: it was written as an integer literal  */
+};
+
+/* The numbers of the current line that live behind markers. */
+struct numtab {
+    char prefix[32];  /* marker prefix as decoded: "\0weir-<hex>:" */
+    size_t plen;      /* its length                                */
+    char dumped[40];  /* the prefix as jansson dumps it, with '"' */
+    size_t dlen;      /* its length                                */
+    int active;       /* a prefix is chosen for this line          */
+    struct bignum *v; /* numbers, by marker index                  */
+    size_t n;         /* how many                                  */
+    size_t cap;       /* capacity of v                             */
+    char *text;       /* canonical texts, back to back             */
+    size_t tlen;      /* bytes used in text                        */
+    size_t tcap;      /* capacity of text                          */
+};
+
+/* Per-subtask state: reusable buffers. */
 struct json_parse {
-    char *buf;  /* dump buffer (weir_malloc) */
-    size_t cap; /* its capacity              */
+    char *buf;         /* canonical dumps            */
+    size_t cap;        /* its capacity               */
+    char *buf2;        /* rewritten lines, rewrites  */
+    size_t cap2;       /* its capacity               */
+    struct numtab num; /* numbers behind markers     */
 };
 
 #define TWO_POW_63 9223372036854775808.0
+#define BIG_DIGITS 1024 /* longest integer written out   */
+#define MAX_EXPONENT INT64_C(1000000000000000) /* 10^15            */
+#define NONCE_TRIES 16
 
 /* ------------------------------------------------------------------ *
  * ## Options
@@ -272,78 +317,472 @@ weir_stream_t *weir_stream_json_parse(weir_stream_t *s, weir_json_opts_t *opts)
 }
 
 /* ------------------------------------------------------------------ *
- * ## Canonical JSON
+ * ## Buffers
  * ------------------------------------------------------------------ */
 
-/* 1 when the real v holds an integral value inside the int64 range. */
-static int integral_real(const json_t *v, json_int_t *out)
+/* Makes *buf hold at least `need` bytes. */
+static int reserve(char **buf, size_t *cap, size_t need)
 {
-    double d = json_real_value(v);
+    size_t c = *cap ? *cap : 256;
+    char *nb;
 
-    if (d != floor(d) || d < -TWO_POW_63 || d >= TWO_POW_63)
+    if (need <= *cap)
+        return WEIR_OK;
+    while (c < need)
+        c *= 2;
+    nb = weir_realloc(*buf, c);
+    if (nb == NULL)
+        return WEIR_ENOMEM;
+    *buf = nb;
+    *cap = c;
+    return WEIR_OK;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Numbers jansson cannot hold
+ * ------------------------------------------------------------------ */
+
+static void num_reset(struct numtab *t)
+{
+    t->active = 0;
+    t->n = 0;
+    t->tlen = 0;
+}
+
+static void num_set_nonce(struct numtab *t, uint64_t nonce)
+{
+    t->prefix[0] = '\0';
+    t->plen = 1 + (size_t)snprintf(t->prefix + 1, sizeof(t->prefix) - 1,
+                                   "weir-%016" PRIx64 ":", nonce);
+    t->dlen = (size_t)snprintf(t->dumped, sizeof(t->dumped),
+                               "\"\\u0000weir-%016" PRIx64 ":", nonce);
+    t->active = 1;
+}
+
+/* Appends the canonical text of a number (see the file comment) given
+ * as sign, significant digits d[0..nd) (no leading or trailing zeros,
+ * nd > 0) and exponent e: value = d * 10^e. */
+static void put_canonical(char *out, size_t *o, int neg, const char *d,
+                          size_t nd, int64_t e)
+{
+    int64_t i;
+
+    if (neg)
+        out[(*o)++] = '-';
+    if (e >= 0 && (int64_t)nd + e <= BIG_DIGITS) {
+        memcpy(out + *o, d, nd);
+        *o += nd;
+        for (i = 0; i < e; i++)
+            out[(*o)++] = '0';
+        return;
+    }
+    out[(*o)++] = d[0];
+    if (nd > 1) {
+        out[(*o)++] = '.';
+        memcpy(out + *o, d + 1, nd - 1);
+        *o += nd - 1;
+    }
+    *o += (size_t)sprintf(out + *o, "e%" PRId64, e + (int64_t)nd - 1);
+}
+
+/*
+ * Adds the number literal tok[0..n) to the table. Returns its index,
+ * WEIR_ERANGE when its exponent is beyond MAX_EXPONENT, or WEIR_ENOMEM.
+ */
+static int num_add_literal(struct numtab *t, const char *tok, size_t n)
+{
+    struct bignum *nv;
+    char *d;
+    size_t nd = 0;
+    size_t i = 0;
+    size_t o;
+    int64_t e = 0;
+    int64_t frac = 0;
+    int neg = tok[0] == '-';
+    int eneg = 0;
+    int integer = 1;
+
+    if (t->n == t->cap) {
+        nv = weir_realloc(t->v, (t->cap * 2 + 8) * sizeof(*nv));
+        if (nv == NULL)
+            return WEIR_ENOMEM;
+        t->v = nv;
+        t->cap = t->cap * 2 + 8;
+    }
+    /* digits (at most n) plus the integer form (BIG_DIGITS) or "e..." */
+    if (reserve(&t->text, &t->tcap, t->tlen + 2 * n + BIG_DIGITS + 32))
+        return WEIR_ENOMEM;
+    d = t->text + t->tlen + n + BIG_DIGITS + 32; /* scratch for digits */
+    for (i = (size_t)neg; i < n && tok[i] >= '0' && tok[i] <= '9'; i++)
+        if (nd > 0 || tok[i] != '0')
+            d[nd++] = tok[i];
+    if (i < n && tok[i] == '.') {
+        integer = 0;
+        for (i++; i < n && tok[i] >= '0' && tok[i] <= '9'; i++, frac++)
+            if (nd > 0 || tok[i] != '0')
+                d[nd++] = tok[i];
+    }
+    if (i < n && (tok[i] == 'e' || tok[i] == 'E')) {
+        integer = 0;
+        i++;
+        if (i < n && (tok[i] == '+' || tok[i] == '-'))
+            eneg = tok[i++] == '-';
+        for (; i < n; i++) {
+            if (e > MAX_EXPONENT)
+                return WEIR_ERANGE;
+            e = e * 10 + (tok[i] - '0');
+        }
+        if (e > MAX_EXPONENT)
+            return WEIR_ERANGE;
+    }
+    e = (eneg ? -e : e) - frac;
+    while (nd > 0 && d[nd - 1] == '0') {
+        nd--;
+        e++;
+    }
+    o = t->tlen;
+    if (nd == 0)
+        t->text[o++] = '0';
+    else
+        put_canonical(t->text, &o, neg, d, nd, e);
+    t->v[t->n].off = t->tlen;
+    t->v[t->n].len = o - t->tlen;
+    t->v[t->n].integer = integer;
+    t->tlen = o;
+    return (int)t->n++;
+}
+
+/* 1 when the integer literal p[0..n) is outside the int64 range. */
+static int int_literal_overflows(const char *p, size_t n)
+{
+    const char *lim = "9223372036854775807";
+    int neg = p[0] == '-';
+    size_t d = n - (size_t)neg;
+
+    if (d != 19)
+        return d > 19;
+    if (memcmp(p + neg, lim, 19) <= 0)
         return 0;
-    *out = (json_int_t)d;
-    return 1;
+    return !(neg && memcmp(p + 1, "9223372036854775808", 19) == 0);
 }
 
-/* May this real be an integer that overflowed int64 and was read as a
- * real? */
-static int maybe_big_int(const json_t *v)
+/* 1 when the real literal p[0..n) overflows a double, as jansson sees
+ * it (strtod in the current locale, after putting its decimal point). */
+static int real_literal_overflows(const char *p, size_t n)
 {
-    double d = json_real_value(v);
+    const char *point = localeconv()->decimal_point;
+    char small[64];
+    char *s = n < sizeof(small) ? small : weir_malloc(n + 1);
+    char *dot;
+    double v;
+    int over;
 
-    return d == floor(d) && (d < -TWO_POW_63 || d >= TWO_POW_63);
+    if (s == NULL)
+        return 0; /* then the line stays invalid: reported, not lost */
+    memcpy(s, p, n);
+    s[n] = '\0';
+    dot = strchr(s, '.');
+    if (dot != NULL && point != NULL && point[0] != '\0')
+        *dot = point[0];
+    errno = 0;
+    v = strtod(s, NULL);
+    over = errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL);
+    if (s != small)
+        weir_free(s);
+    return over;
 }
 
-/* 1 when v is, or contains, a real that may be an overflowed integer. */
-static int has_big_int(const json_t *v)
+/* Length of the number token at p (lenient: JSON checks come later). */
+static size_t number_token(const char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && ((p[i] >= '0' && p[i] <= '9') || p[i] == '-' ||
+                     p[i] == '+' || p[i] == '.' || p[i] == 'e' || p[i] == 'E'))
+        i++;
+    return i;
+}
+
+/* Skips digits from p[*i]; returns how many. */
+static size_t skip_digits(const char *p, size_t n, size_t *i)
+{
+    size_t start = *i;
+
+    while (*i < n && p[*i] >= '0' && p[*i] <= '9')
+        (*i)++;
+    return *i - start;
+}
+
+/* 1 when p[0..n) is exactly a JSON number:
+ * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int is_json_number(const char *p, size_t n)
+{
+    size_t i = p[0] == '-';
+    size_t first = i;
+
+    if (skip_digits(p, n, &i) == 0 || (p[first] == '0' && i - first > 1))
+        return 0;
+    if (i < n && p[i] == '.') {
+        i++;
+        if (skip_digits(p, n, &i) == 0)
+            return 0;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        if (skip_digits(p, n, &i) == 0)
+            return 0;
+    }
+    return i == n;
+}
+
+/* 1 when the number token p[0..n) is valid JSON that jansson cannot
+ * hold. Invalid tokens stay as they are, so the line stays invalid. */
+static int needs_marker(const char *p, size_t n)
+{
+    if (!is_json_number(p, n))
+        return 0;
+    if (memchr(p, '.', n) || memchr(p, 'e', n) || memchr(p, 'E', n))
+        return real_literal_overflows(p, n);
+    return int_literal_overflows(p, n);
+}
+
+/*
+ * Copies the line into st->buf2 with every number jansson cannot hold
+ * replaced by a marker string (the table must be reset and a nonce set).
+ * Returns WEIR_OK, WEIR_ERANGE or WEIR_ENOMEM.
+ */
+static int mark_numbers(struct json_parse *st, const char *p, size_t n,
+                        size_t *out_len)
+{
+    struct numtab *t = &st->num;
+    size_t i = 0;
+    size_t o = 0;
+    size_t tok;
+    int in_str = 0;
+    int idx;
+
+    while (i < n) {
+        /* Room for the rest of the line plus one marker (< 64 bytes). */
+        if (reserve(&st->buf2, &st->cap2, o + (n - i) + 64))
+            return WEIR_ENOMEM;
+        if (in_str || p[i] == '"') {
+            if (in_str && p[i] == '\\' && i + 1 < n)
+                st->buf2[o++] = p[i++];
+            else if (p[i] == '"')
+                in_str = !in_str;
+            st->buf2[o++] = p[i++];
+            continue;
+        }
+        tok = (p[i] == '-' || (p[i] >= '0' && p[i] <= '9'))
+                  ? number_token(p + i, n - i)
+                  : 0;
+        if (tok == 0 || !needs_marker(p + i, tok)) {
+            tok = tok ? tok : 1;
+            memcpy(st->buf2 + o, p + i, tok);
+            o += tok;
+            i += tok;
+            continue;
+        }
+        idx = num_add_literal(t, p + i, tok);
+        if (idx < 0)
+            return idx;
+        o += (size_t)sprintf(st->buf2 + o, "%s%d\"", t->dumped, idx);
+        i += tok;
+    }
+    *out_len = o;
+    return WEIR_OK;
+}
+
+/* Number of strings in v that contain the marker prefix. */
+static size_t count_prefixed(const json_t *v, const struct numtab *t)
 {
     const char *k;
     json_t *c;
     size_t i;
+    size_t count = 0;
 
-    if (json_is_real(v))
-        return maybe_big_int(v);
+    if (json_is_string(v))
+        return memmem(json_string_value(v), json_string_length(v), t->prefix,
+                      t->plen) != NULL;
     if (json_is_array(v)) {
-        json_array_foreach(v, i, c) {
-            if (has_big_int(c))
-                return 1;
-        }
+        json_array_foreach(v, i, c) count += count_prefixed(c, t);
     } else if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, k, c) {
-            if (has_big_int(c))
-                return 1;
-        }
+        json_object_foreach((json_t *)v, k, c) count += count_prefixed(c, t);
     }
-    return 0;
+    return count;
 }
 
-/* Replaces the child at (i or it) of container c when it is an integral
- * real. */
-static int replace_real(json_t *c, size_t i, void *it, const json_t *v)
+/* The nonce of try `i` for a line: deterministic, different per try. */
+static uint64_t nonce_for(weir_buf_t line, int i)
 {
-    json_int_t n;
-    json_t *r;
+    return XXH3_64bits_withSeed(line.data, line.len, (uint64_t)i);
+}
 
-    if (!integral_real(v, &n))
+/* Gives the table a prefix no string of doc contains (for markers made
+ * after parsing). */
+static int num_activate(struct numtab *t, const json_t *doc, weir_buf_t line)
+{
+    int i;
+
+    if (t->active)
         return WEIR_OK;
-    r = json_integer(n);
-    if (r == NULL)
+    for (i = 0; i < NONCE_TRIES; i++) {
+        num_set_nonce(t, nonce_for(line, i));
+        if (count_prefixed(doc, t) == 0)
+            return WEIR_OK;
+    }
+    t->active = 0;
+    return WEIR_EPARSE;
+}
+
+/* The marker index held by v, or -1 when v is not one of our markers. */
+static int marker_index(const struct numtab *t, const json_t *v)
+{
+    const char *s;
+    size_t len;
+    size_t i;
+    size_t idx = 0;
+
+    if (!t->active || !json_is_string(v))
+        return -1;
+    s = json_string_value(v);
+    len = json_string_length(v);
+    if (len <= t->plen || memcmp(s, t->prefix, t->plen) != 0)
+        return -1;
+    for (i = t->plen; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        idx = idx * 10 + (size_t)(s[i] - '0');
+        if (idx >= t->n)
+            return -1;
+    }
+    return (int)idx;
+}
+
+/* The shortest "%e" text that reads back as d, with '.' as the decimal
+ * point whatever the locale. */
+static int shortest_double(double d, char *out, size_t size)
+{
+    const char *point = localeconv()->decimal_point;
+    char *dot;
+    int n = 0;
+    int p;
+
+    for (p = 1; p <= 17; p++) {
+        n = snprintf(out, size, "%.*e", p - 1, d);
+        if (n <= 0 || (size_t)n >= size)
+            return -1;
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    if (point != NULL && point[0] != '\0' && point[0] != '.' &&
+        (dot = strchr(out, point[0])) != NULL)
+        *dot = '.';
+    return n;
+}
+
+/* A marker string for a new number: the integral double d (beyond
+ * int64), by the value of its shortest decimal form (so 1e300 equals the
+ * integer literal 1 followed by 300 zeros). NULL when out of memory. */
+static json_t *marker_for_double(struct numtab *t, double d)
+{
+    char text[64];
+    char m[64];
+    size_t len;
+    int n = shortest_double(d, text, sizeof(text));
+    int idx;
+
+    if (n <= 0)
+        return NULL;
+    idx = num_add_literal(t, text, (size_t)n);
+    if (idx < 0)
+        return NULL;
+    memcpy(m, t->prefix, t->plen);
+    len = t->plen + (size_t)sprintf(m + t->plen, "%d", idx);
+    return json_stringn(m, len);
+}
+
+/* Replaces every marker in st->buf[0..*len) by its number's text. */
+static int unmark(struct json_parse *st, size_t *len)
+{
+    const struct numtab *t = &st->num;
+    const struct bignum *b;
+    size_t i = 0;
+    size_t o = 0;
+    size_t idx;
+    char *m;
+    char *sw;
+
+    if (reserve(&st->buf2, &st->cap2, *len + t->tlen + 1))
         return WEIR_ENOMEM;
-    if (json_is_array(c) ? json_array_set_new(c, i, r)
-                         : json_object_iter_set_new(c, it, r))
-        return WEIR_ENOMEM;
+    while ((m = memmem(st->buf + i, *len - i, t->dumped, t->dlen)) != NULL) {
+        memcpy(st->buf2 + o, st->buf + i, (size_t)(m - (st->buf + i)));
+        o += (size_t)(m - (st->buf + i));
+        i = (size_t)(m - st->buf) + t->dlen;
+        for (idx = 0; i < *len && st->buf[i] >= '0' && st->buf[i] <= '9';)
+            idx = idx * 10 + (size_t)(st->buf[i++] - '0');
+        if (idx >= t->n || i >= *len || st->buf[i] != '"')
+            return WEIR_EPARSE; /* cannot happen: markers are ours */
+        i++;
+        b = &t->v[idx];
+        memcpy(st->buf2 + o, t->text + b->off, b->len);
+        o += b->len;
+    }
+    memcpy(st->buf2 + o, st->buf + i, *len - i);
+    o += *len - i;
+    sw = st->buf;
+    st->buf = st->buf2;
+    st->buf2 = sw;
+    i = st->cap;
+    st->cap = st->cap2;
+    st->cap2 = i;
+    *len = o;
     return WEIR_OK;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Canonical JSON
+ * ------------------------------------------------------------------ */
+
+/* What normalisation needs besides the value. */
+struct norm {
+    struct numtab *t;  /* the line's number table             */
+    const json_t *doc; /* the whole document (prefix choice) */
+    weir_buf_t line;   /* the line (nonce seed)              */
+};
+
+/* The canonical replacement for real v, or NULL to keep it: an integer
+ * when integral inside int64, a marker when integral beyond. */
+static int replacement(struct norm *nm, const json_t *v, json_t **out)
+{
+    double d = json_real_value(v);
+    int rc;
+
+    *out = NULL;
+    if (d != floor(d))
+        return WEIR_OK;
+    if (d >= -TWO_POW_63 && d < TWO_POW_63) {
+        *out = json_integer((json_int_t)d);
+    } else {
+        rc = num_activate(nm->t, nm->doc, nm->line);
+        if (rc != WEIR_OK)
+            return rc;
+        *out = marker_for_double(nm->t, d);
+    }
+    return *out == NULL ? WEIR_ENOMEM : WEIR_OK;
 }
 
 /*
  * Normalises the children of a container in place, recursively (jansson
- * limits nesting on input, so recursion is bounded): integral reals in
- * the int64 range become integers. Returns WEIR_OK or WEIR_ENOMEM.
+ * limits nesting on input, so recursion is bounded). Returns WEIR_OK,
+ * WEIR_ENOMEM or WEIR_EPARSE (no usable marker prefix).
  */
-static int normalise(json_t *c)
+static int normalise(struct norm *nm, json_t *c)
 {
     json_t *v;
+    json_t *r;
     void *it = NULL;
     size_t i = 0;
     int rc = WEIR_OK;
@@ -360,10 +799,15 @@ static int normalise(json_t *c)
                 break;
             v = json_object_iter_value(it);
         }
-        if (json_is_real(v))
-            rc = replace_real(c, i, it, v);
-        else if (json_is_array(v) || json_is_object(v))
-            rc = normalise(v);
+        if (json_is_real(v)) {
+            rc = replacement(nm, v, &r);
+            if (rc == WEIR_OK && r != NULL &&
+                (json_is_array(c) ? json_array_set_new(c, i, r)
+                                  : json_object_iter_set_new(c, it, r)))
+                rc = WEIR_ENOMEM;
+        } else if (json_is_array(v) || json_is_object(v)) {
+            rc = normalise(nm, v);
+        }
         if (json_is_array(c))
             i++;
         else
@@ -372,31 +816,28 @@ static int normalise(json_t *c)
     return rc;
 }
 
-/* Dumps j canonically into st->buf; sets *len. */
+/* Dumps j canonically into st->buf, numbers behind markers written out;
+ * sets *len. */
 static int dump_canonical(struct json_parse *st, const json_t *j, size_t *len)
 {
     const size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
     size_t need;
-    size_t cap;
-    char *nb;
+    int rc;
 
     need = json_dumpb(j, st->buf, st->cap, flags);
     if (need == 0)
         return WEIR_ENOMEM;
     if (need > st->cap) {
-        cap = st->cap ? st->cap : 256;
-        while (cap < need)
-            cap *= 2;
-        nb = weir_realloc(st->buf, cap);
-        if (nb == NULL)
-            return WEIR_ENOMEM;
-        st->buf = nb;
-        st->cap = cap;
+        rc = reserve(&st->buf, &st->cap, need);
+        if (rc != WEIR_OK)
+            return rc;
         need = json_dumpb(j, st->buf, st->cap, flags);
         if (need == 0 || need > st->cap)
             return WEIR_ENOMEM;
     }
     *len = need;
+    if (st->num.active && st->num.n > 0)
+        return unmark(st, len);
     return WEIR_OK;
 }
 
@@ -437,8 +878,7 @@ static int json_open(weir_ctx_t *ctx, void *st)
     char err[128];
 
     (void)st;
-    if (weir_json_opts_check(weir_ctx_opaque(ctx), err, sizeof(err)) !=
-        WEIR_OK)
+    if (weir_json_opts_check(weir_ctx_opaque(ctx), err, sizeof(err)) != WEIR_OK)
         return weir_ctx_error(ctx, WEIR_EINVAL, "%s", err);
     return WEIR_OK;
 }
@@ -449,112 +889,73 @@ static void json_close(weir_ctx_t *ctx, void *st)
 
     (void)ctx;
     weir_free(jp->buf);
-    jp->buf = NULL;
-    jp->cap = 0;
-}
-
-/* ------------------------------------------------------------------ *
- * ## Integers beyond int64
- * ------------------------------------------------------------------ */
-
-/* 1 when the integer literal p[0..n) (optional '-', digits) is outside
- * the int64 range. */
-static int int_literal_overflows(const char *p, size_t n)
-{
-    const char *lim = "9223372036854775807";
-    int neg = p[0] == '-';
-    size_t d = n - (size_t)neg;
-    int c;
-
-    if (d != 19)
-        return d > 19;
-    c = memcmp(p + neg, lim, 19);
-    return c > 0 && !(neg && memcmp(p + 1, "9223372036854775808", 19) == 0);
+    weir_free(jp->buf2);
+    weir_free(jp->num.v);
+    weir_free(jp->num.text);
+    memset(jp, 0, sizeof(*jp));
 }
 
 /*
- * A copy of the line where every integer literal outside the int64 range
- * (outside strings, without fraction or exponent) gets ".0" appended, so
- * that jansson reads it as a real while every other integer stays an
- * exact integer. Such literals have at least 19 digits, so the copy grows
- * by at most 2/19 of the line. Returns NULL when out of memory.
+ * Parses a line that jansson refused for a numeric overflow, with the
+ * numbers it cannot hold behind markers. Returns the document or NULL;
+ * *rc is WEIR_OK (the line is invalid for another reason, in *err),
+ * WEIR_ERANGE (an exponent too large), WEIR_EPARSE (no usable prefix) or
+ * WEIR_ENOMEM.
  */
-static char *widen_big_ints(const char *p, size_t n, size_t *out_len)
+static json_t *load_marked(struct json_parse *st, weir_buf_t v,
+                           json_error_t *err, int *rc)
 {
-    char *q = weir_malloc(n + n / 8 + 2);
-    size_t i = 0;
-    size_t o = 0;
-    size_t start;
-    int in_str = 0;
+    const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+    size_t wlen = 0;
+    json_t *d;
+    int i;
 
-    if (q == NULL)
-        return NULL;
-    while (i < n) {
-        if (in_str) {
-            if (p[i] == '\\' && i + 1 < n)
-                q[o++] = p[i++];
-            else if (p[i] == '"')
-                in_str = 0;
-            q[o++] = p[i++];
-            continue;
-        }
-        if (p[i] == '"') {
-            in_str = 1;
-            q[o++] = p[i++];
-            continue;
-        }
-        if (p[i] != '-' && (p[i] < '0' || p[i] > '9')) {
-            q[o++] = p[i++];
-            continue;
-        }
-        start = i;
-        i += p[i] == '-';
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-        memcpy(q + o, p + start, i - start);
-        o += i - start;
-        if ((i == n || (p[i] != '.' && p[i] != 'e' && p[i] != 'E')) &&
-            i - start > 1 && int_literal_overflows(p + start, i - start)) {
-            q[o++] = '.';
-            q[o++] = '0';
-        }
+    for (i = 0; i < NONCE_TRIES; i++) {
+        num_reset(&st->num);
+        num_set_nonce(&st->num, nonce_for(v, i));
+        *rc = mark_numbers(st, v.data, v.len, &wlen);
+        if (*rc != WEIR_OK)
+            return NULL;
+        d = json_loadb(st->buf2, wlen, flags, err);
+        if (d == NULL || count_prefixed(d, &st->num) == st->num.n)
+            return d;
+        json_decref(d); /* a string of the line holds the prefix */
     }
-    *out_len = o;
-    return q;
+    *rc = WEIR_EPARSE;
+    return NULL;
 }
 
-/* Parses the line into an object (*doc). *big tells whether it holds
- * integers beyond int64 (read as reals). */
-static int load_line(weir_ctx_t *ctx, const weir_record_t *in, json_t **doc,
-                     int *big)
+/* Parses the line into an object (*doc). */
+static int load_line(weir_ctx_t *ctx, struct json_parse *st,
+                     const weir_record_t *in, json_t **doc)
 {
     const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
     weir_buf_t v = weir_record_value(in);
     json_error_t err;
-    size_t wlen = 0;
-    char *wide;
     json_t *d;
+    int rc = WEIR_OK;
 
-    *big = 0;
+    num_reset(&st->num);
     d = json_loadb(v.data, v.len, flags, &err);
     if (d == NULL && json_error_code(&err) == json_error_numeric_overflow) {
-        wide = widen_big_ints(v.data, v.len, &wlen);
-        if (wide == NULL)
-            return WEIR_ENOMEM;
-        if (wlen != v.len) {
-            *big = 1;
-            d = json_loadb(wide, wlen, flags, &err);
-            if (d == NULL) /* report the first problem of the input */
-                json_decref(json_loadb(v.data, v.len, flags, &err));
-        }
-        weir_free(wide);
+        d = load_marked(st, v, &err, &rc);
+        if (rc == WEIR_ENOMEM)
+            return rc;
+        if (rc == WEIR_ERANGE)
+            return rejected(weir_forward_error(
+                ctx, in, "a number has an exponent beyond 10^15"));
+        if (rc == WEIR_EPARSE)
+            return rejected(weir_forward_error(
+                ctx, in, "numbers beyond 64 bits could not be marked"));
+        if (d == NULL) /* positions in the marked copy are shifted */
+            return rejected(
+                weir_forward_error(ctx, in, "invalid JSON: %s", err.text));
     }
     if (d == NULL) {
         if (json_error_code(&err) == json_error_out_of_memory)
             return WEIR_ENOMEM;
-        return rejected(weir_forward_error(ctx, in,
-                                           "invalid JSON at byte %d: %s",
-                                           err.position, err.text));
+        return rejected(weir_forward_error(
+            ctx, in, "invalid JSON at byte %d: %s", err.position, err.text));
     }
     if (!json_is_object(d)) {
         json_decref(d);
@@ -565,21 +966,28 @@ static int load_line(weir_ctx_t *ctx, const weir_record_t *in, json_t **doc,
     return WEIR_OK;
 }
 
+/* Maps normalise()'s failures: WEIR_EPARSE rejects the line. */
+static int norm_failed(weir_ctx_t *ctx, const weir_record_t *in, int rc)
+{
+    if (rc != WEIR_EPARSE)
+        return rc;
+    return rejected(weir_forward_error(
+        ctx, in, "numbers beyond 64 bits could not be marked"));
+}
+
 /* The key in content-hash mode: XXH3-128 of the canonical object. */
 static int hash_key(weir_ctx_t *ctx, struct json_parse *st,
-                    const weir_record_t *in, json_t *doc, int big,
-                    weir_buf_t *key)
+                    const weir_record_t *in, json_t *doc, weir_buf_t *key)
 {
+    struct norm nm = {&st->num, doc, weir_record_value(in)};
     XXH128_canonical_t digest;
     size_t len = 0;
     int rc;
 
-    if (big && has_big_int(doc))
-        return rejected(weir_forward_error(
-            ctx, in, "record holds an integer outside the 64-bit range"));
-    rc = normalise(doc);
-    if (rc == WEIR_OK)
-        rc = dump_canonical(st, doc, &len);
+    rc = normalise(&nm, doc);
+    if (rc != WEIR_OK)
+        return norm_failed(ctx, in, rc);
+    rc = dump_canonical(st, doc, &len);
     if (rc != WEIR_OK)
         return rc;
     XXH128_canonicalFromHash(&digest, XXH3_128bits(st->buf, len));
@@ -591,8 +999,9 @@ static int hash_key(weir_ctx_t *ctx, struct json_parse *st,
 /* The key from key fields: the canonical array of their values. */
 static int fields_key(weir_ctx_t *ctx, struct json_parse *st,
                       const weir_json_opts_t *o, const weir_record_t *in,
-                      json_t *doc, int big, weir_buf_t *key)
+                      json_t *doc, weir_buf_t *key)
 {
+    struct norm nm = {&st->num, doc, weir_record_value(in)};
     json_t *arr;
     json_t *v;
     size_t len = 0;
@@ -607,17 +1016,14 @@ static int fields_key(weir_ctx_t *ctx, struct json_parse *st,
         if (v == NULL)
             rc = rejected(weir_forward_error(
                 ctx, in, "key field \"%s\" is missing", o->keys[i]));
-        else if (big && has_big_int(v))
-            rc = rejected(weir_forward_error(
-                ctx, in,
-                "key field \"%s\" holds an integer outside the 64-bit "
-                "range",
-                o->keys[i]));
         else if (json_array_append(arr, v) != 0)
             rc = WEIR_ENOMEM;
     }
-    if (rc == WEIR_OK)
-        rc = normalise(arr);
+    if (rc == WEIR_OK) {
+        rc = normalise(&nm, arr);
+        if (rc != WEIR_OK)
+            rc = norm_failed(ctx, in, rc);
+    }
     if (rc == WEIR_OK)
         rc = dump_canonical(st, arr, &len);
     json_decref(arr);
@@ -627,19 +1033,21 @@ static int fields_key(weir_ctx_t *ctx, struct json_parse *st,
 }
 
 /* Reads an integer member; `role` is "time field" or "field". */
-static int read_int(weir_ctx_t *ctx, const weir_record_t *in, json_t *doc,
-                    int big, const char *role, const char *name,
-                    int64_t *out)
+static int read_int(weir_ctx_t *ctx, struct json_parse *st,
+                    const weir_record_t *in, json_t *doc, const char *role,
+                    const char *name, int64_t *out)
 {
     json_t *v = json_object_get(doc, name);
+    int idx;
 
     if (v == NULL)
         return rejected(
             weir_forward_error(ctx, in, "%s \"%s\" is missing", role, name));
-    if (big && json_is_real(v) && maybe_big_int(v))
+    idx = marker_index(&st->num, v);
+    if (idx >= 0 && st->num.v[idx].integer)
         return rejected(weir_forward_error(
-            ctx, in, "%s \"%s\" is an integer outside the 64-bit range",
-            role, name));
+            ctx, in, "%s \"%s\" is an integer outside the 64-bit range", role,
+            name));
     if (!json_is_integer(v))
         return rejected(weir_forward_error(
             ctx, in, "%s \"%s\" is not an integer", role, name));
@@ -648,19 +1056,19 @@ static int read_int(weir_ctx_t *ctx, const weir_record_t *in, json_t *doc,
 }
 
 /* The time field and, when configured, the header field. */
-static int read_fields(weir_ctx_t *ctx, const weir_json_opts_t *o,
-                       const weir_record_t *in, json_t *doc, int big,
-                       int64_t *ts, int64_t *hv)
+static int read_fields(weir_ctx_t *ctx, struct json_parse *st,
+                       const weir_json_opts_t *o, const weir_record_t *in,
+                       json_t *doc, int64_t *ts, int64_t *hv)
 {
     int rc;
 
-    rc = read_int(ctx, in, doc, big, "time field", o->time_field, ts);
+    rc = read_int(ctx, st, in, doc, "time field", o->time_field, ts);
     if (rc == WEIR_OK && (*ts == WEIR_TS_MIN || *ts == WEIR_TS_MAX))
         rc = rejected(weir_forward_error(
             ctx, in, "time field \"%s\" holds a reserved value",
             o->time_field));
     if (rc == WEIR_OK && o->hdr_field != NULL)
-        rc = read_int(ctx, in, doc, big, "field", o->hdr_field, hv);
+        rc = read_int(ctx, st, in, doc, "field", o->hdr_field, hv);
     return rc;
 }
 
@@ -707,23 +1115,22 @@ static int json_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
     json_t *doc = NULL;
     int64_t ts = 0;
     int64_t hv = 0;
-    int big = 0;
     int rc;
 
     if (is_blank(weir_record_value(in)))
         return WEIR_OK;
-    rc = load_line(ctx, in, &doc, &big);
+    rc = load_line(ctx, st, in, &doc);
     if (rc != WEIR_OK)
         return rc > 0 ? WEIR_OK : rc;
     /* Fields are read before hashing: hashing normalises the document. */
     if (o->content_hash) {
-        rc = read_fields(ctx, o, in, doc, big, &ts, &hv);
+        rc = read_fields(ctx, st, o, in, doc, &ts, &hv);
         if (rc == WEIR_OK)
-            rc = hash_key(ctx, st, in, doc, big, &key);
+            rc = hash_key(ctx, st, in, doc, &key);
     } else {
-        rc = fields_key(ctx, st, o, in, doc, big, &key);
+        rc = fields_key(ctx, st, o, in, doc, &key);
         if (rc == WEIR_OK)
-            rc = read_fields(ctx, o, in, doc, big, &ts, &hv);
+            rc = read_fields(ctx, st, o, in, doc, &ts, &hv);
     }
     json_decref(doc);
     if (rc != WEIR_OK)

@@ -25,6 +25,7 @@ typedef struct collected {
 
 struct weir_harness_s {
     weir__inst_t *in;
+    char *ckpt_dir;
     weir_ts_t now;
     collected_t *outs;
     size_t nouts;
@@ -146,9 +147,9 @@ static weir_ts_t harness_clock(void *arg)
  * ## Lifecycle
  * ------------------------------------------------------------------ */
 
-weir_harness_t *weir_harness_new_ex(const weir_operator_def_t *def,
-                                    const void *opaque, int subtask,
-                                    int parallelism)
+static weir_harness_t *harness_create(const weir_operator_def_t *def,
+                                      const void *opaque, int subtask,
+                                      int parallelism, const char *ckpt_dir)
 {
     weir_harness_t *h;
 
@@ -165,6 +166,14 @@ weir_harness_t *weir_harness_new_ex(const weir_operator_def_t *def,
         return NULL;
     }
     weir__inst_set_out(h->in, &harness_out, h, NULL, 0);
+    if (ckpt_dir != NULL) {
+        h->ckpt_dir = weir__strdup(ckpt_dir);
+        if (h->ckpt_dir == NULL) {
+            weir_harness_destroy(h);
+            return NULL;
+        }
+        h->in->ckpt_dir = h->ckpt_dir;
+    }
     h->in->clock = harness_clock;
     h->in->clock_arg = h;
     if (weir__inst_open(h->in) != WEIR_OK) {
@@ -172,6 +181,22 @@ weir_harness_t *weir_harness_new_ex(const weir_operator_def_t *def,
         return NULL;
     }
     return h;
+}
+
+weir_harness_t *weir_harness_new_ex(const weir_operator_def_t *def,
+                                    const void *opaque, int subtask,
+                                    int parallelism)
+{
+    return harness_create(def, opaque, subtask, parallelism, NULL);
+}
+
+weir_harness_t *weir_harness_new_checkpointed(const weir_operator_def_t *def,
+                                              const void *opaque,
+                                              const char *checkpoint_dir)
+{
+    if (checkpoint_dir == NULL)
+        return NULL;
+    return harness_create(def, opaque, 0, 1, checkpoint_dir);
 }
 
 weir_harness_t *weir_harness_new(const weir_operator_def_t *def,
@@ -223,6 +248,7 @@ void weir_harness_destroy(weir_harness_t *h)
     if (h == NULL)
         return;
     weir__inst_free(h->in);
+    weir_free(h->ckpt_dir);
     weir_harness_clear(h);
     for (i = 0; i < h->nouts; i++) {
         weir_free(h->outs[i].recs);

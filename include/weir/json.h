@@ -18,10 +18,13 @@
  *
  * Canonical JSON is compact (no spaces), object members are sorted by name,
  * strings are re-encoded by jansson (so "\u0041" and "A" are equal), and
- * numbers are compared by value: a real with an integral value inside the
- * 64-bit range is written as that integer (1.0, 1e2 and -0.0 become 1, 100
- * and 0). So keys compare by JSON value: {"a":1} and {"a":1.0} have the
- * same key, {"a":"1"} another one.
+ * numbers are compared by value: an integral value is written as an
+ * integer (1.0, 1e2 and -0.0 become 1, 100 and 0; 1e19 becomes
+ * 10000000000000000000), exactly also beyond 64 bits and beyond the
+ * double range (up to 1024 digits; larger values and non-integral values
+ * beyond the double range as "d.ddde<exp>"). Other reals are compared as
+ * doubles (17 significant digits). So keys compare by JSON value: {"a":1}
+ * and {"a":1.0} have the same key, {"a":"1"} another one.
  *
  * Blank lines (empty, or only JSON whitespace: space, tab, CR) are
  * dropped. A line that is not valid JSON (invalid UTF-8 and NUL bytes
@@ -31,12 +34,10 @@
  * reason in the WEIR_HDR_ERROR header. A record is never dropped
  * silently and a bad line never fails the task.
  *
- * Integers beyond the signed 64-bit range do not make a line invalid: the
- * line is parsed again with such integers read as reals. They are errors
- * only where they matter: in the time field, the header field, a key field
- * (or anywhere in content-hash mode), because a 64-bit real cannot tell
- * such integers apart. (On a line that holds one, an integral real of
- * magnitude 2^63 or more inside a key is treated the same way.)
+ * Numbers beyond int64 or the double range are valid JSON and do not make
+ * a line invalid: anywhere, keys included, they keep their exact value.
+ * Only the time field and the header field must fit int64. (A number
+ * whose exponent is beyond 10^15 is rejected.)
  */
 #ifndef WEIR_JSON_H
 #define WEIR_JSON_H
@@ -103,8 +104,7 @@ WEIR_EXTERN int weir_json_opts_set_time_field(weir_json_opts_t *opts,
  * Exclusive with key fields.
  * @returns WEIR_OK or WEIR_EINVAL.
  */
-WEIR_EXTERN int weir_json_opts_set_content_hash(weir_json_opts_t *opts,
-                                                int on);
+WEIR_EXTERN int weir_json_opts_set_content_hash(weir_json_opts_t *opts, int on);
 
 /**
  * @brief Copies the integer member `field` into a header named `header`
@@ -124,8 +124,8 @@ WEIR_EXTERN int weir_json_opts_set_header_field(weir_json_opts_t *opts,
  * field or content-hash mode, not both.
  * @returns WEIR_OK or WEIR_EINVAL with the reason in errstr.
  */
-WEIR_EXTERN int weir_json_opts_check(const weir_json_opts_t *opts,
-                                     char *errstr, size_t errstr_size);
+WEIR_EXTERN int weir_json_opts_check(const weir_json_opts_t *opts, char *errstr,
+                                     size_t errstr_size);
 
 /**
  * @brief Applies the JSON-lines parse operator to s (one instance per

@@ -196,6 +196,24 @@ WEIR_EXTERN int weir_emit_new_to(weir_ctx_t *ctx, const char *tag,
                                  weir_ts_t ts);
 
 /**
+ * @brief Emits a new record with copies of key, value and `n` headers
+ * (names[i] = values[i], in that order): the same record as
+ * weir_record_new() + weir_record_add_header() for each + weir_emit_to(),
+ * without allocating a record. Returns WEIR_EINVAL for a NULL ctx, a
+ * NULL name, or data NULL with a length > 0 (names/values may be NULL
+ * when n == 0).
+ * @remark Ownership: every argument is borrowed for the call; whatever
+ * the runtime keeps, it copies. Thread-safety: like every ctx call, only
+ * on the instance's thread, inside its callbacks.
+ */
+WEIR_EXTERN int weir_emit_new_headers_to(weir_ctx_t *ctx, const char *tag,
+                                         weir_buf_t key, weir_buf_t value,
+                                         weir_ts_t ts,
+                                         const char *const *names,
+                                         const weir_buf_t *values,
+                                         size_t n);
+
+/**
  * @brief Emits a watermark downstream. Only for watermark generators and
  * WEIR_OP_F_HOLD_WATERMARK operators; values not above the last emitted
  * watermark are ignored.

@@ -38,6 +38,15 @@ WEIR_EXTERN weir_harness_t *weir_harness_new_ex(const weir_operator_def_t *def,
                                                 const void *opaque,
                                                 int subtask, int parallelism);
 
+/**
+ * @brief Like weir_harness_new, with checkpointing on: the operator sees
+ * `checkpoint_dir` (copied) from weir_ctx_checkpoint_dir(), as it would in
+ * a pipeline with "checkpoint.dir" set (exactly-once sinks use it).
+ */
+WEIR_EXTERN weir_harness_t *
+weir_harness_new_checkpointed(const weir_operator_def_t *def,
+                              const void *opaque, const char *checkpoint_dir);
+
 /** @brief Ties ptr's lifetime to the harness: free_fn(ptr) at destroy.
  * On failure free_fn(ptr) is called at once. */
 WEIR_EXTERN int weir_harness_attach(weir_harness_t *h, void *ptr,

@@ -14,11 +14,14 @@
  * Invariants
  *   Deterministic; every test frees its harness, options and buffers.
  */
+/* cmocka needs these headers first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,9 +66,9 @@ static weir_harness_t *parser(const char *keys, const char *time_field,
 
 static void push_bytes(weir_harness_t *h, const void *p, size_t n)
 {
-    assert_int_equal(WEIR_OK, weir_harness_push_buf(h, WEIR_BUF_NULL,
-                                                    WEIR_BUF(p, n),
-                                                    WEIR_TS_MIN));
+    assert_int_equal(
+        WEIR_OK,
+        weir_harness_push_buf(h, WEIR_BUF_NULL, WEIR_BUF(p, n), WEIR_TS_MIN));
 }
 
 static void push(weir_harness_t *h, const char *line)
@@ -104,8 +107,8 @@ static weir_buf_t key_at(const weir_harness_t *h, size_t i)
 }
 
 /* Asserts errors output i holds the bytes (p, n) and the reason. */
-static void assert_error_bytes(const weir_harness_t *h, size_t i,
-                               const void *p, size_t n, const char *reason)
+static void assert_error_bytes(const weir_harness_t *h, size_t i, const void *p,
+                               size_t n, const char *reason)
 {
     const weir_record_t *r = weir_harness_record(h, WEIR_TAG_ERRORS, i);
     weir_buf_t why;
@@ -113,8 +116,8 @@ static void assert_error_bytes(const weir_harness_t *h, size_t i,
     assert_non_null(r);
     assert_true(buf_eq(weir_record_value(r), p, n));
     assert_int_equal(WEIR_OK, weir_record_header(r, WEIR_HDR_ERROR, &why));
-    if (why.len < strlen(reason) || memcmp(why.data, reason,
-                                           strlen(reason)) != 0)
+    if (why.len < strlen(reason) ||
+        memcmp(why.data, reason, strlen(reason)) != 0)
         fail_msg("reason %zu: got '%.*s', want '%s...'", i, (int)why.len,
                  (const char *)why.data, reason);
 }
@@ -138,8 +141,8 @@ static void test_json_parsed_record(void **state)
     weir_buf_t v;
 
     (void)state;
-    in = weir_record_new(NULL, WEIR_BUF_NULL, WEIR_BUF_STR(line),
-                         WEIR_TS_MIN, WEIR_COPY);
+    in = weir_record_new(NULL, WEIR_BUF_NULL, WEIR_BUF_STR(line), WEIR_TS_MIN,
+                         WEIR_COPY);
     assert_non_null(in);
     assert_int_equal(WEIR_OK, weir_record_set_position(in, 3, 1234));
     assert_int_equal(WEIR_OK,
@@ -206,10 +209,14 @@ static void test_json_error_reasons(void **state)
          "time field \"ts\" is an integer outside the 64-bit range"},
         {"{\"id\":\"a\",\"ts\":-99999999999999999999}",
          "time field \"ts\" is an integer outside the 64-bit range"},
-        {"{\"id\":18446744073709551616,\"ts\":1}",
-         "key field \"id\" holds an integer outside the 64-bit range"},
-        {"{\"id\":[1,{\"x\":99999999999999999999}],\"ts\":1}",
-         "key field \"id\" holds an integer outside the 64-bit range"},
+        {"{\"id\":\"a\",\"ts\":1e400}", "time field \"ts\" is not an integer"},
+        {"{\"id\":\"a\",\"ts\":1,\"x\":1e9999999999999999}",
+         "a number has an exponent beyond 10^15"},
+        {"{\"id\":\"a\",\"ts\":1,\"x\":99999999999999999999} x",
+         "invalid JSON: "},
+        {"{\"id\":\"a\",\"ts\":1,\"x\":1e999-5}", "invalid JSON"},
+        {"{\"id\":\"a\",\"ts\":1,\"x\":0099999999999999999999}",
+         "invalid JSON"},
     };
     weir_harness_t *h = parser("id", NULL, NULL);
     size_t n = sizeof(cases) / sizeof(cases[0]);
@@ -239,8 +246,7 @@ static void test_json_error_order_and_names(void **state)
     assert_int_equal(4, weir_harness_count(h, WEIR_TAG_ERRORS));
     assert_error(h, 0, "{\"a\":1}", "key field \"b\" is missing");
     assert_error(h, 1, "{\"a\":1,\"b\":2}", "time field \"t\" is missing");
-    assert_error(h, 2, "{\"a\":1,\"b\":2,\"t\":3}",
-                 "field \"v\" is missing");
+    assert_error(h, 2, "{\"a\":1,\"b\":2,\"t\":3}", "field \"v\" is missing");
     assert_error(h, 3, "{\"a\":1,\"b\":2,\"t\":3,\"v\":\"7\"}",
                  "field \"v\" is not an integer");
     assert_int_equal(1, weir_harness_count(h, WEIR_TAG_MAIN));
@@ -275,7 +281,17 @@ static void test_json_keys_compare_by_value(void **state)
         {"{\"a\":null,\"ts\":0}", "[null]"},
         {"{\"a\":[ 1 , 2.0 ],\"ts\":0}", "[[1,2]]"},
         {"{\"a\":{},\"ts\":0}", "[{}]"},
-        {"{\"a\":1e300,\"ts\":0}", "[1.0000000000000001e300]"},
+        {"{\"a\":1e19,\"ts\":0}", "[10000000000000000000]"},
+        {"{\"a\":10000000000000000000,\"ts\":0}", "[10000000000000000000]"},
+        {"{\"a\":-1.5E+19,\"ts\":0}", "[-15000000000000000000]"},
+        {"{\"a\":123456789012345678901234567890,\"ts\":0}",
+         "[123456789012345678901234567890]"},
+        {"{\"a\":[-98765432109876543210],\"ts\":0}",
+         "[[-98765432109876543210]]"},
+        {"{\"a\":1e2000,\"ts\":0}", "[1e2000]"},
+        {"{\"a\":100e1998,\"ts\":0}", "[1e2000]"},
+        {"{\"a\":0.00012345e2005,\"ts\":0}", "[1.2345e2001]"},
+        {"{\"a\":-2.50e1500,\"ts\":0}", "[-2.5e1500]"},
     };
     weir_harness_t *h = parser("a", NULL, NULL);
     size_t n = sizeof(cases) / sizeof(cases[0]);
@@ -288,6 +304,70 @@ static void test_json_keys_compare_by_value(void **state)
     assert_int_equal(n, weir_harness_count(h, WEIR_TAG_MAIN));
     for (i = 0; i < n; i++)
         assert_main(h, i, cases[i].key, cases[i].line, 0);
+    weir_harness_destroy(h);
+}
+
+/* Integral values beyond int64 are written out in full (up to 1024
+ * digits), whatever their spelling: literal, real, or beyond double. */
+static void test_json_big_keys_by_value(void **state)
+{
+    static const char *const lines[] = {
+        "{\"a\":1e300,\"ts\":0}",
+        "{\"a\":10e299,\"ts\":0}",
+        "{\"a\":1e400,\"ts\":0}",
+        "{\"a\":1.0E+400,\"ts\":0}",
+    };
+    char want300[310];
+    char want400[410];
+    weir_harness_t *h = parser("a", NULL, NULL);
+    weir_buf_t k;
+    size_t i;
+
+    (void)state;
+    want300[0] = '[';
+    want300[1] = '1';
+    memset(want300 + 2, '0', 300);
+    strcpy(want300 + 302, "]");
+    want400[0] = '[';
+    want400[1] = '1';
+    memset(want400 + 2, '0', 400);
+    strcpy(want400 + 402, "]");
+    for (i = 0; i < 4; i++)
+        push(h, lines[i]);
+    assert_int_equal(4, weir_harness_count(h, WEIR_TAG_MAIN));
+    for (i = 0; i < 4; i++) {
+        k = key_at(h, i);
+        assert_true(buf_eq(k, i < 2 ? want300 : want400,
+                           strlen(i < 2 ? want300 : want400)));
+    }
+    weir_harness_destroy(h);
+}
+
+/* Many short literals beyond the double range on one line (each marker
+ * is longer than the literal it replaces). */
+static void test_json_many_big_reals(void **state)
+{
+    static const char tail[] = ",5e5390]]";
+    weir_harness_t *h = parser("id", NULL, NULL);
+    char line[8192];
+    weir_buf_t k;
+    size_t n = 0;
+    int i;
+
+    (void)state;
+    n += (size_t)sprintf(line + n, "{\"ts\":1,\"id\":[");
+    for (i = 0; i < 500; i++)
+        n += (size_t)sprintf(line + n, "%s%de%d", i ? "," : "", i % 9 + 1,
+                             400 + i * 10);
+    sprintf(line + n, "]}");
+    push(h, line);
+    assert_int_equal(1, weir_harness_count(h, WEIR_TAG_MAIN));
+    k = key_at(h, 0);
+    /* 1e400 is written out; 5e5390 has too many digits for that. */
+    assert_true(k.len > 410 && memcmp(k.data, "[[1000000000", 12) == 0);
+    assert_true(memcmp((const char *)k.data + k.len - strlen(tail), tail,
+                       strlen(tail)) == 0);
+    assert_null(memmem(k.data, k.len, "weir-", 5));
     weir_harness_destroy(h);
 }
 
@@ -343,7 +423,10 @@ static void test_json_content_hash(void **state)
     push(h, "{\"a\":\"\\u0031\",\"b\":{\"x\":1,\"y\":2},\"ts\":5}");
     push(h, "{\"a\":1,\"ts\":5.0}");
     push(h, "{\"a\":1,\"n\":99999999999999999999,\"ts\":5}");
-    assert_int_equal(5, weir_harness_count(h, WEIR_TAG_MAIN));
+    push(h, "{\"n\":99999999999999999999, \"ts\":5,\"a\":1}");
+    push(h, "{\"a\":1,\"n\":99999999999999999998,\"ts\":5}");
+    push(h, "{\"a\":1,\"n\":\"99999999999999999999\",\"ts\":5}");
+    assert_int_equal(9, weir_harness_count(h, WEIR_TAG_MAIN));
     k0 = key_at(h, 0);
     assert_int_equal(16, k0.len);
     k = key_at(h, 1);
@@ -355,8 +438,12 @@ static void test_json_content_hash(void **state)
     /* Hashing normalises the document; the time field is read first. */
     assert_error(h, 0, "{\"a\":1,\"ts\":5.0}",
                  "time field \"ts\" is not an integer");
-    assert_error(h, 1, "{\"a\":1,\"n\":99999999999999999999,\"ts\":5}",
-                 "record holds an integer outside the 64-bit range");
+    assert_int_equal(1, weir_harness_count(h, WEIR_TAG_ERRORS));
+    k = key_at(h, 5);
+    assert_true(buf_eq(key_at(h, 6), k.data, k.len));
+    assert_false(buf_eq(key_at(h, 7), k.data, k.len));
+    assert_false(buf_eq(key_at(h, 8), k.data, k.len));
+    assert_false(buf_eq(k, k0.data, k0.len));
     weir_harness_destroy(h);
 }
 
@@ -374,9 +461,8 @@ static void test_json_big_integers_elsewhere(void **state)
         "{\"id\":9007199254740993,\"ts\":9007199254740993,"
         "\"b\":[99999999999999999999]}";
     /* Digits inside strings are left alone. */
-    static const char strs[] =
-        "{\"id\":\"x\\\"99999999999999999999\",\"ts\":1,"
-        "\"b\":99999999999999999999}";
+    static const char strs[] = "{\"id\":\"x\\\"99999999999999999999\",\"ts\":1,"
+                               "\"b\":99999999999999999999}";
     /* A real time field is still a real. */
     static const char real_ts[] =
         "{\"id\":1,\"ts\":1.0,\"b\":99999999999999999999}";
@@ -389,7 +475,12 @@ static void test_json_big_integers_elsewhere(void **state)
     push(h, exact);
     push(h, strs);
     push(h, real_ts);
-    assert_int_equal(5, weir_harness_count(h, WEIR_TAG_MAIN));
+    /* In a key, such integers compare exactly. */
+    push(h, "{\"id\":123456789012345678901234567890,\"ts\":3}");
+    push(h, "{\"id\":123456789012345678901234567891,\"ts\":4}");
+    push(h, "{\"id\":[\"\\u0000weir-\",\"\\u0000\",-99999999999999999999],"
+            "\"ts\":5}");
+    assert_int_equal(8, weir_harness_count(h, WEIR_TAG_MAIN));
     assert_main(h, 0, "[\"a\"]", line, 5);
     assert_main(h, 1, "[9223372036854775807]",
                 "{\"id\":9223372036854775807,\"ts\":1}", 1);
@@ -397,6 +488,14 @@ static void test_json_big_integers_elsewhere(void **state)
                 "{\"id\":-9223372036854775808,\"ts\":1}", 1);
     assert_main(h, 3, "[9007199254740993]", exact, 9007199254740993LL);
     assert_main(h, 4, "[\"x\\\"99999999999999999999\"]", strs, 1);
+    assert_main(h, 5, "[123456789012345678901234567890]",
+                "{\"id\":123456789012345678901234567890,\"ts\":3}", 3);
+    assert_main(h, 6, "[123456789012345678901234567891]",
+                "{\"id\":123456789012345678901234567891,\"ts\":4}", 4);
+    assert_main(h, 7, "[[\"\\u0000weir-\",\"\\u0000\",-99999999999999999999]]",
+                "{\"id\":[\"\\u0000weir-\",\"\\u0000\",-99999999999999999999],"
+                "\"ts\":5}",
+                5);
     assert_int_equal(1, weir_harness_count(h, WEIR_TAG_ERRORS));
     assert_error(h, 0, real_ts, "time field \"ts\" is not an integer");
     weir_harness_destroy(h);
@@ -426,8 +525,8 @@ static void test_json_invalid_utf8_is_error(void **state)
 {
     static const char *const lines[] = {
         "{\"id\":\"\xff\",\"ts\":1}",
-        "{\"id\":\"\xc0\xaf\",\"ts\":1}",         /* overlong "/" */
-        "{\"id\":\"\xed\xa0\x80\",\"ts\":1}",     /* UTF-16 surrogate */
+        "{\"id\":\"\xc0\xaf\",\"ts\":1}",             /* overlong "/" */
+        "{\"id\":\"\xed\xa0\x80\",\"ts\":1}",         /* UTF-16 surrogate */
         "{\"id\":\"a\",\"ts\":1,\"x\":\"\xe2\x82\"}", /* cut short */
         "{\"\xfe\":1,\"id\":\"a\",\"ts\":1}",
     };
@@ -459,8 +558,8 @@ static void test_json_ten_megabyte_line(void **state)
     n += (size_t)sprintf(line + n, "\"}");
     push_bytes(h, line, n);
     assert_int_equal(1, weir_harness_count(h, WEIR_TAG_MAIN));
-    assert_true(buf_eq(weir_record_value(weir_harness_record(h, NULL, 0)),
-                       line, n));
+    assert_true(
+        buf_eq(weir_record_value(weir_harness_record(h, NULL, 0)), line, n));
     assert_true(buf_eq(key_at(h, 0), "[\"big\"]", 7));
     /* The same line cut short is an error, kept whole. */
     push_bytes(h, line, n - 1);
@@ -488,8 +587,10 @@ static void test_json_header_field(void **state)
     assert_int_equal(3, weir_harness_count(h, WEIR_TAG_ERRORS));
     assert_error(h, 0, "{\"id\":\"a\",\"ts\":2,\"amount\":250.0}",
                  "field \"amount\" is not an integer");
-    assert_error(h, 1, "{\"id\":\"a\",\"ts\":3}", "field \"amount\" is missing");
-    assert_error(h, 2, "{\"id\":\"a\",\"ts\":4,\"amount\":99999999999999999999}",
+    assert_error(h, 1, "{\"id\":\"a\",\"ts\":3}",
+                 "field \"amount\" is missing");
+    assert_error(h, 2,
+                 "{\"id\":\"a\",\"ts\":4,\"amount\":99999999999999999999}",
                  "field \"amount\" is an integer outside the 64-bit range");
     weir_harness_destroy(h);
 }
@@ -530,8 +631,7 @@ static void test_json_opts_api(void **state)
     assert_int_equal(WEIR_EINVAL, weir_json_opts_add_key(NULL, "a"));
     assert_int_equal(WEIR_EINVAL, weir_json_opts_set_time_field(o, ""));
     assert_int_equal(WEIR_EINVAL, weir_json_opts_set_content_hash(o, 2));
-    assert_int_equal(WEIR_EINVAL,
-                     weir_json_opts_set_header_field(o, "", NULL));
+    assert_int_equal(WEIR_EINVAL, weir_json_opts_set_header_field(o, "", NULL));
     /* Failed calls added nothing. */
     assert_int_equal(WEIR_EINVAL, weir_json_opts_check(o, NULL, 0));
     assert_int_equal(WEIR_OK, weir_json_opts_add_key(o, "a"));
@@ -597,6 +697,8 @@ int main(void)
         cmocka_unit_test(test_json_error_reasons),
         cmocka_unit_test(test_json_error_order_and_names),
         cmocka_unit_test(test_json_keys_compare_by_value),
+        cmocka_unit_test(test_json_big_keys_by_value),
+        cmocka_unit_test(test_json_many_big_reals),
         cmocka_unit_test(test_json_multi_field_key_order),
         cmocka_unit_test(test_json_nested_key_values),
         cmocka_unit_test(test_json_content_hash),
