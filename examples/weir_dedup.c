@@ -29,6 +29,10 @@
 #include <weir/json.h>
 
 #include "cli_common.h"
+#if defined(WEIR_WITH_KAFKA) && defined(WEIR_WITH_AVRO)
+#define WEIR_DEDUP_KAFKA 1
+#include "dedup_kafka.h"
+#endif
 
 static const char usage[] =
     "usage: weir-dedup --input PATH --output-dir DIR --key FIELD[,FIELD...]\n"
@@ -101,13 +105,15 @@ static int parse_scope(const char *v, struct cli_dedup *d, char *msg)
 }
 
 /* Fills d from the options; -1 with a message on a bad argument. */
-static int parse_args(const struct cli_opt *o, struct cli_dedup *d, char *msg)
+static int parse_args(const struct cli_opt *o, struct cli_dedup *d, char *msg,
+                      int kafka)
 {
     uint64_t par;
-    const char *req[] = {"input", "output-dir", "key"};
+    const char *req[] = {"key", "input", "output-dir"};
     size_t i;
 
-    for (i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
+    /* Kafka mode reads a topic and writes topics: only --key is needed. */
+    for (i = 0; i < (kafka ? 1 : sizeof(req) / sizeof(req[0])); i++) {
         if (cli_get(o, req[i]) == NULL) {
             cli_fmt(msg, "missing --%s (see --help)", req[i]);
             return -1;
@@ -122,7 +128,7 @@ static int parse_args(const struct cli_opt *o, struct cli_dedup *d, char *msg)
     d->ckdir = cli_get(o, "checkpoint-dir");
     d->scope = WEIR_WINDOW_ROLLING;
     d->size = WEIR_HOURS(1);
-    if (d->input[0] == '\0' || d->outdir[0] == '\0' ||
+    if ((!kafka && (d->input[0] == '\0' || d->outdir[0] == '\0')) ||
         d->time_field[0] == '\0' || (d->ckdir && d->ckdir[0] == '\0')) {
         cli_fmt(msg, "empty --input, --output-dir, --time-field or "
                      "--checkpoint-dir");
@@ -149,6 +155,26 @@ static int parse_args(const struct cli_opt *o, struct cli_dedup *d, char *msg)
     return 0;
 }
 
+#ifdef WEIR_DEDUP_KAFKA
+/* Kafka mode: the same dedup graph between topics, exactly once by
+ * default; dedup_kafka_run prints the summary line. */
+static int run_kafka(const struct cli_opt *o, struct dedup_kafka_opts *k)
+{
+    char msg[CLI_MSG];
+
+    if (parse_args(o, &k->d, msg, 1) != 0 ||
+        dedup_kafka_from_opts(o, k, msg) != 0) {
+        cli_error("weir-dedup", msg);
+        return CLI_EXIT_USAGE;
+    }
+    if (dedup_kafka_run(k, msg) != 0) {
+        cli_error("weir-dedup", msg);
+        return CLI_EXIT_RUN;
+    }
+    return CLI_EXIT_OK;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     struct cli_opt opts[] = {
@@ -163,21 +189,41 @@ int main(int argc, char **argv)
         {"parallelism", NULL, 0},
         {"checkpoint-dir", NULL, 0},
         {"checkpoint-every", NULL, 0},
+#ifdef WEIR_DEDUP_KAFKA
+        DEDUP_KAFKA_CLI_OPTS,
+#endif
         {NULL, NULL, 0},
     };
     struct cli_dedup d;
+#ifdef WEIR_DEDUP_KAFKA
+    struct dedup_kafka_opts k;
+#endif
     int64_t counts[CLI_NOUT];
     int64_t records;
     char msg[CLI_MSG];
     int rc;
 
     memset(&d, 0, sizeof(d));
+#ifdef WEIR_DEDUP_KAFKA
+    memset(&k, 0, sizeof(k));
+    if (dedup_kafka_take_x(&argc, argv, &k, msg) != 0) {
+        cli_error("weir-dedup", msg);
+        return CLI_EXIT_USAGE;
+    }
+#endif
     rc = cli_parse(argc, argv, opts, msg);
     if (rc == 1) {
         fputs(usage, stdout);
+#ifdef WEIR_DEDUP_KAFKA
+        fputs(DEDUP_KAFKA_USAGE, stdout);
+#endif
         return CLI_EXIT_OK;
     }
-    if (rc != 0 || parse_args(opts, &d, msg) != 0) {
+#ifdef WEIR_DEDUP_KAFKA
+    if (rc == 0 && dedup_kafka_wanted(opts))
+        return run_kafka(opts, &k);
+#endif
+    if (rc != 0 || parse_args(opts, &d, msg, 0) != 0) {
         cli_error("weir-dedup", msg);
         return CLI_EXIT_USAGE;
     }

@@ -55,8 +55,8 @@
 #include <weir/avro.h>
 #include <weir/operator.h>
 
-#define MAX_DEPTH 64          /* nesting limit for schemas and values */
-#define MAX_ZERO_WIDTH 65536  /* items per block when an item has no bytes */
+#define MAX_DEPTH 64         /* nesting limit for schemas and values */
+#define MAX_ZERO_WIDTH 65536 /* items per block when an item has no bytes */
 #define MAX_SCHEMA_FILE (4u << 20)
 
 /* ------------------------------------------------------------------ *
@@ -66,7 +66,7 @@
 static char *dup_str(const char *s)
 {
     size_t n;
-    char  *d;
+    char *d;
 
     if (s == NULL)
         return NULL;
@@ -90,7 +90,7 @@ static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...)
 
 /* A growable byte buffer owned by a codec. */
 struct bytes {
-    char  *data;
+    char *data;
     size_t len;
     size_t cap;
 };
@@ -98,7 +98,7 @@ struct bytes {
 static int bytes_reserve(struct bytes *b, size_t need)
 {
     size_t cap;
-    char  *p;
+    char *p;
 
     if (need <= b->cap)
         return WEIR_OK;
@@ -128,7 +128,7 @@ static char *read_file(const char *path, size_t *len, char *errstr,
 {
     FILE *fp;
     char *buf;
-    long  n;
+    long n;
 
     fp = fopen(path, "rb");
     if (fp == NULL) {
@@ -165,9 +165,9 @@ static char *read_file(const char *path, size_t *len, char *errstr,
  * ------------------------------------------------------------------ */
 
 struct path {
-    char  **seg;  /* segment names                 */
-    size_t  n;    /* number of segments            */
-    char   *text; /* the path as given (messages)  */
+    char **seg; /* segment names                 */
+    size_t n;   /* number of segments            */
+    char *text; /* the path as given (messages)  */
 };
 
 static void path_free(struct path *p)
@@ -232,12 +232,12 @@ static int path_parse(struct path *p, const char *text, size_t len)
  * ------------------------------------------------------------------ */
 
 struct weir_avro_format_s {
-    char        *schema_json; /* reader schema text, or NULL          */
-    char        *schema_dir;  /* Confluent schema directory, or NULL  */
-    struct path *keys;        /* key field paths                      */
-    size_t       nkeys;
-    struct path  time;        /* time field path (n == 0: none)       */
-    int32_t      schema_id;   /* framing id for encoding, -1: none    */
+    char *schema_json; /* reader schema text, or NULL          */
+    char *schema_dir;  /* Confluent schema directory, or NULL  */
+    struct path *keys; /* key field paths                      */
+    size_t nkeys;
+    struct path time;  /* time field path (n == 0: none)       */
+    int32_t schema_id; /* framing id for encoding, -1: none    */
 };
 
 /* Walks a parsed schema along a path, through unions' non-null branches.
@@ -245,8 +245,8 @@ struct weir_avro_format_s {
 static int schema_has_path(avro_schema_t s, const struct path *p, size_t i,
                            int depth)
 {
-    size_t        b;
-    int           idx;
+    size_t b;
+    int idx;
     avro_schema_t f;
 
     if (depth > MAX_DEPTH)
@@ -276,12 +276,12 @@ static int format_check_path(const weir_avro_format_t *fmt,
                              const struct path *p)
 {
     avro_schema_t s;
-    int           ok;
+    int ok;
 
     if (fmt->schema_json == NULL)
         return WEIR_OK;
-    if (avro_schema_from_json_length(fmt->schema_json,
-                                     strlen(fmt->schema_json), &s) != 0)
+    if (avro_schema_from_json_length(fmt->schema_json, strlen(fmt->schema_json),
+                                     &s) != 0)
         return WEIR_EINVAL;
     ok = schema_has_path(s, p, 0, 0);
     avro_schema_decref(s);
@@ -293,16 +293,15 @@ weir_avro_format_new_json(const char *schema_json, const char *schema_dir,
                           char *errstr, size_t errstr_size)
 {
     weir_avro_format_t *fmt;
-    avro_schema_t       s;
+    avro_schema_t s;
 
     if (schema_json == NULL && schema_dir == NULL) {
         set_err(errstr, errstr_size,
                 "avro: a reader schema or a schema directory is needed");
         return NULL;
     }
-    if (schema_json != NULL &&
-        avro_schema_from_json_length(schema_json, strlen(schema_json),
-                                     &s) != 0) {
+    if (schema_json != NULL && avro_schema_from_json_length(
+                                   schema_json, strlen(schema_json), &s) != 0) {
         set_err(errstr, errstr_size, "avro: invalid schema: %s",
                 avro_strerror());
         return NULL;
@@ -332,7 +331,7 @@ WEIR_EXTERN weir_avro_format_t *weir_avro_format_new(const char *schema_path,
                                                      size_t errstr_size)
 {
     weir_avro_format_t *fmt;
-    char               *text = NULL;
+    char *text = NULL;
 
     if (schema_path != NULL) {
         text = read_file(schema_path, NULL, errstr, errstr_size);
@@ -348,12 +347,12 @@ WEIR_EXTERN int weir_avro_format_set_key(weir_avro_format_t *fmt,
                                          const char *paths)
 {
     struct path *keys = NULL;
-    size_t       n = 0;
-    const char  *p;
-    const char  *comma;
-    size_t       i;
-    size_t       k;
-    int          rc;
+    size_t n = 0;
+    const char *p;
+    const char *comma;
+    size_t i;
+    size_t k;
+    int rc;
 
     if (fmt == NULL)
         return WEIR_EINVAL;
@@ -393,7 +392,7 @@ WEIR_EXTERN int weir_avro_format_set_time(weir_avro_format_t *fmt,
                                           const char *path)
 {
     struct path p;
-    int         rc;
+    int rc;
 
     if (fmt == NULL)
         return WEIR_EINVAL;
@@ -446,18 +445,18 @@ WEIR_EXTERN void weir_avro_format_destroy(weir_avro_format_t *fmt)
  * ------------------------------------------------------------------ */
 
 struct field_meta {
-    char   *record;  /* full name of the record               */
-    char   *field;   /* field name                            */
+    char *record;    /* full name of the record               */
+    char *field;     /* field name                            */
     json_t *dflt;    /* default (borrowed from meta->root)    */
     json_t *aliases; /* array of alias names, or NULL         */
     int64_t unit;    /* divisor to ms: 1, 1000 or 1000000     */
 };
 
 struct meta {
-    json_t            *root;
+    json_t *root;
     struct field_meta *f;
-    size_t             n;
-    size_t             cap;
+    size_t n;
+    size_t cap;
 };
 
 static void meta_free(struct meta *m)
@@ -478,7 +477,7 @@ static char *full_name(const char *name, const char *ns)
 {
     size_t a;
     size_t b;
-    char  *s;
+    char *s;
 
     if (strchr(name, '.') != NULL || ns == NULL || *ns == '\0')
         return dup_str(name);
@@ -496,8 +495,8 @@ static char *full_name(const char *name, const char *ns)
 static int64_t unit_of(json_t *type)
 {
     const char *lt;
-    size_t      i;
-    int64_t     u;
+    size_t i;
+    int64_t u;
 
     if (json_is_array(type)) {
         for (i = 0; i < json_array_size(type); i++) {
@@ -528,13 +527,13 @@ static int meta_add_record(struct meta *m, json_t *node, const char *ns,
 {
     const char *name;
     const char *own_ns;
-    char       *full;
-    char       *rec_ns;
-    char       *dot;
-    json_t     *fields;
-    json_t     *fld;
-    size_t      i;
-    int         rc = WEIR_OK;
+    char *full;
+    char *rec_ns;
+    char *dot;
+    json_t *fields;
+    json_t *fld;
+    size_t i;
+    int rc = WEIR_OK;
 
     name = json_string_value(json_object_get(node, "name"));
     if (name == NULL)
@@ -563,7 +562,7 @@ static int meta_add_record(struct meta *m, json_t *node, const char *ns,
             json_string_value(json_object_get(fld, "name")) == NULL)
             continue;
         if (m->n == m->cap) {
-            size_t             cap = m->cap ? m->cap * 2 : 16;
+            size_t cap = m->cap ? m->cap * 2 : 16;
             struct field_meta *f = weir_realloc(m->f, cap * sizeof(*f));
 
             if (f == NULL) {
@@ -597,8 +596,8 @@ static int meta_add_record(struct meta *m, json_t *node, const char *ns,
 static int meta_walk(struct meta *m, json_t *node, const char *ns, int depth)
 {
     const char *type;
-    size_t      i;
-    int         rc;
+    size_t i;
+    int rc;
 
     if (depth > MAX_DEPTH)
         return WEIR_EINVAL;
@@ -641,15 +640,15 @@ static const struct field_meta *meta_find(const struct meta *m,
 {
     const char *name = avro_schema_name(rec);
     const char *ns = avro_schema_namespace(rec);
-    size_t      nl = name != NULL ? strlen(name) : 0;
-    size_t      sl = ns != NULL ? strlen(ns) : 0;
-    size_t      i;
+    size_t nl = name != NULL ? strlen(name) : 0;
+    size_t sl = ns != NULL ? strlen(ns) : 0;
+    size_t i;
 
     if (m == NULL || name == NULL)
         return NULL;
     for (i = 0; i < m->n; i++) {
         const char *r = m->f[i].record;
-        size_t      rl = strlen(r);
+        size_t rl = strlen(r);
 
         if (strcmp(m->f[i].field, field) != 0)
             continue;
@@ -675,7 +674,7 @@ struct scan {
 static int scan_long(struct scan *sc, int64_t *out)
 {
     uint64_t v = 0;
-    int      shift = 0;
+    int shift = 0;
     unsigned char b;
 
     do {
@@ -769,7 +768,7 @@ static int skip_datum(struct scan *sc, avro_schema_t s, int depth,
                       const char **why)
 {
     int64_t v;
-    size_t  i;
+    size_t i;
 
     if (depth > MAX_DEPTH) {
         *why = "value nested too deeply";
@@ -857,30 +856,30 @@ static int skip_datum(struct scan *sc, avro_schema_t s, int depth,
 
 /* A schema with a generic value to read into. */
 struct slot {
-    int32_t             id;     /* Confluent id, -1 for others         */
-    avro_schema_t       schema;
+    int32_t id; /* Confluent id, -1 for others         */
+    avro_schema_t schema;
     avro_value_iface_t *iface;
-    avro_value_t        value;
-    struct meta         meta;
-    int                 same;   /* equal to the reader schema          */
-    int                 ok;     /* initialized                         */
+    avro_value_t value;
+    struct meta meta;
+    int same; /* equal to the reader schema          */
+    int ok;   /* initialized                         */
 };
 
 struct weir_avro_codec_s {
     const weir_avro_format_t *fmt;
-    struct slot               reader;    /* ok == 0 without reader     */
-    struct slot               fixed;     /* new_writer(): the writer   */
-    struct slot              *ids;       /* Confluent writer schemas   */
-    size_t                    nids;
-    avro_reader_t             mem;
-    avro_value_t             *cur;       /* the decoded value          */
-    const struct meta        *cur_meta;
-    int32_t                   last_id;
-    struct bytes              key;
-    struct bytes              out;
-    struct bytes              scratch;
-    char                     *json;      /* from avro_value_to_json    */
-    char                      err[256];
+    struct slot reader; /* ok == 0 without reader     */
+    struct slot fixed;  /* new_writer(): the writer   */
+    struct slot *ids;   /* Confluent writer schemas   */
+    size_t nids;
+    avro_reader_t mem;
+    avro_value_t *cur; /* the decoded value          */
+    const struct meta *cur_meta;
+    int32_t last_id;
+    struct bytes key;
+    struct bytes out;
+    struct bytes scratch;
+    char *json; /* from avro_value_to_json    */
+    char err[256];
 };
 
 static void slot_free(struct slot *s)
@@ -894,8 +893,8 @@ static void slot_free(struct slot *s)
     memset(s, 0, sizeof(*s));
 }
 
-static int slot_init(struct slot *s, int32_t id, const char *json,
-                     char *errstr, size_t errstr_size)
+static int slot_init(struct slot *s, int32_t id, const char *json, char *errstr,
+                     size_t errstr_size)
 {
     memset(s, 0, sizeof(*s));
     s->id = id;
@@ -942,18 +941,17 @@ static weir_avro_codec_t *codec_alloc(const weir_avro_format_t *fmt,
         set_err(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    if (fmt->schema_json != NULL &&
-        slot_init(&c->reader, -1, fmt->schema_json, errstr, errstr_size) !=
-            WEIR_OK) {
+    if (fmt->schema_json != NULL && slot_init(&c->reader, -1, fmt->schema_json,
+                                              errstr, errstr_size) != WEIR_OK) {
         weir_avro_codec_destroy(c);
         return NULL;
     }
     return c;
 }
 
-WEIR_EXTERN weir_avro_codec_t *weir_avro_codec_new(const weir_avro_format_t *fmt,
-                                                   char *errstr,
-                                                   size_t errstr_size)
+WEIR_EXTERN weir_avro_codec_t *
+weir_avro_codec_new(const weir_avro_format_t *fmt, char *errstr,
+                    size_t errstr_size)
 {
     if (fmt == NULL) {
         set_err(errstr, errstr_size, "no format");
@@ -981,8 +979,8 @@ weir_avro_codec_new_writer(const weir_avro_format_t *fmt,
         weir_avro_codec_destroy(c);
         return NULL;
     }
-    c->fixed.same = c->reader.ok &&
-                    avro_schema_equal(c->fixed.schema, c->reader.schema);
+    c->fixed.same =
+        c->reader.ok && avro_schema_equal(c->fixed.schema, c->reader.schema);
     return c;
 }
 
@@ -1029,11 +1027,11 @@ static int fail(weir_avro_codec_t *c, int rc, const char *fmt, ...)
 /* The writer slot for a Confluent schema id, loading it on first use. */
 static struct slot *writer_for_id(weir_avro_codec_t *c, int32_t id)
 {
-    char         path[4096];
-    char         err[200];
-    char        *json;
+    char path[4096];
+    char err[200];
+    char *json;
     struct slot *s;
-    size_t       i;
+    size_t i;
 
     for (i = 0; i < c->nids; i++)
         if (c->ids[i].id == id)
@@ -1105,9 +1103,9 @@ static int json_fits(avro_schema_t s, json_t *j)
 static int json_bytes(weir_avro_codec_t *c, json_t *j)
 {
     const unsigned char *s = (const unsigned char *)json_string_value(j);
-    size_t               n = json_string_length(j);
-    size_t               i;
-    unsigned char        b;
+    size_t n = json_string_length(j);
+    size_t i;
+    unsigned char b;
 
     c->scratch.len = 0;
     for (i = 0; i < n; i++) {
@@ -1128,12 +1126,12 @@ static int json_bytes(weir_avro_codec_t *c, json_t *j)
 static int from_json_record(weir_avro_codec_t *c, avro_value_t *v, json_t *j,
                             const struct meta *m, int is_default, int depth)
 {
-    avro_schema_t            s = avro_value_get_schema(v);
-    size_t                   n = avro_schema_record_size(s);
-    size_t                   i;
-    const char              *name;
-    avro_value_t             fv;
-    json_t                  *fj;
+    avro_schema_t s = avro_value_get_schema(v);
+    size_t n = avro_schema_record_size(s);
+    size_t i;
+    const char *name;
+    avro_value_t fv;
+    json_t *fj;
     const struct field_meta *fm;
 
     if (!json_is_object(j))
@@ -1163,7 +1161,7 @@ static int from_json_record(weir_avro_codec_t *c, avro_value_t *v, json_t *j,
 static int branch_named(avro_schema_t b, const char *name)
 {
     const char *ns;
-    size_t      nl;
+    size_t nl;
 
     if (strcmp(avro_schema_type_name(b), name) == 0)
         return 1;
@@ -1179,12 +1177,12 @@ static int from_json_union(weir_avro_codec_t *c, avro_value_t *v, json_t *j,
                            const struct meta *m, int is_default, int depth)
 {
     avro_schema_t s = avro_value_get_schema(v);
-    size_t        n = avro_schema_union_size(s);
-    size_t        i;
-    avro_value_t  branch;
+    size_t n = avro_schema_union_size(s);
+    size_t i;
+    avro_value_t branch;
     avro_schema_t b;
-    const char   *key;
-    json_t       *inner;
+    const char *key;
+    json_t *inner;
 
     if (is_default) {
         /* A union's default belongs to its first branch. */
@@ -1194,7 +1192,8 @@ static int from_json_union(weir_avro_codec_t *c, avro_value_t *v, json_t *j,
     }
     /* Avro's JSON encoding: {"type name": value}. */
     if (json_is_object(j) && json_object_size(j) == 1) {
-        json_object_foreach(j, key, inner) {
+        json_object_foreach(j, key, inner)
+        {
             for (i = 0; i < n; i++) {
                 b = avro_schema_union_branch(s, (int)i);
                 if (branch_named(b, key)) {
@@ -1221,12 +1220,12 @@ static int from_json(weir_avro_codec_t *c, avro_value_t *v, json_t *j,
                      const struct meta *m, int is_default, int depth)
 {
     avro_schema_t s = avro_value_get_schema(v);
-    avro_value_t  child;
-    json_t       *item;
-    const char   *key;
-    size_t        i;
-    int           idx;
-    int           rc = 0;
+    avro_value_t child;
+    json_t *item;
+    const char *key;
+    size_t i;
+    int idx;
+    int rc = 0;
 
     if (depth > MAX_DEPTH)
         return fail(c, WEIR_ECODEC, "value nested too deeply");
@@ -1294,22 +1293,22 @@ static int from_json(weir_avro_codec_t *c, avro_value_t *v, json_t *j,
     case AVRO_ARRAY:
         if (!json_is_array(j))
             return fail(c, WEIR_ECODEC, "expected an array");
-        json_array_foreach(j, i, item) {
+        json_array_foreach(j, i, item)
+        {
             if (avro_value_append(v, &child, NULL) != 0)
                 return fail(c, WEIR_ENOMEM, "out of memory");
-            if (from_json(c, &child, item, m, is_default, depth + 1) !=
-                WEIR_OK)
+            if (from_json(c, &child, item, m, is_default, depth + 1) != WEIR_OK)
                 return WEIR_ECODEC;
         }
         break;
     case AVRO_MAP:
         if (!json_is_object(j))
             return fail(c, WEIR_ECODEC, "expected an object for a map");
-        json_object_foreach(j, key, item) {
+        json_object_foreach(j, key, item)
+        {
             if (avro_value_add(v, key, &child, NULL, NULL) != 0)
                 return fail(c, WEIR_ENOMEM, "out of memory");
-            if (from_json(c, &child, item, m, is_default, depth + 1) !=
-                WEIR_OK)
+            if (from_json(c, &child, item, m, is_default, depth + 1) != WEIR_OK)
                 return WEIR_ECODEC;
         }
         break;
@@ -1368,15 +1367,15 @@ static int schemas_match(avro_schema_t w, avro_schema_t r)
 static int resolve_record(weir_avro_codec_t *c, avro_value_t *src,
                           avro_value_t *dst, int depth)
 {
-    avro_schema_t            rs = avro_value_get_schema(dst);
-    size_t                   n = avro_schema_record_size(rs);
-    size_t                   i;
-    size_t                   a;
-    const char              *name;
-    avro_value_t             dv;
-    avro_value_t             sv;
+    avro_schema_t rs = avro_value_get_schema(dst);
+    size_t n = avro_schema_record_size(rs);
+    size_t i;
+    size_t a;
+    const char *name;
+    avro_value_t dv;
+    avro_value_t sv;
     const struct field_meta *fm;
-    int                      found;
+    int found;
 
     for (i = 0; i < n; i++) {
         if (avro_value_get_by_index(dst, i, &dv, &name) != 0)
@@ -1385,8 +1384,8 @@ static int resolve_record(weir_avro_codec_t *c, avro_value_t *src,
         fm = NULL;
         if (!found) {
             fm = meta_find(&c->reader.meta, rs, name);
-            for (a = 0; fm != NULL && !found &&
-                        a < json_array_size(fm->aliases);
+            for (a = 0;
+                 fm != NULL && !found && a < json_array_size(fm->aliases);
                  a++) {
                 const char *alias =
                     json_string_value(json_array_get(fm->aliases, a));
@@ -1417,17 +1416,16 @@ static int resolve_union_dst(weir_avro_codec_t *c, avro_value_t *src,
 {
     avro_schema_t rs = avro_value_get_schema(dst);
     avro_schema_t ws = avro_value_get_schema(src);
-    avro_value_t  branch;
-    size_t        n = avro_schema_union_size(rs);
-    size_t        i;
-    int           pass;
+    avro_value_t branch;
+    size_t n = avro_schema_union_size(rs);
+    size_t i;
+    int pass;
 
     /* Exact type first, then promotions. */
     for (pass = 0; pass < 2; pass++) {
         for (i = 0; i < n; i++) {
             avro_schema_t b = avro_schema_union_branch(rs, (int)i);
-            avro_schema_t bt = is_avro_link(b) ? avro_schema_link_target(b)
-                                               : b;
+            avro_schema_t bt = is_avro_link(b) ? avro_schema_link_target(b) : b;
 
             if (pass == 0 && avro_typeof(bt) != avro_typeof(ws))
                 continue;
@@ -1445,22 +1443,22 @@ static int resolve_union_dst(weir_avro_codec_t *c, avro_value_t *src,
 static int resolve(weir_avro_codec_t *c, avro_value_t *src, avro_value_t *dst,
                    int depth)
 {
-    avro_type_t   st = avro_value_get_type(src);
-    avro_type_t   dt = avro_value_get_type(dst);
-    avro_value_t  sc;
-    avro_value_t  dc;
-    const char   *str;
-    const void   *buf;
-    const char   *key;
-    size_t        size;
-    size_t        n;
-    size_t        i;
-    int32_t       i32;
-    int64_t       i64;
-    float         f;
-    double        d;
-    int           b;
-    int           rc = 0;
+    avro_type_t st = avro_value_get_type(src);
+    avro_type_t dt = avro_value_get_type(dst);
+    avro_value_t sc;
+    avro_value_t dc;
+    const char *str;
+    const void *buf;
+    const char *key;
+    size_t size;
+    size_t n;
+    size_t i;
+    int32_t i32;
+    int64_t i64;
+    float f;
+    double d;
+    int b;
+    int rc = 0;
 
     if (depth > MAX_DEPTH)
         return fail(c, WEIR_ECODEC, "value nested too deeply");
@@ -1471,8 +1469,7 @@ static int resolve(weir_avro_codec_t *c, avro_value_t *src, avro_value_t *dst,
     }
     if (dt == AVRO_UNION)
         return resolve_union_dst(c, src, dst, depth);
-    if (!schemas_match(avro_value_get_schema(src),
-                       avro_value_get_schema(dst)))
+    if (!schemas_match(avro_value_get_schema(src), avro_value_get_schema(dst)))
         return fail(c, WEIR_ECODEC, "writer type %s does not resolve to %s",
                     avro_schema_type_name(avro_value_get_schema(src)),
                     avro_schema_type_name(avro_value_get_schema(dst)));
@@ -1534,8 +1531,8 @@ static int resolve(weir_avro_codec_t *c, avro_value_t *src, avro_value_t *dst,
         break;
     case AVRO_FIXED:
         rc = avro_value_get_fixed(src, &buf, &size);
-        if (rc == 0 && (int64_t)size != avro_schema_fixed_size(
-                                            avro_value_get_schema(dst)))
+        if (rc == 0 &&
+            (int64_t)size != avro_schema_fixed_size(avro_value_get_schema(dst)))
             return fail(c, WEIR_ECODEC, "fixed sizes differ");
         if (rc == 0)
             rc = avro_value_set_fixed(dst, (void *)buf, size);
@@ -1543,8 +1540,8 @@ static int resolve(weir_avro_codec_t *c, avro_value_t *src, avro_value_t *dst,
     case AVRO_ENUM: {
         avro_schema_t ws = avro_value_get_schema(src);
         avro_schema_t rs = avro_value_get_schema(dst);
-        const char   *sym;
-        int           idx;
+        const char *sym;
+        int idx;
 
         rc = avro_value_get_enum(src, &idx);
         if (rc != 0)
@@ -1616,10 +1613,10 @@ static int read_into(weir_avro_codec_t *c, struct slot *w, const char *p,
 WEIR_EXTERN int weir_avro_decode(weir_avro_codec_t *c, weir_buf_t value)
 {
     const unsigned char *p = value.data;
-    size_t               len = value.len;
-    struct slot         *w;
-    int32_t              id = -1;
-    int                  rc;
+    size_t len = value.len;
+    struct slot *w;
+    int32_t id = -1;
+    int rc;
 
     if (c == NULL || (value.data == NULL && value.len > 0))
         return WEIR_EINVAL;
@@ -1668,14 +1665,14 @@ WEIR_EXTERN int weir_avro_decode(weir_avro_codec_t *c, weir_buf_t value)
 
 /* Finds a path in the current value. *unit gets the time unit of the
  * last field. */
-static int lookup(weir_avro_codec_t *c, const struct path *p,
-                  avro_value_t *out, int64_t *unit)
+static int lookup(weir_avro_codec_t *c, const struct path *p, avro_value_t *out,
+                  int64_t *unit)
 {
-    avro_value_t             v;
-    avro_value_t             next;
-    avro_schema_t            rec = NULL;
+    avro_value_t v;
+    avro_value_t next;
+    avro_schema_t rec = NULL;
     const struct field_meta *fm;
-    size_t                   i;
+    size_t i;
 
     if (c->cur == NULL)
         return fail(c, WEIR_EINVAL, "nothing decoded");
@@ -1693,8 +1690,7 @@ static int lookup(weir_avro_codec_t *c, const struct path *p,
                         p->seg[i > 0 ? i - 1 : 0]);
         rec = avro_value_get_schema(&v);
         if (avro_value_get_by_name(&v, p->seg[i], &next, NULL) != 0)
-            return fail(c, WEIR_ENOENT, "%s: no field %s", p->text,
-                        p->seg[i]);
+            return fail(c, WEIR_ENOENT, "%s: no field %s", p->text, p->seg[i]);
         v = next;
     }
     while (avro_value_get_type(&v) == AVRO_UNION) {
@@ -1705,8 +1701,7 @@ static int lookup(weir_avro_codec_t *c, const struct path *p,
     if (avro_value_get_type(&v) == AVRO_NULL)
         return fail(c, WEIR_ENOENT, "%s is null", p->text);
     if (unit != NULL) {
-        fm = rec != NULL ? meta_find(c->cur_meta, rec, p->seg[p->n - 1])
-                         : NULL;
+        fm = rec != NULL ? meta_find(c->cur_meta, rec, p->seg[p->n - 1]) : NULL;
         *unit = fm != NULL ? fm->unit : 1;
     }
     *out = v;
@@ -1717,16 +1712,16 @@ static int lookup(weir_avro_codec_t *c, const struct path *p,
 static int append_scalar(weir_avro_codec_t *c, avro_value_t *v,
                          const struct path *p, struct bytes *b)
 {
-    char        num[64];
+    char num[64];
     const char *str;
     const void *buf;
-    size_t      size;
-    int32_t     i32;
-    int64_t     i64;
-    float       f;
-    double      d;
-    int         bo;
-    int         n = -1;
+    size_t size;
+    int32_t i32;
+    int64_t i64;
+    float f;
+    double d;
+    int bo;
+    int n = -1;
 
     switch (avro_value_get_type(v)) {
     case AVRO_STRING:
@@ -1743,8 +1738,7 @@ static int append_scalar(weir_avro_codec_t *c, avro_value_t *v,
         return bytes_append(b, buf, size);
     case AVRO_ENUM:
         if (avro_value_get_enum(v, &i32) != 0 ||
-            (str = avro_schema_enum_get(avro_value_get_schema(v), i32)) ==
-                NULL)
+            (str = avro_schema_enum_get(avro_value_get_schema(v), i32)) == NULL)
             break;
         return bytes_append(b, str, strlen(str));
     case AVRO_INT32:
@@ -1778,9 +1772,9 @@ static int append_scalar(weir_avro_codec_t *c, avro_value_t *v,
 WEIR_EXTERN int weir_avro_field(weir_avro_codec_t *c, const char *path,
                                 weir_buf_t *out)
 {
-    struct path  p;
+    struct path p;
     avro_value_t v;
-    int          rc;
+    int rc;
 
     if (c == NULL || path == NULL || out == NULL)
         return WEIR_EINVAL;
@@ -1802,9 +1796,9 @@ static int value_i64(weir_avro_codec_t *c, avro_value_t *v,
 {
     int32_t i32;
     int64_t i64;
-    float   f;
-    double  d;
-    int     b;
+    float f;
+    double d;
+    int b;
 
     switch (avro_value_get_type(v)) {
     case AVRO_INT32:
@@ -1841,9 +1835,9 @@ static int value_i64(weir_avro_codec_t *c, avro_value_t *v,
 WEIR_EXTERN int weir_avro_field_i64(weir_avro_codec_t *c, const char *path,
                                     int64_t *out)
 {
-    struct path  p;
+    struct path p;
     avro_value_t v;
-    int          rc;
+    int rc;
 
     if (c == NULL || path == NULL || out == NULL)
         return WEIR_EINVAL;
@@ -1860,8 +1854,8 @@ WEIR_EXTERN int weir_avro_field_i64(weir_avro_codec_t *c, const char *path,
 WEIR_EXTERN int weir_avro_key(weir_avro_codec_t *c, weir_buf_t *key)
 {
     avro_value_t v;
-    size_t       i;
-    int          rc;
+    size_t i;
+    int rc;
 
     if (c == NULL || key == NULL)
         return WEIR_EINVAL;
@@ -1903,7 +1897,7 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 static int digits(const char **s, const char *end, int n, int64_t *out)
 {
     int64_t v = 0;
-    int     i;
+    int i;
 
     for (i = 0; i < n; i++) {
         if (*s >= end || !isdigit((unsigned char)**s))
@@ -1919,12 +1913,12 @@ static int digits(const char **s, const char *end, int n, int64_t *out)
 static int parse_rfc3339(const char *s, size_t len, weir_ts_t *ts)
 {
     const char *end = s + len;
-    int64_t     y, mo, d, h, mi, sec, oh, om;
-    int64_t     ms = 0;
-    int64_t     scale = 100;
-    int64_t     off = 0;
-    int64_t     v;
-    int         sign;
+    int64_t y, mo, d, h, mi, sec, oh, om;
+    int64_t ms = 0;
+    int64_t scale = 100;
+    int64_t off = 0;
+    int64_t v;
+    int sign;
 
     if (digits(&s, end, 4, &y) || s >= end || *s++ != '-' ||
         digits(&s, end, 2, &mo) || s >= end || *s++ != '-' ||
@@ -1936,8 +1930,7 @@ static int parse_rfc3339(const char *s, size_t len, weir_ts_t *ts)
         digits(&s, end, 2, &mi) || s >= end || *s++ != ':' ||
         digits(&s, end, 2, &sec))
         return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-        sec > 60)
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
         return -1;
     if (s < end && *s == '.') {
         s++;
@@ -1974,11 +1967,11 @@ static int parse_rfc3339(const char *s, size_t len, weir_ts_t *ts)
 WEIR_EXTERN int weir_avro_time(weir_avro_codec_t *c, weir_ts_t *ts)
 {
     avro_value_t v;
-    int64_t      unit = 1;
-    int64_t      n;
-    const char  *str;
-    size_t       size;
-    int          rc;
+    int64_t unit = 1;
+    int64_t n;
+    const char *str;
+    size_t size;
+    int rc;
 
     if (c == NULL || ts == NULL)
         return WEIR_EINVAL;
@@ -1995,8 +1988,7 @@ WEIR_EXTERN int weir_avro_time(weir_avro_codec_t *c, weir_ts_t *ts)
         return WEIR_OK;
     }
     if (avro_value_get_type(&v) == AVRO_BOOLEAN)
-        return fail(c, WEIR_ERANGE, "%s is not a timestamp",
-                    c->fmt->time.text);
+        return fail(c, WEIR_ERANGE, "%s is not a timestamp", c->fmt->time.text);
     rc = value_i64(c, &v, &c->fmt->time, &n);
     if (rc != WEIR_OK)
         return rc;
@@ -2026,9 +2018,9 @@ static int encode_value(weir_avro_codec_t *c, avro_value_t *v, int framed,
                         weir_buf_t *out)
 {
     avro_writer_t wr;
-    size_t        size;
-    size_t        head = 0;
-    int32_t       id = c->fmt->schema_id;
+    size_t size;
+    size_t head = 0;
+    int32_t id = c->fmt->schema_id;
 
     if (avro_value_sizeof(v, &size) != 0)
         return fail(c, WEIR_ECODEC, "avro: %s", avro_strerror());
@@ -2061,8 +2053,8 @@ WEIR_EXTERN int weir_avro_encode_json(weir_avro_codec_t *c, weir_buf_t json,
                                       weir_buf_t *out)
 {
     json_error_t jerr;
-    json_t      *j;
-    int          rc;
+    json_t *j;
+    int rc;
 
     if (c == NULL || out == NULL || json.data == NULL)
         return WEIR_EINVAL;
@@ -2081,8 +2073,7 @@ WEIR_EXTERN int weir_avro_encode_json(weir_avro_codec_t *c, weir_buf_t json,
     return encode_value(c, &c->reader.value, 1, out);
 }
 
-WEIR_EXTERN int weir_avro_encode_decoded(weir_avro_codec_t *c,
-                                         weir_buf_t *out)
+WEIR_EXTERN int weir_avro_encode_decoded(weir_avro_codec_t *c, weir_buf_t *out)
 {
     if (c == NULL || out == NULL)
         return WEIR_EINVAL;
@@ -2099,8 +2090,8 @@ WEIR_EXTERN int weir_avro_apply(weir_avro_codec_t *c, weir_record_t *rec,
                                 char *errstr, size_t errstr_size)
 {
     weir_buf_t key;
-    weir_ts_t  ts = 0;
-    int        rc = WEIR_OK;
+    weir_ts_t ts = 0;
+    int rc = WEIR_OK;
 
     if (c == NULL || rec == NULL) {
         set_err(errstr, errstr_size, "invalid argument");

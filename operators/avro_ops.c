@@ -58,7 +58,7 @@ struct extract {
 static int extract_open(weir_ctx_t *ctx, void *st)
 {
     struct extract *x = st;
-    char            err[256];
+    char err[256];
 
     x->codec = weir_avro_codec_new(weir_ctx_opaque(ctx), err, sizeof(err));
     if (x->codec == NULL)
@@ -69,9 +69,9 @@ static int extract_open(weir_ctx_t *ctx, void *st)
 static int extract_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
 {
     struct extract *x = st;
-    weir_record_t  *rec;
-    char            err[300];
-    int             rc;
+    weir_record_t *rec;
+    char err[300];
+    int rc;
 
     rec = weir_record_copy(in);
     if (rec == NULL)
@@ -106,8 +106,8 @@ static const weir_operator_def_t avro_extract_def = {
     .close = extract_close,
 };
 
-WEIR_EXTERN weir_stream_t *weir_stream_avro_extract(weir_stream_t *s,
-                                                    const weir_avro_format_t *fmt)
+WEIR_EXTERN weir_stream_t *
+weir_stream_avro_extract(weir_stream_t *s, const weir_avro_format_t *fmt)
 {
     if (s == NULL)
         return NULL;
@@ -123,11 +123,11 @@ WEIR_EXTERN weir_stream_t *weir_stream_avro_extract(weir_stream_t *s,
 /* The JSON text of a schema (weir_malloc'd). */
 static char *schema_json(avro_schema_t schema)
 {
-    size_t        cap = 4096;
-    char         *buf = NULL;
-    char         *p;
+    size_t cap = 4096;
+    char *buf = NULL;
+    char *p;
     avro_writer_t w;
-    int64_t       n;
+    int64_t n;
 
     for (;;) {
         p = weir_realloc(buf, cap);
@@ -161,22 +161,22 @@ static char *schema_json(avro_schema_t schema)
  * ------------------------------------------------------------------ */
 
 struct file_source_args {
-    char                     *path;
+    char *path;
     const weir_avro_format_t *fmt;
 };
 
 struct avro_source {
-    avro_file_reader_t  reader;
-    avro_schema_t       schema;  /* the file's schema            */
+    avro_file_reader_t reader;
+    avro_schema_t schema; /* the file's schema            */
     avro_value_iface_t *iface;
-    avro_value_t        value;
-    int                 have_value;
+    avro_value_t value;
+    int have_value;
     weir_avro_format_t *own_fmt; /* when no reader format given  */
-    weir_avro_codec_t  *codec;
-    char               *buf;     /* encoded datum                */
-    size_t              cap;
-    uint64_t            next;    /* datums consumed              */
-    int                 done;
+    weir_avro_codec_t *codec;
+    char *buf; /* encoded datum                */
+    size_t cap;
+    uint64_t next; /* datums consumed              */
+    int done;
 };
 
 static void source_free(struct avro_source *s)
@@ -198,9 +198,9 @@ static void source_free(struct avro_source *s)
 static int source_open_file(weir_ctx_t *ctx, struct avro_source *s)
 {
     const struct file_source_args *a = weir_ctx_opaque(ctx);
-    const weir_avro_format_t      *fmt = a->fmt;
-    char                           err[256];
-    char                          *json;
+    const weir_avro_format_t *fmt = a->fmt;
+    char err[256];
+    char *json;
 
     if (avro_file_reader(a->path, &s->reader) != 0) {
         s->reader = NULL;
@@ -233,7 +233,7 @@ static int source_open_file(weir_ctx_t *ctx, struct avro_source *s)
 static int source_open(weir_ctx_t *ctx, void *st)
 {
     struct avro_source *s = st;
-    int                 rc;
+    int rc;
 
     rc = source_open_file(ctx, s);
     if (rc != WEIR_OK)
@@ -262,8 +262,8 @@ static int source_read(weir_ctx_t *ctx, struct avro_source *s)
 static int source_encode(weir_ctx_t *ctx, struct avro_source *s, size_t *len)
 {
     avro_writer_t w;
-    size_t        size;
-    char         *p;
+    size_t size;
+    char *p;
 
     if (avro_value_sizeof(&s->value, &size) != 0)
         return weir_ctx_error(ctx, WEIR_ECODEC, "avro: %s", avro_strerror());
@@ -289,10 +289,10 @@ static int source_encode(weir_ctx_t *ctx, struct avro_source *s, size_t *len)
 static int source_emit(weir_ctx_t *ctx, struct avro_source *s)
 {
     weir_record_t *rec;
-    weir_buf_t     out;
-    size_t         len;
-    char           err[300];
-    int            rc;
+    weir_buf_t out;
+    size_t len = 0;
+    char err[300];
+    int rc;
 
     rc = source_encode(ctx, s, &len);
     if (rc != WEIR_OK)
@@ -329,8 +329,8 @@ static int source_emit(weir_ctx_t *ctx, struct avro_source *s)
 static int source_poll(weir_ctx_t *ctx, void *st)
 {
     struct avro_source *s = st;
-    int                 i;
-    int                 rc;
+    int i;
+    int rc;
 
     if (s->done)
         return WEIR_DONE;
@@ -363,9 +363,9 @@ static int source_snapshot(weir_ctx_t *ctx, void *st, weir_writer_t *w,
 static int source_restore(weir_ctx_t *ctx, void *st, weir_reader_t *r)
 {
     struct avro_source *s = st;
-    uint64_t            next;
-    uint64_t            i;
-    int                 rc;
+    uint64_t next;
+    uint64_t i;
+    int rc;
 
     rc = weir_read_u64(r, &next);
     if (rc != WEIR_OK)
@@ -416,7 +416,7 @@ WEIR_EXTERN weir_stream_t *weir_avro_source_file(weir_pipeline_t *p,
                                                  const weir_avro_format_t *fmt)
 {
     struct file_source_args *a;
-    size_t                   n;
+    size_t n;
 
     if (p == NULL)
         return NULL;
@@ -446,31 +446,31 @@ WEIR_EXTERN weir_stream_t *weir_avro_source_file(weir_pipeline_t *p,
  * ------------------------------------------------------------------ */
 
 struct file_sink_args {
-    char                     *path;
+    char *path;
     const weir_avro_format_t *fmt;
 };
 
 /* Datums of one checkpoint epoch: [u32 length][datum]... */
 struct part {
     uint64_t id;
-    char    *data;
-    size_t   len;
-    size_t   cap;
+    char *data;
+    size_t len;
+    size_t cap;
 };
 
 struct avro_sink {
     const struct file_sink_args *a;
-    weir_avro_codec_t           *codec;
-    avro_schema_t                schema;  /* the file's schema        */
-    avro_file_writer_t           direct;  /* without checkpointing    */
-    int                          eo;      /* exactly once             */
-    int                          fresh;   /* file not yet reset       */
-    struct part                  open;    /* records since last barrier */
-    struct part                 *parts;   /* sealed, unpublished      */
-    size_t                       nparts;
-    uint64_t                     published;
-    int64_t                      size;    /* file length when published */
-    uint64_t                     skipped; /* undecodable values       */
+    weir_avro_codec_t *codec;
+    avro_schema_t schema;      /* the file's schema        */
+    avro_file_writer_t direct; /* without checkpointing    */
+    int eo;                    /* exactly once             */
+    int fresh;                 /* file not yet reset       */
+    struct part open;          /* records since last barrier */
+    struct part *parts;        /* sealed, unpublished      */
+    size_t nparts;
+    uint64_t published;
+    int64_t size;     /* file length when published */
+    uint64_t skipped; /* undecodable values       */
 };
 
 static void part_free(struct part *pt)
@@ -483,7 +483,7 @@ static int part_append(struct part *pt, const void *data, size_t len)
 {
     size_t need = pt->len + 4 + len;
     size_t cap;
-    char  *p;
+    char *p;
 
     if (len > UINT32_MAX)
         return WEIR_ERANGE;
@@ -553,10 +553,10 @@ static int sink_publish(weir_ctx_t *ctx, struct avro_sink *k,
                         const struct part *pt)
 {
     avro_file_writer_t w;
-    size_t             off = 0;
-    uint32_t           len;
+    size_t off = 0;
+    uint32_t len;
     const unsigned char *d;
-    int                rc = WEIR_OK;
+    int rc = WEIR_OK;
 
     if (truncate(k->a->path, (off_t)k->size) != 0)
         return weir_ctx_error(ctx, WEIR_EIO, "avro: cannot truncate %s: %s",
@@ -568,8 +568,8 @@ static int sink_publish(weir_ctx_t *ctx, struct avro_sink *k,
                               k->a->path, avro_strerror());
     while (off + 4 <= pt->len) {
         d = (const unsigned char *)pt->data + off;
-        len = (uint32_t)d[0] | ((uint32_t)d[1] << 8) |
-              ((uint32_t)d[2] << 16) | ((uint32_t)d[3] << 24);
+        len = (uint32_t)d[0] | ((uint32_t)d[1] << 8) | ((uint32_t)d[2] << 16) |
+              ((uint32_t)d[3] << 24);
         if (avro_file_writer_append_encoded(w, d + 4, len) != 0) {
             rc = weir_ctx_error(ctx, WEIR_EIO, "avro: %s: %s", k->a->path,
                                 avro_strerror());
@@ -581,8 +581,7 @@ static int sink_publish(weir_ctx_t *ctx, struct avro_sink *k,
         rc = weir_ctx_error(ctx, WEIR_EIO, "avro: %s: %s", k->a->path,
                             avro_strerror());
     if (rc == WEIR_OK && fsync_path(k->a->path) != WEIR_OK)
-        rc = weir_ctx_error(ctx, WEIR_EIO, "avro: cannot sync %s",
-                            k->a->path);
+        rc = weir_ctx_error(ctx, WEIR_EIO, "avro: cannot sync %s", k->a->path);
     if (rc == WEIR_OK) {
         k->size = file_size(k->a->path);
         if (k->size < 0)
@@ -610,8 +609,8 @@ static int sink_reset(weir_ctx_t *ctx, struct avro_sink *k)
 static int sink_open(weir_ctx_t *ctx, void *st)
 {
     struct avro_sink *k = st;
-    char              err[256];
-    const char       *json;
+    char err[256];
+    const char *json;
 
     k->a = weir_ctx_opaque(ctx);
     json = weir_avro_format_schema(k->a->fmt);
@@ -631,9 +630,8 @@ static int sink_open(weir_ctx_t *ctx, void *st)
         if (avro_file_writer_create(k->a->path, k->schema, &k->direct) != 0) {
             weir_avro_codec_destroy(k->codec);
             avro_schema_decref(k->schema);
-            return weir_ctx_error(ctx, WEIR_EIO,
-                                  "avro: cannot create %s: %s", k->a->path,
-                                  avro_strerror());
+            return weir_ctx_error(ctx, WEIR_EIO, "avro: cannot create %s: %s",
+                                  k->a->path, avro_strerror());
         }
     }
     return WEIR_OK;
@@ -642,8 +640,8 @@ static int sink_open(weir_ctx_t *ctx, void *st)
 static int sink_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
 {
     struct avro_sink *k = st;
-    weir_buf_t        datum;
-    int               rc;
+    weir_buf_t datum;
+    int rc;
 
     rc = sink_reset(ctx, k);
     if (rc != WEIR_OK)
@@ -658,8 +656,8 @@ static int sink_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
         return WEIR_OK;
     }
     if (!k->eo) {
-        if (avro_file_writer_append_encoded(k->direct, datum.data,
-                                            datum.len) != 0)
+        if (avro_file_writer_append_encoded(k->direct, datum.data, datum.len) !=
+            0)
             return weir_ctx_error(ctx, WEIR_EIO, "avro: %s: %s", k->a->path,
                                   avro_strerror());
         return WEIR_OK;
@@ -674,9 +672,9 @@ static int sink_snapshot(weir_ctx_t *ctx, void *st, weir_writer_t *w,
                          uint64_t checkpoint_id)
 {
     struct avro_sink *k = st;
-    struct part      *p;
-    size_t            i;
-    int               rc;
+    struct part *p;
+    size_t i;
+    int rc;
 
     rc = sink_reset(ctx, k);
     if (rc != WEIR_OK || !k->eo)
@@ -700,8 +698,7 @@ static int sink_snapshot(weir_ctx_t *ctx, void *st, weir_writer_t *w,
     for (i = 0; rc == WEIR_OK && i < k->nparts; i++) {
         rc = weir_write_u64(w, k->parts[i].id);
         if (rc == WEIR_OK)
-            rc = weir_write_buf(w, WEIR_BUF(k->parts[i].data,
-                                            k->parts[i].len));
+            rc = weir_write_buf(w, WEIR_BUF(k->parts[i].data, k->parts[i].len));
     }
     return rc;
 }
@@ -712,7 +709,7 @@ static int sink_publish_upto(weir_ctx_t *ctx, struct avro_sink *k,
 {
     size_t i;
     size_t done = 0;
-    int    rc = WEIR_OK;
+    int rc = WEIR_OK;
 
     for (i = 0; i < k->nparts && k->parts[i].id <= upto; i++) {
         rc = sink_publish(ctx, k, &k->parts[i]);
@@ -731,7 +728,7 @@ static int sink_publish_upto(weir_ctx_t *ctx, struct avro_sink *k,
 static int sink_complete(weir_ctx_t *ctx, void *st, uint64_t checkpoint_id)
 {
     struct avro_sink *k = st;
-    int               rc;
+    int rc;
 
     rc = sink_reset(ctx, k);
     if (rc != WEIR_OK || !k->eo)
@@ -742,13 +739,13 @@ static int sink_complete(weir_ctx_t *ctx, void *st, uint64_t checkpoint_id)
 static int sink_restore(weir_ctx_t *ctx, void *st, weir_reader_t *r)
 {
     struct avro_sink *k = st;
-    uint64_t          version;
-    uint64_t          n;
-    uint64_t          i;
-    uint64_t          id;
-    weir_buf_t        b;
-    int64_t           cur;
-    int               rc;
+    uint64_t version;
+    uint64_t n;
+    uint64_t i;
+    uint64_t id;
+    weir_buf_t b;
+    int64_t cur;
+    int rc;
 
     k->fresh = 0;
     rc = weir_read_u64(r, &version);
@@ -808,7 +805,7 @@ static int sink_restore(weir_ctx_t *ctx, void *st, weir_reader_t *r)
 static int sink_end(weir_ctx_t *ctx, void *st)
 {
     struct avro_sink *k = st;
-    int               rc;
+    int rc;
 
     rc = sink_reset(ctx, k);
     if (rc != WEIR_OK)
@@ -822,7 +819,7 @@ static int sink_end(weir_ctx_t *ctx, void *st)
 static void sink_close(weir_ctx_t *ctx, void *st)
 {
     struct avro_sink *k = st;
-    size_t            i;
+    size_t i;
 
     (void)ctx;
     if (k->direct != NULL)
@@ -863,12 +860,11 @@ WEIR_EXTERN int weir_avro_sink_file(weir_stream_t *s, const char *path,
                                     const weir_avro_format_t *fmt)
 {
     struct file_sink_args *a;
-    size_t                 n;
+    size_t n;
 
     if (s == NULL)
         return WEIR_EINVAL;
-    if (path == NULL || fmt == NULL ||
-        weir_avro_format_schema(fmt) == NULL) {
+    if (path == NULL || fmt == NULL || weir_avro_format_schema(fmt) == NULL) {
         weir_stream_error(s, WEIR_EINVAL,
                           "avro file sink: needs a path and a format with "
                           "a reader schema");

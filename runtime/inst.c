@@ -31,6 +31,7 @@
 #include "internal.h"
 
 #define SNAP_MAGIC 0x5745495231534e50ull /* "WEIR1SNP" */
+#define EMIT_HEADERS 8 /* headers weir_emit_new_headers_to keeps on stack */
 
 static const char *const default_tags[] = {WEIR_TAG_MAIN};
 
@@ -379,6 +380,12 @@ int weir_ctx_set_namespace(weir_ctx_t *ctx, weir_buf_t ns)
 
     if (in == NULL || (ns.data == NULL && ns.len > 0))
         return WEIR_EINVAL;
+    if (ns.len <= in->ns_buf.cap) { /* no call out for the common case */
+        if (ns.len > 0)
+            memmove(in->ns_buf.data, ns.data, ns.len);
+        in->ns_buf.len = ns.len;
+        return WEIR_OK;
+    }
     in->ns_buf.len = 0;
     return weir__bytes_append(&in->ns_buf, ns.data, ns.len);
 }
@@ -506,6 +513,46 @@ int weir_emit_new(weir_ctx_t *ctx, weir_buf_t key, weir_buf_t value,
                   weir_ts_t ts)
 {
     return weir_emit_new_to(ctx, NULL, key, value, ts);
+}
+
+/* A stack record with its headers in a small array (the heap beyond it). */
+int weir_emit_new_headers_to(weir_ctx_t *ctx, const char *tag,
+                             weir_buf_t key, weir_buf_t value, weir_ts_t ts,
+                             const char *const *names,
+                             const weir_buf_t *values, size_t n)
+{
+    weir__header_t small[EMIT_HEADERS];
+    weir__header_t *hs = small;
+    weir_record_t rec;
+    size_t i;
+    int rc;
+
+    if (ctx == NULL || (key.data == NULL && key.len > 0) ||
+        (value.data == NULL && value.len > 0) ||
+        (n > 0 && (names == NULL || values == NULL)) || n > UINT32_MAX)
+        return WEIR_EINVAL;
+    for (i = 0; i < n; i++)
+        if (names[i] == NULL || (values[i].data == NULL && values[i].len > 0))
+            return WEIR_EINVAL;
+    if (n > EMIT_HEADERS) {
+        hs = weir_malloc(n * sizeof(*hs));
+        if (hs == NULL)
+            return WEIR_ENOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        hs[i].name = names[i];
+        hs[i].value = values[i].data ? values[i] : WEIR_BUF("", 0);
+    }
+    weir__record_init(&rec);
+    rec.key = key;
+    rec.value = value;
+    rec.ts = ts;
+    rec.headers = n > 0 ? hs : NULL;
+    rec.nheaders = (uint32_t)n;
+    rc = route(ctx->inst, tag, &rec);
+    if (hs != small)
+        weir_free(hs);
+    return rc;
 }
 
 int weir_forward_error(weir_ctx_t *ctx, const weir_record_t *in,

@@ -726,8 +726,11 @@ static void worker_loop(task_t *t)
                 wait_until(t, next_processing_timer(t));
         }
         pthread_mutex_unlock(&t->mu);
-        if (deliver_completions(t, complete) != WEIR_OK)
+        if (deliver_completions(t, complete) != WEIR_OK) {
+            if (ch != NULL && e.kind == E_BATCH)
+                weir__batch_free(e.batch);
             return;
+        }
         if (ch == NULL) {
             if (fire_processing_timers(t) != WEIR_OK)
                 return;

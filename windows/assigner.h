@@ -52,18 +52,25 @@ extern const weir__assigner_t weir__assigner_session;
 
 /* ------------------------------------------------------------------ *
  * ## Session sets (session.c): the live sessions of one key, kept in one
- * keyed value state. Each session has its actual window and an id (sid)
- * naming the namespace of its state; ids grow per key, so a smaller id
- * means an older session. `next` also numbers records for full-window
- * functions, which keeps arrival order across merges.
+ * keyed value state together with each session's value (trigger prefix
+ * and accumulator), so a record costs one state read and one write
+ * however many sessions it touches. Each session has its actual window
+ * and an id (sid) naming the namespace of its timers (and records, for
+ * full-window functions); ids grow per key, so a smaller id means an
+ * older session. `next` also numbers records for full-window functions,
+ * which keeps arrival order across merges.
  * ------------------------------------------------------------------ */
 
 typedef struct weir__session {
     weir_ts_t start; /* actual window start                       */
     weir_ts_t end;   /* actual window end (exclusive)             */
-    uint64_t sid;    /* state and timer namespace id (creation)   */
+    uint64_t sid;    /* timer namespace id (creation order)       */
     weir_ts_t wake;  /* earliest pending event timer, WEIR_TS_MIN */
+    size_t voff;     /* its value: bytes at vals + voff ...       */
+    size_t vlen;     /* ... vlen of them, or WEIR__NO_VALUE       */
 } weir__session_t;
+
+#define WEIR__NO_VALUE ((size_t)-1)
 
 typedef struct weir__session_set {
     uint64_t next;          /* next id to hand out             */
@@ -72,6 +79,10 @@ typedef struct weir__session_set {
     weir__session_t *items; /* unordered                       */
     size_t *merged;         /* scratch: indices found by plan  */
     size_t merged_cap;      /* allocated entries in merged     */
+    unsigned char *vals;    /* session values (append only
+                               until the next decode)          */
+    size_t vals_len;
+    size_t vals_cap;
 } weir__session_set_t;
 
 /** Loads an encoded set (empty when b.len == 0). WEIR_ECORRUPT/ENOMEM. */
@@ -80,7 +91,14 @@ int weir__session_set_decode(weir__session_set_t *set, weir_buf_t b);
 size_t weir__session_set_encoded_len(const weir__session_set_t *set);
 void weir__session_set_encode(const weir__session_set_t *set,
                               unsigned char *out);
-/** Appends a session (no timer yet). WEIR_ENOMEM. */
+/** Session i's value (borrowed until the set changes); WEIR_ENOENT when
+ * it has none. */
+int weir__session_set_value(const weir__session_set_t *set, size_t i,
+                            weir_buf_t *v);
+/** Sets session i's value to a copy of v. WEIR_ENOMEM. */
+int weir__session_set_put_value(weir__session_set_t *set, size_t i,
+                                weir_buf_t v);
+/** Appends a session (no timer, no value yet). WEIR_ENOMEM. */
 int weir__session_set_add(weir__session_set_t *set, weir__span_t win,
                           uint64_t sid);
 /** Removes entry i (order is not kept). */
@@ -96,6 +114,35 @@ long weir__session_set_find(const weir__session_set_t *set, uint64_t sid);
 long weir__session_set_plan(weir__session_set_t *set, weir__span_t nw,
                             weir__span_t *hull);
 void weir__session_set_free(weir__session_set_t *set);
+
+/* ------------------------------------------------------------------ *
+ * ## Pending windows (pending.c): a key's tumbling/sliding windows whose
+ * end-1 the watermark has not reached yet, as one byte list of (i64
+ * start, u32 length, value bytes) entries, worked on in place.
+ * ------------------------------------------------------------------ */
+
+typedef struct weir__pend {
+    unsigned char *buf; /* the entries          */
+    size_t len;         /* bytes used           */
+    size_t cap;         /* bytes allocated      */
+} weir__pend_t;
+
+/** Loads a stored list (a copy; empty when b.len == 0). WEIR_ENOMEM,
+ * WEIR_ECORRUPT. */
+int weir__pend_load(weir__pend_t *p, weir_buf_t b);
+/** Finds the window starting at start: *at its entry's offset, *value
+ * its value (borrowed until the list changes). WEIR_ENOENT when absent,
+ * WEIR_ECORRUPT when the list is damaged. */
+int weir__pend_find(const weir__pend_t *p, weir_ts_t start, size_t *at,
+                    weir_buf_t *value);
+/** Sets the value of the window found at `at` (found = 1), or appends a
+ * new window (found = 0). value must not point into the list.
+ * WEIR_ENOMEM, WEIR_ERANGE. */
+int weir__pend_put(weir__pend_t *p, weir_ts_t start, size_t at, int found,
+                   weir_buf_t value);
+/** Cuts out the window found at `at`. */
+void weir__pend_remove(weir__pend_t *p, size_t at);
+void weir__pend_free(weir__pend_t *p);
 
 /* ------------------------------------------------------------------ *
  * ## Saturating time arithmetic
@@ -142,10 +189,35 @@ static inline int weir__span_intersects(weir__span_t a, weir__span_t b)
  * with the sign bit flipped), so byte order is numeric order.
  * ------------------------------------------------------------------ */
 
-void weir__ns_put_u64(unsigned char *p, uint64_t v);
-uint64_t weir__ns_get_u64(const unsigned char *p);
-void weir__ns_put_ts(unsigned char *p, weir_ts_t ts);
-weir_ts_t weir__ns_get_ts(const unsigned char *p);
+static inline void weir__ns_put_u64(unsigned char *p, uint64_t v)
+{
+    int i;
+
+    for (i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static inline uint64_t weir__ns_get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline void weir__ns_put_ts(unsigned char *p, weir_ts_t ts)
+{
+    weir__ns_put_u64(p, (uint64_t)ts ^ ((uint64_t)1 << 63));
+}
+
+static inline weir_ts_t weir__ns_get_ts(const unsigned char *p)
+{
+    return (weir_ts_t)(weir__ns_get_u64(p) ^ ((uint64_t)1 << 63));
+}
 
 /* ------------------------------------------------------------------ *
  * ## Accumulators. One buffer holds [prefix][accumulator]; the aggregate

@@ -1,7 +1,8 @@
 /*
  * windows/spec.c - window specs (weir_window_t): constructors, setters,
  * accessors, weir_window_floor() and weir_record_window(); plus the
- * namespace and decimal helpers declared in assigner.h.
+ * decimal helpers declared in assigner.h (the namespace helpers are
+ * inline there: they run several times per record).
  *
  * How it works
  *
@@ -215,46 +216,6 @@ int weir_record_window(const weir_record_t *rec, weir_ts_t *start,
  * ## Shared helpers (assigner.h)
  * ------------------------------------------------------------------ */
 
-void weir__ns_put_u64(unsigned char *p, uint64_t v)
-{
-    int i;
-
-    for (i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
-}
-
-uint64_t weir__ns_get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t ts_to_ordered(weir_ts_t ts)
-{
-    return (uint64_t)ts ^ ((uint64_t)1 << 63);
-}
-
-static weir_ts_t ordered_to_ts(uint64_t v)
-{
-    return (weir_ts_t)(v ^ ((uint64_t)1 << 63));
-}
-
-void weir__ns_put_ts(unsigned char *p, weir_ts_t ts)
-{
-    weir__ns_put_u64(p, ts_to_ordered(ts));
-}
-
-weir_ts_t weir__ns_get_ts(const unsigned char *p)
-{
-    return ordered_to_ts(weir__ns_get_u64(p));
-}
-
 int weir__parse_i64(const void *data, size_t len, int64_t *v)
 {
     const unsigned char *p = data;
@@ -291,20 +252,40 @@ int weir__parse_i64(const void *data, size_t len, int64_t *v)
 
 size_t weir__format_i64(char *out, int64_t v)
 {
+    static const char pairs[201] = "00010203040506070809"
+                                   "10111213141516171819"
+                                   "20212223242526272829"
+                                   "30313233343536373839"
+                                   "40414243444546474849"
+                                   "50515253545556575859"
+                                   "60616263646566676869"
+                                   "70717273747576777879"
+                                   "80818283848586878889"
+                                   "90919293949596979899";
     char tmp[24];
     uint64_t u;
-    size_t n = 0;
+    size_t n = sizeof(tmp);
     size_t len = 0;
 
     u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
+    /* two digits per division, from the right */
+    while (u >= 100) {
+        size_t d = (size_t)(u % 100) * 2;
+
+        u /= 100;
+        tmp[--n] = pairs[d + 1];
+        tmp[--n] = pairs[d];
+    }
+    if (u >= 10) {
+        tmp[--n] = pairs[u * 2 + 1];
+        tmp[--n] = pairs[u * 2];
+    } else {
+        tmp[--n] = (char)('0' + u);
+    }
     if (v < 0)
         out[len++] = '-';
-    while (n > 0)
-        out[len++] = tmp[--n];
+    memcpy(out + len, tmp + n, sizeof(tmp) - n);
+    len += sizeof(tmp) - n;
     out[len] = '\0';
     return len;
 }

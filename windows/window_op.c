@@ -16,65 +16,84 @@
  * gone. A record all of whose windows are skipped goes to "late". For
  * every other window:
  *
- *   1. its state value (state "win", namespace = the window start) is
- *      loaded into a reusable buffer, or created fresh: a prefix of
- *      trigger bookkeeping, then the accumulator (acc_size zero bytes,
- *      then init);
+ *   1. its value is loaded into a reusable buffer, or created fresh: a
+ *      prefix of trigger bookkeeping, then the accumulator (acc_size zero
+ *      bytes, then init);
  *   2. the record is folded in with agg->add. A negative result sends the
  *      record to "errors" with the reason; nothing of that window changes;
  *   3. the trigger decides whether to fire now: the event-time trigger
  *      fires at once when end-1 <= W (a late record within the allowed
  *      lateness re-fires the window with everything it holds); the count
  *      trigger fires when n records were added since the last firing;
- *   4. the state is written back, and for a new window the timers are
- *      set: a trigger timer at end-1 (only when end-1 > W and the trigger
- *      is event time based) and a cleanup timer at end-1+L. With L == 0
- *      they are one timer: it fires first, then clears.
+ *   4. the value is written back, and for a new window its timers are
+ *      set (below).
  *
- * On an event-time timer at end-1 the window fires if it has state; on
- * the one at end-1+L its state is deleted. Firing never purges, so later
- * records within the lateness re-fire with the full aggregate. A firing
- * emits key = the current key, value = agg->result, ts = end-1 and the
- * window bounds as headers. The runtime fires timers before on_watermark
- * and forwards the watermark after them, so results precede it.
+ * Where values live. Per-record cost is dominated by keyed-state lookups
+ * (a hash and a probe, and a cache miss or two, each), so a record reads
+ * and writes one state value per key, not one per window:
  *
- * Sessions merge (session.c): a per-key set of live sessions (state
- * "win.sessions", empty namespace) gives each session's actual window and
- * its id; the session's state and timers live under the id, so a growing
- * session moves nothing. Merging is staged in memory first (merge
- * accumulators, add the record); only when every step succeeded is
- * anything written, so a rejected record never changes a session. The
- * younger sessions then lose their state and timers. Instead of a
- * trigger/cleanup timer pair re-registered on every change (Flink's
- * onMerge), a session keeps one wake-up timer at or before its next due
- * moment; when it goes off early it moves on, so firing and cleanup still
- * happen exactly at end-1 and end-1+L.
+ *   - Tumbling and sliding windows whose end-1 is still ahead of W are
+ *     pending: all of a key's pending windows live in one value, state
+ *     "win.pend" under the empty namespace (pending.c), so a record of a
+ *     sliding window in S/D windows costs one read and one write. A new
+ *     pending window gets a timer at end-1 and, when L > 0, a cleanup
+ *     timer at end-1+L (with L == 0 they are one timer). At end-1 the
+ *     window leaves the list: it fires (event-time triggers), then is
+ *     dropped (L == 0) or kept for the allowed lateness in state "win"
+ *     under its own namespace (the window start) until cleanup deletes
+ *     it. A record that first reaches a window at end-1 <= W (late, but
+ *     within the lateness) creates it there directly, with only the
+ *     cleanup timer. Since W only grows and every timer <= W has fired
+ *     before a record or a processing timer sees W, "end-1 > W" tells
+ *     exactly which of the two places holds a window.
+ *   - Sessions merge (session.c): a per-key set of live sessions (state
+ *     "win.sessions", empty namespace) holds each session's actual
+ *     window, its id and its value; its timers (and records, for
+ *     full-window functions) live under the id, so a growing session
+ *     moves nothing. Merging is staged in memory first (merge
+ *     accumulators, add the record); only when every step succeeded is
+ *     anything written, so a rejected record never changes a session.
+ *     The younger sessions then lose their values and timers. Instead of
+ *     a trigger/cleanup timer pair re-registered on every change (Flink's
+ *     onMerge), a session keeps one wake-up timer at or before its next
+ *     due moment; when it goes off early it moves on, so firing and
+ *     cleanup still happen exactly at end-1 and end-1+L.
+ *
+ * Firing never purges, so later records within the lateness re-fire with
+ * the full aggregate. A firing emits key = the current key, value =
+ * agg->result, ts = end-1 and the window bounds as headers, from a
+ * record on the stack (weir_emit_new_headers_to: nothing is allocated per
+ * result). The runtime fires timers before on_watermark and forwards the
+ * watermark after them, so results precede it.
  *
  * Early trigger: event time as above, plus a processing-time timer at the
  * next multiple of T after a record arrives (when none is pending); it
  * fires the window if records were added since its last firing.
  *
  * Full-window functions keep the records themselves, one value state
- * "win.rec" each, under the window's state namespace plus an 8-byte
- * index 0..n-1 (so adding one is O(1) however big the window is); the
- * value is a u64 arrival number, the i64 ts and the value bytes. The
- * "accumulator" is then the record count n. For sessions the arrival
- * number comes from the session set, so arrival order survives merges:
- * a merge moves the younger sessions' records behind the target's.
+ * "win.rec" each, under the window's namespace (start or session id)
+ * plus an 8-byte index 0..n-1 (so adding one is O(1) however big the
+ * window is); the value is a u64 arrival number, the i64 ts and the value
+ * bytes. The "accumulator" is then the record count n. For sessions the
+ * arrival number comes from the session set, so arrival order survives
+ * merges: a merge moves the younger sessions' records behind the
+ * target's.
  *
  * Trigger prefix (native byte order): count trigger u64 records since the
  * last firing; early trigger the same plus i64 pending processing timer.
  * The event-time trigger needs no prefix at all.
  *
  * Invariants
- *   - every tumbling/sliding window with state has a cleanup timer at
+ *   - a tumbling/sliding window with end-1 > W is in its key's pending
+ *     list and has a timer at end-1; one with end-1 <= W that has a
+ *     value holds it in "win" under its start and has a cleanup timer at
  *     end-1+L; every live session is in its key's set and has a wake-up
  *     timer pending at or before its next firing or cleanup;
  *   - nothing allocates per record once the scratch buffers have grown;
  *   - a record is added to every window of it that is kept, or goes to
  *     "late" when none is; if add() rejected it anywhere, it also goes
  *     to "errors", once;
- *   - a timer of a window that is gone finds no state (or no session
+ *   - a timer of a window that is gone finds no value (or no session
  *     with its id) and does nothing; one that finds a session not yet
  *     due only moves its wake-up;
  *   - no time arithmetic overflows (assigner.h saturates).
@@ -89,6 +108,7 @@
 #define NAME_WIN "win"
 #define NAME_REC "win.rec"
 #define NAME_SESSIONS "win.sessions"
+#define NAME_PEND "win.pend"
 #define NO_TIMER WEIR_TS_MIN
 
 struct weir_window_op_s {
@@ -131,6 +151,7 @@ typedef struct win_task {
     weir_acc_t rec;               /* encoded record (full-window)      */
     weir_acc_t arena;             /* record values while firing        */
     weir__session_set_t sessions; /* the current key's sessions        */
+    weir__pend_t pend;            /* the current key's pending windows */
     rec_item_t *items;            /* records while firing              */
     size_t n_items;               /* used entries of items             */
     size_t cap_items;             /* allocated entries of items        */
@@ -239,6 +260,55 @@ static int set_ns_root(weir_ctx_t *ctx)
 }
 
 /* ------------------------------------------------------------------ *
+ * ## Where a window's value lives. Tumbling and sliding windows: state
+ * "win" under the window's namespace (the caller has set it to t->cur).
+ * Sessions: inline in the key's session set (loaded into t->sessions,
+ * written back by sessions_store()), found by the id in t->cur.
+ * ------------------------------------------------------------------ */
+
+static long cur_session(win_task_t *t)
+{
+    return weir__session_set_find(&t->sessions, weir__ns_get_u64(t->cur));
+}
+
+static int val_get(weir_ctx_t *ctx, win_task_t *t, weir_buf_t *v)
+{
+    long i;
+
+    if (!is_merging(t->op))
+        return weir_state_get(ctx, NAME_WIN, v);
+    i = cur_session(t);
+    if (i < 0)
+        return WEIR_ENOENT;
+    return weir__session_set_value(&t->sessions, (size_t)i, v);
+}
+
+static int val_put(weir_ctx_t *ctx, win_task_t *t, weir_buf_t v)
+{
+    long i;
+
+    if (!is_merging(t->op))
+        return weir_state_put(ctx, NAME_WIN, v);
+    i = cur_session(t);
+    if (i < 0)
+        return weir_ctx_error(ctx, WEIR_ECORRUPT, "window: no session");
+    return weir__session_set_put_value(&t->sessions, (size_t)i, v);
+}
+
+/* Drops the value; a session leaves the set through its caller. */
+static int val_del(weir_ctx_t *ctx, win_task_t *t)
+{
+    long i;
+
+    if (!is_merging(t->op))
+        return tolerate_missing(weir_state_del(ctx, NAME_WIN));
+    i = cur_session(t);
+    if (i >= 0)
+        t->sessions.items[i].vlen = WEIR__NO_VALUE;
+    return WEIR_OK;
+}
+
+/* ------------------------------------------------------------------ *
  * ## Window values: [trigger prefix][accumulator]
  * ------------------------------------------------------------------ */
 
@@ -318,7 +388,7 @@ static int acc_get(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a,
     weir_buf_t v;
     int rc;
 
-    rc = weir_state_get(ctx, NAME_WIN, &v);
+    rc = val_get(ctx, t, &v);
     if (rc == WEIR_ENOENT) {
         *fresh = 1;
         return acc_fresh(ctx, t, a);
@@ -353,9 +423,9 @@ static void acc_set_count(weir_acc_t *a, uint64_t n)
     memcpy(a->buf + a->off, &n, 8);
 }
 
-static int acc_put(weir_ctx_t *ctx, const weir_acc_t *a)
+static int acc_put(weir_ctx_t *ctx, win_task_t *t, const weir_acc_t *a)
 {
-    return weir_state_put(ctx, NAME_WIN, acc_whole(a));
+    return val_put(ctx, t, acc_whole(a));
 }
 
 /* ------------------------------------------------------------------ *
@@ -481,22 +551,17 @@ static int move_records(weir_ctx_t *ctx, win_task_t *t, uint64_t from,
  * ## Firing
  * ------------------------------------------------------------------ */
 
-static int add_bound_header(weir_record_t *rec, const char *name,
-                            weir_ts_t v)
-{
-    char text[24];
-    size_t len;
-
-    len = weir__format_i64(text, v);
-    return weir_record_add_header(rec, name, WEIR_BUF(text, len));
-}
-
-/* Emits the aggregate result of a window. */
+/* Emits the aggregate result of a window: key, result, ts = end-1 and
+ * the bounds as headers, from a record on the stack (nothing allocated). */
 static int emit_result(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
                        weir_buf_t acc)
 {
+    static const char *const names[2] = {WEIR_HDR_WINDOW_START,
+                                         WEIR_HDR_WINDOW_END};
     const weir_window_op_t *op = t->op;
-    weir_record_t *rec;
+    char start[24];
+    char end[24];
+    weir_buf_t bounds[2];
     weir_buf_t value;
     int rc;
 
@@ -508,18 +573,10 @@ static int emit_result(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
                               op->agg->name, weir_strerror(rc));
     value = t->out.len > 0 ? WEIR_BUF(t->out.buf, t->out.len)
                            : WEIR_BUF("", 0);
-    rec = weir_record_new(ctx, weir_ctx_key(ctx), value,
-                          weir__span_max(win), WEIR_COPY);
-    if (rec == NULL)
-        return WEIR_ENOMEM;
-    rc = add_bound_header(rec, WEIR_HDR_WINDOW_START, win.start);
-    if (rc == WEIR_OK)
-        rc = add_bound_header(rec, WEIR_HDR_WINDOW_END, win.end);
-    if (rc != WEIR_OK) {
-        weir_record_destroy(rec);
-        return rc;
-    }
-    return weir_emit(ctx, rec);
+    bounds[0] = WEIR_BUF(start, weir__format_i64(start, win.start));
+    bounds[1] = WEIR_BUF(end, weir__format_i64(end, win.end));
+    return weir_emit_new_headers_to(ctx, NULL, weir_ctx_key(ctx), value,
+                                    weir__span_max(win), names, bounds, 2);
 }
 
 /* Calls the full-window function with the n records of the window whose
@@ -604,10 +661,10 @@ static int arm_timers(weir_ctx_t *ctx, const weir_window_op_t *op,
 }
 
 /* Early trigger: a processing timer at the next multiple of T, unless one
- * is pending or nothing is left unfired. */
-static int arm_early(weir_ctx_t *ctx, const weir_window_op_t *op,
-                     trig_t *tg)
+ * is pending or nothing is left unfired. The timer goes under t->cur. */
+static int arm_early(weir_ctx_t *ctx, win_task_t *t, trig_t *tg)
 {
+    const weir_window_op_t *op = t->op;
     weir_ts_t now;
     weir_ts_t next;
     int rc;
@@ -618,7 +675,9 @@ static int arm_early(weir_ctx_t *ctx, const weir_window_op_t *op,
     now = weir_ctx_processing_time(ctx);
     next = weir__ts_add(weir_window_floor(now, op->trigger_param),
                         op->trigger_param);
-    rc = weir_timer_set(ctx, WEIR_TIME_PROCESSING, next);
+    rc = set_ns_state(ctx, t);
+    if (rc == WEIR_OK)
+        rc = weir_timer_set(ctx, WEIR_TIME_PROCESSING, next);
     if (rc == WEIR_OK)
         tg->proc = next;
     return rc;
@@ -656,8 +715,122 @@ static int forward_rejected(weir_ctx_t *ctx, const weir_window_op_t *op,
 }
 
 /* ------------------------------------------------------------------ *
- * ## Tumbling and sliding windows
+ * ## Per-key window sets (a weir__session_set_t in one value state under
+ * the empty namespace): the sessions of a key, or its pending tumbling
+ * and sliding windows.
  * ------------------------------------------------------------------ */
+
+static int set_load(weir_ctx_t *ctx, weir__session_set_t *set,
+                    const char *name)
+{
+    weir_buf_t v;
+    int rc;
+
+    rc = set_ns_root(ctx);
+    if (rc != WEIR_OK)
+        return rc;
+    rc = weir_state_get(ctx, name, &v);
+    if (rc == WEIR_ENOENT)
+        v = WEIR_BUF(NULL, 0);
+    else if (rc != WEIR_OK)
+        return rc;
+    rc = weir__session_set_decode(set, v);
+    if (rc != WEIR_OK)
+        return weir_ctx_error(ctx, rc, "window: bad %s state", name);
+    return WEIR_OK;
+}
+
+static int set_store(weir_ctx_t *ctx, win_task_t *t,
+                     const weir__session_set_t *set, const char *name)
+{
+    size_t len;
+    int rc;
+
+    rc = set_ns_root(ctx);
+    if (rc != WEIR_OK)
+        return rc;
+    if (set->n == 0)
+        return tolerate_missing(weir_state_del(ctx, name));
+    len = weir__session_set_encoded_len(set);
+    t->out.off = 0;
+    t->out.len = 0;
+    rc = weir__acc_reserve(&t->out, len);
+    if (rc != WEIR_OK)
+        return rc;
+    weir__session_set_encode(set, t->out.buf);
+    return weir_state_put(ctx, name, WEIR_BUF(t->out.buf, len));
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Tumbling and sliding windows. A window whose end-1 is still ahead
+ * of the watermark is pending: its value lives in the key's pending set
+ * (state "win.pend"), so a record reads and writes one value however
+ * many windows it falls in. At end-1 a timer takes the window out of the
+ * set: it fires (event-time triggers) and, with allowed lateness, its
+ * value moves to state "win" under its own namespace until cleanup; a
+ * window that a record first reaches at end-1 <= W goes there directly.
+ * Timers of a window are set under its own namespace either way.
+ * ------------------------------------------------------------------ */
+
+static int pend_load(weir_ctx_t *ctx, win_task_t *t)
+{
+    weir_buf_t v;
+    int rc;
+
+    rc = set_ns_root(ctx);
+    if (rc != WEIR_OK)
+        return rc;
+    rc = weir_state_get(ctx, NAME_PEND, &v);
+    if (rc == WEIR_ENOENT)
+        v = WEIR_BUF(NULL, 0);
+    else if (rc != WEIR_OK)
+        return rc;
+    return weir__pend_load(&t->pend, v);
+}
+
+static int pend_store(weir_ctx_t *ctx, win_task_t *t)
+{
+    int rc;
+
+    rc = set_ns_root(ctx);
+    if (rc != WEIR_OK)
+        return rc;
+    if (t->pend.len == 0)
+        return tolerate_missing(weir_state_del(ctx, NAME_PEND));
+    return weir_state_put(ctx, NAME_PEND, WEIR_BUF(t->pend.buf, t->pend.len));
+}
+
+/* Finds a pending window: *found 1 with its value in t->acc, or 0. */
+static int pend_get(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
+                    size_t *at, int *found)
+{
+    weir_buf_t v;
+    int rc;
+
+    rc = weir__pend_find(&t->pend, win.start, at, &v);
+    *found = rc == WEIR_OK;
+    if (rc == WEIR_ENOENT)
+        return WEIR_OK;
+    if (rc != WEIR_OK)
+        return weir_ctx_error(ctx, rc, "window: bad pending windows");
+    return acc_load(ctx, t, &t->acc, v);
+}
+
+/* Timers of a new pending window (namespace t->cur): one at end-1, when
+ * it leaves the set, and the cleanup at end-1+L when that is later. */
+static int pend_arm(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
+{
+    weir_ts_t max = weir__span_max(win);
+    weir_ts_t cleanup = weir__span_cleanup(win, t->op->lateness);
+    int rc;
+
+    rc = set_ns_state(ctx, t);
+    if (rc == WEIR_OK)
+        rc = weir_timer_set(ctx, WEIR_TIME_EVENT, max);
+    if (rc == WEIR_OK && cleanup != max)
+        rc = weir_timer_set(ctx, WEIR_TIME_EVENT, cleanup);
+    return rc;
+}
 
 struct visit {
     weir_ctx_t *ctx;         /* the operator's context       */
@@ -666,7 +839,65 @@ struct visit {
     weir_ts_t wm;            /* W before the record          */
     int kept;                /* some window took the record  */
     int rejected;            /* first add() error, or 0      */
+    int pend_loaded;         /* t->pend holds the key's set  */
+    int pend_dirty;          /* t->pend must be written      */
 };
+
+/* Adds the record to a pending window (end-1 > W), in the key's list. */
+static int update_pending(struct visit *v, weir__span_t win)
+{
+    weir_ctx_t *ctx = v->ctx;
+    win_task_t *t = v->t;
+    const weir_window_op_t *op = t->op;
+    trig_t tg;
+    size_t at = 0;
+    int found;
+    int rejected;
+    int firing;
+    int rc;
+
+    if (!v->pend_loaded) {
+        rc = pend_load(ctx, t);
+        if (rc != WEIR_OK)
+            return rc;
+        v->pend_loaded = 1;
+    }
+    weir__ns_put_ts(t->cur, win.start);
+    rc = pend_get(ctx, t, win, &at, &found);
+    if (rc == WEIR_OK && !found)
+        rc = acc_fresh(ctx, t, &t->acc);
+    if (rc != WEIR_OK)
+        return rc;
+    stage_add(t, &t->acc, v->in, &rejected);
+    if (rejected != 0) {
+        if (v->rejected == 0)
+            v->rejected = rejected;
+        return WEIR_OK;
+    }
+    if (op->agg == NULL) {
+        uint64_t i = acc_count(&t->acc) - 1;
+
+        rc = put_record(ctx, t, i, i, v->in);
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    trig_load(op, &t->acc, &tg);
+    tg.count++;
+    firing = fire_now(op, win, v->wm, &tg);
+    rc = arm_early(ctx, t, &tg);
+    if (rc == WEIR_OK && !found)
+        rc = pend_arm(ctx, t, win);
+    if (rc != WEIR_OK)
+        return rc;
+    trig_store(op, &t->acc, &tg);
+    rc = weir__pend_put(&t->pend, win.start, at, found, acc_whole(&t->acc));
+    if (rc != WEIR_OK)
+        return rc;
+    v->pend_dirty = 1;
+    if (firing) /* the count trigger */
+        rc = fire(ctx, t, win, &t->acc);
+    return rc;
+}
 
 static int update_window(weir__span_t win, void *arg)
 {
@@ -683,6 +914,8 @@ static int update_window(weir__span_t win, void *arg)
     if (weir__span_late(win, op->lateness, v->wm))
         return WEIR_OK;
     v->kept = 1;
+    if (weir__span_max(win) > v->wm)
+        return update_pending(v, win);
     rc = set_ns_start(ctx, t, win);
     if (rc == WEIR_OK)
         rc = acc_get(ctx, t, &t->acc, &fresh);
@@ -706,11 +939,11 @@ static int update_window(weir__span_t win, void *arg)
     trig_load(op, &t->acc, &tg);
     tg.count++;
     firing = fire_now(op, win, v->wm, &tg);
-    rc = arm_early(ctx, op, &tg);
+    rc = arm_early(ctx, t, &tg);
     if (rc != WEIR_OK)
         return rc;
     trig_store(op, &t->acc, &tg);
-    rc = acc_put(ctx, &t->acc);
+    rc = acc_put(ctx, t, &t->acc);
     if (rc == WEIR_OK && fresh)
         rc = arm_timers(ctx, op, win, v->wm);
     if (rc == WEIR_OK && firing)
@@ -726,6 +959,8 @@ static int process_fixed(weir_ctx_t *ctx, win_task_t *t,
     int rc;
 
     rc = op->assigner->assign(op->size, op->slide, ts, update_window, &v);
+    if (rc == WEIR_OK && v.pend_dirty)
+        rc = pend_store(ctx, t);
     if (rc < 0)
         return rc;
     if (!v.kept)
@@ -742,41 +977,12 @@ static int process_fixed(weir_ctx_t *ctx, win_task_t *t,
 
 static int sessions_load(weir_ctx_t *ctx, win_task_t *t)
 {
-    weir_buf_t v;
-    int rc;
-
-    rc = set_ns_root(ctx);
-    if (rc != WEIR_OK)
-        return rc;
-    rc = weir_state_get(ctx, NAME_SESSIONS, &v);
-    if (rc == WEIR_ENOENT)
-        v = WEIR_BUF(NULL, 0);
-    else if (rc != WEIR_OK)
-        return rc;
-    rc = weir__session_set_decode(&t->sessions, v);
-    if (rc != WEIR_OK)
-        return weir_ctx_error(ctx, rc, "window: bad session set");
-    return WEIR_OK;
+    return set_load(ctx, &t->sessions, NAME_SESSIONS);
 }
 
 static int sessions_store(weir_ctx_t *ctx, win_task_t *t)
 {
-    size_t len;
-    int rc;
-
-    rc = set_ns_root(ctx);
-    if (rc != WEIR_OK)
-        return rc;
-    if (t->sessions.n == 0)
-        return tolerate_missing(weir_state_del(ctx, NAME_SESSIONS));
-    len = weir__session_set_encoded_len(&t->sessions);
-    t->out.off = 0;
-    t->out.len = 0;
-    rc = weir__acc_reserve(&t->out, len);
-    if (rc != WEIR_OK)
-        return rc;
-    weir__session_set_encode(&t->sessions, t->out.buf);
-    return weir_state_put(ctx, NAME_SESSIONS, WEIR_BUF(t->out.buf, len));
+    return set_store(ctx, t, &t->sessions, NAME_SESSIONS);
 }
 
 /* The next moment a session needs its timer, seen at time now: its
@@ -792,16 +998,18 @@ static weir_ts_t session_due(const weir_window_op_t *op,
 }
 
 /* Makes sure a wake-up timer is pending at or before the session's due
- * time. The current namespace must be the session's. */
-static int session_wake(weir_ctx_t *ctx, const weir_window_op_t *op,
-                        weir__session_t *s, weir_ts_t now)
+ * time; t->cur must hold the session's id. */
+static int session_wake(weir_ctx_t *ctx, win_task_t *t, weir__session_t *s,
+                        weir_ts_t now)
 {
-    weir_ts_t due = session_due(op, s, now);
+    weir_ts_t due = session_due(t->op, s, now);
     int rc;
 
     if (s->wake != NO_TIMER && s->wake <= due)
         return WEIR_OK;
-    rc = weir_timer_set(ctx, WEIR_TIME_EVENT, due);
+    rc = set_ns_state(ctx, t);
+    if (rc == WEIR_OK)
+        rc = weir_timer_set(ctx, WEIR_TIME_EVENT, due);
     if (rc == WEIR_OK)
         s->wake = due;
     return rc;
@@ -814,15 +1022,14 @@ static int session_commit(weir_ctx_t *ctx, win_task_t *t, weir__session_t *s,
     const weir_window_op_t *op = t->op;
     int rc;
 
-    rc = set_ns_sid(ctx, t, s->sid);
+    weir__ns_put_u64(t->cur, s->sid);
+    rc = arm_early(ctx, t, tg);
     if (rc == WEIR_OK)
-        rc = arm_early(ctx, op, tg);
-    if (rc == WEIR_OK)
-        rc = session_wake(ctx, op, s, wm);
+        rc = session_wake(ctx, t, s, wm);
     if (rc != WEIR_OK)
         return rc;
     trig_store(op, &t->acc, tg);
-    return acc_put(ctx, &t->acc);
+    return acc_put(ctx, t, &t->acc);
 }
 
 /* The record opens a session of its own. */
@@ -869,16 +1076,14 @@ static int session_join(weir_ctx_t *ctx, win_task_t *t,
     const weir_window_op_t *op = t->op;
     weir__session_set_t *set = &t->sessions;
     weir__span_t win = session_span(&set->items[idx]);
-    uint64_t wake = (uint64_t)set->items[idx].wake;
     trig_t tg;
     int rejected;
     int firing;
     int fresh;
     int rc;
 
-    rc = set_ns_sid(ctx, t, set->items[idx].sid);
-    if (rc == WEIR_OK)
-        rc = acc_get(ctx, t, &t->acc, &fresh);
+    weir__ns_put_u64(t->cur, set->items[idx].sid);
+    rc = acc_get(ctx, t, &t->acc, &fresh);
     if (rc != WEIR_OK)
         return rc;
     stage_add(t, &t->acc, in, &rejected);
@@ -891,9 +1096,7 @@ static int session_join(weir_ctx_t *ctx, win_task_t *t,
         rc = put_record(ctx, t, acc_count(&t->acc) - 1, set->next++, in);
     if (rc == WEIR_OK)
         rc = session_commit(ctx, t, &set->items[idx], &tg, wm);
-    /* the set changes only for an arrival number or a new timer */
-    if (rc == WEIR_OK &&
-        (op->agg == NULL || (uint64_t)set->items[idx].wake != wake))
+    if (rc == WEIR_OK) /* the value lives in the set */
         rc = sessions_store(ctx, t);
     if (rc == WEIR_OK && firing) {
         weir__ns_put_u64(t->cur, set->items[idx].sid);
@@ -924,9 +1127,8 @@ static int session_stage_merge(weir_ctx_t *ctx, win_task_t *t, size_t found,
     for (k = 0; k < found; k++) {
         weir_acc_t *a = k == 0 ? &t->acc : &t->other;
 
-        rc = set_ns_sid(ctx, t, set->items[set->merged[k]].sid);
-        if (rc == WEIR_OK)
-            rc = acc_get(ctx, t, a, &fresh);
+        weir__ns_put_u64(t->cur, set->items[set->merged[k]].sid);
+        rc = acc_get(ctx, t, a, &fresh);
         if (rc != WEIR_OK)
             return rc;
         trig_load(op, a, &other);
@@ -993,7 +1195,7 @@ static int session_retire(weir_ctx_t *ctx, win_task_t *t, size_t found,
         if (rc == WEIR_OK)
             rc = set_ns_sid(ctx, t, s.sid);
         if (rc == WEIR_OK)
-            rc = tolerate_missing(weir_state_del(ctx, NAME_WIN));
+            rc = val_del(ctx, t);
         if (rc == WEIR_OK && s.wake != NO_TIMER)
             rc = tolerate_missing(
                 weir_timer_del(ctx, WEIR_TIME_EVENT, s.wake));
@@ -1085,7 +1287,7 @@ static int on_trigger_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
     trig_t tg;
     int rc;
 
-    rc = weir_state_get(ctx, NAME_WIN, &v);
+    rc = val_get(ctx, t, &v);
     if (rc == WEIR_ENOENT)
         return WEIR_OK;
     if (rc == WEIR_OK)
@@ -1096,7 +1298,7 @@ static int on_trigger_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win)
     if (tg.count != 0) {
         tg.count = 0;
         trig_store(op, &t->acc, &tg);
-        rc = acc_put(ctx, &t->acc);
+        rc = acc_put(ctx, t, &t->acc);
         if (rc != WEIR_OK)
             return rc;
     }
@@ -1114,7 +1316,7 @@ static int on_early_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
     int firing;
     int rc;
 
-    rc = weir_state_get(ctx, NAME_WIN, &v);
+    rc = val_get(ctx, t, &v);
     if (rc == WEIR_ENOENT)
         return WEIR_OK;
     if (rc == WEIR_OK)
@@ -1128,7 +1330,7 @@ static int on_early_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
     firing = tg.count > 0;
     tg.count = 0;
     trig_store(op, &t->acc, &tg);
-    rc = acc_put(ctx, &t->acc);
+    rc = acc_put(ctx, t, &t->acc);
     if (rc == WEIR_OK && firing)
         rc = fire(ctx, t, win, &t->acc);
     return rc;
@@ -1148,8 +1350,8 @@ static int clear_state(weir_ctx_t *ctx, win_task_t *t, weir_ts_t *proc)
     if (rc != WEIR_OK)
         return rc;
     if (op->agg != NULL && op->prefix < 16) /* nothing to read first */
-        return tolerate_missing(weir_state_del(ctx, NAME_WIN));
-    rc = weir_state_get(ctx, NAME_WIN, &v);
+        return val_del(ctx, t);
+    rc = val_get(ctx, t, &v);
     if (rc == WEIR_ENOENT)
         return WEIR_OK;
     if (rc == WEIR_OK)
@@ -1165,7 +1367,84 @@ static int clear_state(weir_ctx_t *ctx, win_task_t *t, weir_ts_t *proc)
         if (rc != WEIR_OK)
             return rc;
     }
-    return tolerate_missing(weir_state_del(ctx, NAME_WIN));
+    return val_del(ctx, t);
+}
+
+/* Early trigger, pending window: fire if records came since the last
+ * firing. */
+static int pend_early_timer(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
+                            weir_ts_t when)
+{
+    const weir_window_op_t *op = t->op;
+    trig_t tg;
+    size_t at = 0;
+    int found;
+    int firing;
+    int rc;
+
+    rc = pend_load(ctx, t);
+    if (rc == WEIR_OK)
+        rc = pend_get(ctx, t, win, &at, &found);
+    if (rc != WEIR_OK || !found)
+        return rc;
+    trig_load(op, &t->acc, &tg);
+    if (tg.proc != when)
+        return WEIR_OK;
+    tg.proc = NO_TIMER;
+    firing = tg.count > 0;
+    tg.count = 0;
+    trig_store(op, &t->acc, &tg);
+    rc = weir__pend_put(&t->pend, win.start, at, 1, acc_whole(&t->acc));
+    if (rc == WEIR_OK)
+        rc = pend_store(ctx, t);
+    weir__ns_put_ts(t->cur, win.start);
+    if (rc == WEIR_OK && firing)
+        rc = fire(ctx, t, win, &t->acc);
+    return rc;
+}
+
+/* end-1 came: the window leaves the pending list. It fires (event-time
+ * triggers); then it is dropped when end-1 is also its cleanup time, or
+ * kept under its own namespace for the allowed lateness. *found is 0
+ * when the window was not pending. */
+static int pend_leave(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
+                      int *found)
+{
+    const weir_window_op_t *op = t->op;
+    int drop = weir__span_cleanup(win, op->lateness) == weir__span_max(win);
+    int firing = fires_on_event_time(op);
+    trig_t tg;
+    size_t at = 0;
+    int rc;
+
+    rc = pend_load(ctx, t);
+    if (rc == WEIR_OK)
+        rc = pend_get(ctx, t, win, &at, found);
+    if (rc != WEIR_OK || !*found)
+        return rc;
+    trig_load(op, &t->acc, &tg);
+    if (firing && tg.count != 0) {
+        tg.count = 0;
+        trig_store(op, &t->acc, &tg);
+    }
+    weir__pend_remove(&t->pend, at);
+    rc = pend_store(ctx, t);
+    if (rc == WEIR_OK)
+        rc = set_ns_start(ctx, t, win);
+    if (rc == WEIR_OK && !drop)
+        rc = acc_put(ctx, t, &t->acc);
+    if (rc == WEIR_OK && firing)
+        rc = fire(ctx, t, win, &t->acc);
+    if (rc != WEIR_OK || !drop)
+        return rc;
+    if (op->agg == NULL)
+        rc = delete_records(ctx, t, acc_count(&t->acc));
+    if (rc == WEIR_OK && tg.proc != NO_TIMER)
+        rc = set_ns_state(ctx, t);
+    if (rc == WEIR_OK && tg.proc != NO_TIMER)
+        rc = tolerate_missing(
+            weir_timer_del(ctx, WEIR_TIME_PROCESSING, tg.proc));
+    return rc;
 }
 
 static int fixed_timer(weir_ctx_t *ctx, win_task_t *t,
@@ -1174,20 +1453,25 @@ static int fixed_timer(weir_ctx_t *ctx, win_task_t *t,
 {
     const weir_window_op_t *op = t->op;
     weir_ts_t proc;
+    int found;
     int rc;
 
+    if (dom == WEIR_TIME_PROCESSING &&
+        weir__span_max(win) > weir_ctx_watermark(ctx))
+        return pend_early_timer(ctx, t, win, when);
+    if (dom == WEIR_TIME_EVENT && when == weir__span_max(win)) {
+        rc = pend_leave(ctx, t, win, &found);
+        if (rc != WEIR_OK || found)
+            return rc;
+    }
     rc = set_ns_start(ctx, t, win);
     if (rc != WEIR_OK)
         return rc;
     if (dom == WEIR_TIME_PROCESSING)
         return on_early_timer(ctx, t, win, when);
-    if (fires_on_event_time(op) && when == weir__span_max(win))
-        rc = on_trigger_timer(ctx, t, win);
-    if (rc != WEIR_OK || when != weir__span_cleanup(win, op->lateness))
-        return rc;
-    rc = set_ns_start(ctx, t, win); /* fn may have moved it */
-    if (rc == WEIR_OK)
-        rc = clear_state(ctx, t, &proc);
+    if (when != weir__span_cleanup(win, op->lateness))
+        return WEIR_OK;
+    rc = clear_state(ctx, t, &proc);
     if (rc == WEIR_OK && proc != NO_TIMER)
         rc = tolerate_missing(
             weir_timer_del(ctx, WEIR_TIME_PROCESSING, proc));
@@ -1217,8 +1501,10 @@ static int session_timer(weir_ctx_t *ctx, win_task_t *t,
     rc = set_ns_sid(ctx, t, sid);
     if (rc != WEIR_OK)
         return rc;
-    if (dom == WEIR_TIME_PROCESSING)
-        return on_early_timer(ctx, t, win, when);
+    if (dom == WEIR_TIME_PROCESSING) {
+        rc = on_early_timer(ctx, t, win, when);
+        return rc == WEIR_OK ? sessions_store(ctx, t) : rc;
+    }
     if (set->items[idx].wake == when)
         set->items[idx].wake = NO_TIMER;
     if (fires_on_event_time(op) && when == weir__span_max(win)) {
@@ -1236,9 +1522,7 @@ static int session_timer(weir_ctx_t *ctx, win_task_t *t,
             return rc;
         weir__session_set_remove(set, (size_t)idx);
     } else {
-        rc = set_ns_state(ctx, t);
-        if (rc == WEIR_OK)
-            rc = session_wake(ctx, op, &set->items[idx], when);
+        rc = session_wake(ctx, t, &set->items[idx], when);
         if (rc != WEIR_OK)
             return rc;
     }
@@ -1319,6 +1603,7 @@ static void win_close(weir_ctx_t *ctx, void *st)
     weir__acc_free(&t->rec);
     weir__acc_free(&t->arena);
     weir__session_set_free(&t->sessions);
+    weir__pend_free(&t->pend);
     weir_free(t->items);
     weir_free(t->recs);
     weir_free(t->parts);

@@ -134,9 +134,9 @@ WEIR_EXTERN void weir_avro_format_destroy(weir_avro_format_t *fmt);
  * @remark Ownership: fmt is borrowed and must outlive the codec.
  * @remark Thread-safety: a codec is used by one thread at a time.
  */
-WEIR_EXTERN weir_avro_codec_t *weir_avro_codec_new(const weir_avro_format_t *fmt,
-                                                   char *errstr,
-                                                   size_t errstr_size);
+WEIR_EXTERN weir_avro_codec_t *
+weir_avro_codec_new(const weir_avro_format_t *fmt, char *errstr,
+                    size_t errstr_size);
 
 /**
  * @brief A codec for plain binary datums written with writer_schema_json
@@ -231,8 +231,7 @@ WEIR_EXTERN int weir_avro_encode_json(weir_avro_codec_t *c, weir_buf_t json,
  * what a container file of that schema holds.
  * @remark Ownership: *out borrowed until the next call on c.
  */
-WEIR_EXTERN int weir_avro_encode_decoded(weir_avro_codec_t *c,
-                                         weir_buf_t *out);
+WEIR_EXTERN int weir_avro_encode_decoded(weir_avro_codec_t *c, weir_buf_t *out);
 
 /**
  * @brief Decodes rec's value and, per the format, sets rec's timestamp
@@ -273,8 +272,8 @@ WEIR_EXTERN int weir_avro_key_fn(const weir_record_t *rec, weir_buf_t *key,
  * WEIR_HDR_ERROR reason.
  * @remark Ownership: fmt borrowed; it must outlive the pipeline.
  */
-WEIR_EXTERN weir_stream_t *weir_stream_avro_extract(weir_stream_t *s,
-                                                    const weir_avro_format_t *fmt);
+WEIR_EXTERN weir_stream_t *
+weir_stream_avro_extract(weir_stream_t *s, const weir_avro_format_t *fmt);
 
 /**
  * @brief A source reading an Avro object container file: one record per

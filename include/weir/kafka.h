@@ -47,10 +47,13 @@ extern "C" {
  * so a sink can write it back after an operator replaced the key. */
 #define WEIR_KAFKA_HDR_KEY "weir.kafka.key"
 
-/** Prefix of the committed offsets' metadata: "weir:chk=<n>;run=<r>;tid=<t>". */
+/** Prefix of the committed offsets' metadata: "weir:chk=<n>;run=<r>;tid=<t>".
+ */
 #define WEIR_KAFKA_META_PREFIX "weir:chk="
 
-/** Name of the commit log written into the checkpoint directory. */
+/** Name of the commit log written into the checkpoint directory: one line
+ * per committed transaction, "commit <run> <first epoch> <last epoch>
+ * <unix ms> <records>". */
 #define WEIR_KAFKA_COMMIT_LOG "kafka-commits.log"
 
 typedef struct weir_kafka_source_conf_s weir_kafka_source_conf_t;
@@ -225,7 +228,8 @@ WEIR_EXTERN int weir_kafka_sink(weir_stream_t *s, const char *topic);
  * @param kc consumed (on success and on failure).
  * @returns WEIR_OK or the sticky builder error.
  */
-WEIR_EXTERN int weir_kafka_sink_ex(weir_stream_t *s, weir_kafka_sink_conf_t *kc);
+WEIR_EXTERN int weir_kafka_sink_ex(weir_stream_t *s,
+                                   weir_kafka_sink_conf_t *kc);
 
 /* ------------------------------------------------------------------ *
  * ## Recovery and progress

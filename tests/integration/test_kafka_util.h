@@ -33,15 +33,15 @@
 #include <weir/kafka.h>
 
 struct kt_cluster {
-    rd_kafka_t              *rk;        /* hosts the mock (NULL: real) */
+    rd_kafka_t *rk; /* hosts the mock (NULL: real) */
     rd_kafka_mock_cluster_t *mc;
-    char                     bootstrap[1024];
-    rd_kafka_t              *producer;
+    char bootstrap[1024];
+    rd_kafka_t *producer;
 };
 
-static int kt_counter;
+static int kt_counter __attribute__((unused));
 
-static int64_t kt_now(void)
+static inline int64_t kt_now(void)
 {
     struct timespec ts;
 
@@ -49,18 +49,37 @@ static int64_t kt_now(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *kt_real(void)
+static inline const char *kt_real(void)
 {
     const char *b = getenv("WEIR_TEST_BROKERS");
 
     return b != NULL && *b != '\0' ? b : NULL;
 }
 
+/* Re-sends a message the test's producer could not deliver: injected
+ * produce errors hit whichever client sends the next request, and the
+ * input must stay complete. */
+static inline void kt_resend(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                             void *opaque)
+{
+    (void)opaque;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (getenv("KT_DEBUG") != NULL)
+        fprintf(stderr, "test producer: resending after %s\n",
+                rd_kafka_err2str(m->err));
+    rd_kafka_producev(rk, RD_KAFKA_V_RKT(m->rkt),
+                      RD_KAFKA_V_PARTITION(m->partition),
+                      RD_KAFKA_V_KEY(m->key, m->key_len),
+                      RD_KAFKA_V_VALUE(m->payload, m->len),
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+}
+
 /* Starts a mock cluster of n brokers, or connects to WEIR_TEST_BROKERS. */
-static int kt_cluster_init(struct kt_cluster *k, int nbrokers)
+static inline int kt_cluster_init(struct kt_cluster *k, int nbrokers)
 {
     rd_kafka_conf_t *conf;
-    char             err[256];
+    char err[256];
 
     memset(k, 0, sizeof(*k));
     if (kt_real() != NULL) {
@@ -83,11 +102,12 @@ static int kt_cluster_init(struct kt_cluster *k, int nbrokers)
     rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
     rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
     rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
+    rd_kafka_conf_set_dr_msg_cb(conf, kt_resend);
     k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     return k->producer != NULL ? 0 : -1;
 }
 
-static void kt_cluster_destroy(struct kt_cluster *k)
+static inline void kt_cluster_destroy(struct kt_cluster *k)
 {
     if (k->producer != NULL)
         rd_kafka_destroy(k->producer);
@@ -99,20 +119,21 @@ static void kt_cluster_destroy(struct kt_cluster *k)
 }
 
 /* A topic name unique to this run. */
-static void kt_topic_name(char *out, size_t size, const char *what)
+static inline void kt_topic_name(char *out, size_t size, const char *what)
 {
     snprintf(out, size, "weir-test-%s-%d-%lld-%d", what, (int)getpid(),
              (long long)(kt_now() % 100000000), kt_counter++);
 }
 
 /* Creates a topic with n partitions (mock or real). */
-static int kt_create_topic(struct kt_cluster *k, const char *topic, int n)
+static inline int kt_create_topic(struct kt_cluster *k, const char *topic,
+                                  int n)
 {
-    rd_kafka_NewTopic_t   *nt;
-    rd_kafka_queue_t      *q;
-    rd_kafka_event_t      *ev;
-    char                   err[256];
-    int                    rc = -1;
+    rd_kafka_NewTopic_t *nt;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    char err[256];
+    int rc = -1;
 
     if (k->mc != NULL)
         return rd_kafka_mock_topic_create(k->mc, topic, n, 1) ==
@@ -133,9 +154,9 @@ static int kt_create_topic(struct kt_cluster *k, const char *topic, int n)
 }
 
 /* Produces one message (partition -1: by key). */
-static int kt_produce(struct kt_cluster *k, const char *topic, int partition,
-                      const void *key, size_t klen, const void *value,
-                      size_t vlen)
+static inline int kt_produce(struct kt_cluster *k, const char *topic,
+                             int partition, const void *key, size_t klen,
+                             const void *value, size_t vlen)
 {
     rd_kafka_resp_err_t err;
 
@@ -154,7 +175,7 @@ static int kt_produce(struct kt_cluster *k, const char *topic, int partition,
     return err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
 
-static int kt_flush(struct kt_cluster *k)
+static inline int kt_flush(struct kt_cluster *k)
 {
     return rd_kafka_flush(k->producer, 60000) == RD_KAFKA_RESP_ERR_NO_ERROR
                ? 0
@@ -166,23 +187,23 @@ static int kt_flush(struct kt_cluster *k)
  * ------------------------------------------------------------------ */
 
 struct kt_commit {
-    char     run[40];
+    char run[40];
     uint64_t lo;
     uint64_t hi;
-    int64_t  ms;
+    int64_t ms;
 };
 
 struct kt_commits {
     struct kt_commit *c;
-    size_t            n;
+    size_t n;
 };
 
 /* Appends the commit log of a checkpoint directory. */
-static void kt_commits_load(struct kt_commits *cs, const char *ckdir)
+static inline void kt_commits_load(struct kt_commits *cs, const char *ckdir)
 {
-    char             path[4200];
-    char             line[256];
-    FILE            *fp;
+    char path[8400];
+    char line[256];
+    FILE *fp;
     struct kt_commit c;
 
     snprintf(path, sizeof(path), "%s/%s", ckdir, WEIR_KAFKA_COMMIT_LOG);
@@ -192,8 +213,8 @@ static void kt_commits_load(struct kt_commits *cs, const char *ckdir)
     while (fgets(line, sizeof(line), fp) != NULL) {
         if (strchr(line, '\n') == NULL)
             break;
-        if (sscanf(line, "commit %39s %" SCNu64 " %" SCNu64 " %" SCNd64,
-                   c.run, &c.lo, &c.hi, &c.ms) != 4)
+        if (sscanf(line, "commit %39s %" SCNu64 " %" SCNu64 " %" SCNd64, c.run,
+                   &c.lo, &c.hi, &c.ms) != 4)
             continue;
         cs->c = realloc(cs->c, (cs->n + 1) * sizeof(*cs->c));
         cs->c[cs->n++] = c;
@@ -201,19 +222,19 @@ static void kt_commits_load(struct kt_commits *cs, const char *ckdir)
     fclose(fp);
 }
 
-static void kt_commits_free(struct kt_commits *cs)
+static inline void kt_commits_free(struct kt_commits *cs)
 {
     free(cs->c);
     memset(cs, 0, sizeof(*cs));
 }
 
 /* The commit of a "<run>:<epoch>" header, or NULL when uncommitted. */
-static const struct kt_commit *kt_committed(const struct kt_commits *cs,
-                                            const char *hdr, size_t len)
+static inline const struct kt_commit *kt_committed(const struct kt_commits *cs,
+                                                   const char *hdr, size_t len)
 {
-    char     run[40];
+    char run[40];
     uint64_t epoch;
-    size_t   i;
+    size_t i;
     const char *colon = memchr(hdr, ':', len);
 
     if (colon == NULL || (size_t)(colon - hdr) >= sizeof(run))
@@ -247,21 +268,21 @@ struct kt_read_stats {
  * read_committed. With cs, records whose checkpoint header is not
  * committed are counted in stats and not passed to fn.
  */
-static int kt_read(struct kt_cluster *k, const char *topic,
-                   const struct kt_commits *cs, kt_read_fn fn, void *opaque,
-                   struct kt_read_stats *stats)
+static inline int kt_read(struct kt_cluster *k, const char *topic,
+                          const struct kt_commits *cs, kt_read_fn fn,
+                          void *opaque, struct kt_read_stats *stats)
 {
-    rd_kafka_conf_t                 *conf = rd_kafka_conf_new();
-    rd_kafka_t                      *c;
-    rd_kafka_topic_t                *rkt;
-    const struct rd_kafka_metadata  *md;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *c;
+    rd_kafka_topic_t *rkt;
+    const struct rd_kafka_metadata *md;
     rd_kafka_topic_partition_list_t *parts;
-    rd_kafka_message_t              *m;
-    char                             err[256];
-    int                              eofs = 0;
-    int                              i;
-    int64_t                          deadline;
-    int                              rc = 0;
+    rd_kafka_message_t *m;
+    char err[256];
+    int eofs = 0;
+    int i;
+    int64_t deadline;
+    int rc = 0;
 
     rd_kafka_conf_set(conf, "bootstrap.servers", k->bootstrap, err,
                       sizeof(err));
@@ -298,9 +319,9 @@ static int kt_read(struct kt_cluster *k, const char *topic,
             eofs++;
         } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             const struct kt_commit *commit = NULL;
-            rd_kafka_headers_t     *h;
-            const void             *v;
-            size_t                  vs;
+            rd_kafka_headers_t *h;
+            const void *v;
+            size_t vs;
 
             if (stats != NULL)
                 stats->total++;
@@ -329,8 +350,165 @@ static int kt_read(struct kt_cluster *k, const char *topic,
     return rc;
 }
 
+/* ------------------------------------------------------------------ *
+ * Ground truth of a dedup workload and the exactly-once check
+ * ------------------------------------------------------------------ */
+
+/*
+ * A workload of n events: each has an id (KT_CORRUPT for a corrupt
+ * message) and a sequence number that appears in its value as
+ * "seq":N (JSON) or is given by the caller's decoder. Duplicates share a
+ * key (their id), so a partition holds every copy of an event.
+ */
+#define KT_CORRUPT UINT32_MAX
+
+struct kt_truth {
+    uint32_t *id; /* per seq                              */
+    uint32_t n;   /* events so far                        */
+    uint32_t cap;
+    uint32_t ndistinct;
+    uint32_t ncorrupt;
+};
+
+/* Draws the next event: corrupt with probability corrupt_pm per mille,
+ * a repeat of a recent event with probability dup_pm, else new. */
+static inline uint32_t kt_truth_next(struct kt_truth *t, int corrupt_pm,
+                                     int dup_pm)
+{
+    uint32_t id;
+    int r = rand() % 1000;
+
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 4096;
+        t->id = realloc(t->id, t->cap * sizeof(*t->id));
+    }
+    if (r < corrupt_pm) {
+        id = KT_CORRUPT;
+        t->ncorrupt++;
+    } else if (r < corrupt_pm + dup_pm && t->ndistinct > 0) {
+        id = t->ndistinct - 1 -
+             (uint32_t)rand() % (t->ndistinct < 5000 ? t->ndistinct : 5000);
+    } else {
+        id = t->ndistinct++;
+    }
+    t->id[t->n++] = id;
+    return id;
+}
+
+/* The JSON value of event seq (a truncated object when corrupt). */
+static inline void kt_truth_json(const struct kt_truth *t, uint32_t seq,
+                                 char *key, size_t ksize, char *value,
+                                 size_t vsize)
+{
+    if (t->id[seq] == KT_CORRUPT) {
+        snprintf(key, ksize, "bad-%u", seq);
+        snprintf(value, vsize, "{\"seq\":%u,\"id\":", seq);
+    } else {
+        snprintf(key, ksize, "e%u", t->id[seq]);
+        snprintf(value, vsize, "{\"id\":\"e%u\",\"ts\":%u,\"seq\":%u}",
+                 t->id[seq], 1000000u + seq, seq);
+    }
+}
+
+static inline void kt_truth_free(struct kt_truth *t)
+{
+    free(t->id);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Reads the seq of an output record; -1 when it has none. */
+typedef int64_t (*kt_seq_fn)(const rd_kafka_message_t *m);
+
+static inline int64_t kt_seq_json(const rd_kafka_message_t *m)
+{
+    char buf[256];
+    const char *s;
+
+    if (m->len >= sizeof(buf))
+        return -1;
+    memcpy(buf, m->payload, m->len);
+    buf[m->len] = '\0';
+    s = strstr(buf, "\"seq\":");
+    return s != NULL ? (int64_t)strtoul(s + 6, NULL, 10) : -1;
+}
+
+struct kt_tally {
+    const struct kt_truth *t;
+    kt_seq_fn seq;
+    uint8_t *seen;   /* per seq                     */
+    uint8_t *unique; /* per id, in the unique output */
+    int output;      /* 0 unique 1 dups 2 late 3 err */
+    uint64_t count[4];
+    uint64_t bad;   /* no seq                      */
+    uint64_t wrong; /* corrupt <-> errors mismatch  */
+    uint64_t filtered;
+    const struct kt_commit *split; /* commits from here on: 2nd log */
+    uint64_t second;               /* records committed by those   */
+};
+
+static inline int kt_tally_fn(const rd_kafka_message_t *m,
+                              const struct kt_commit *commit, void *opaque)
+{
+    struct kt_tally *y = opaque;
+    int64_t seq = y->seq(m);
+
+    if (commit != NULL && y->split != NULL && commit >= y->split)
+        y->second++;
+    y->count[y->output]++;
+    if (seq < 0 || seq >= y->t->n) {
+        y->bad++;
+        return 0;
+    }
+    if (y->seen[seq] < 255)
+        y->seen[seq]++;
+    if (y->seen[seq] > 1 && getenv("KT_DEBUG") != NULL)
+        fprintf(stderr,
+                "seq %lld again: output %d partition %d offset %lld"
+                " commit %s %llu-%llu\n",
+                (long long)seq, y->output, (int)m->partition,
+                (long long)m->offset, commit ? commit->run : "-",
+                commit ? (unsigned long long)commit->lo : 0ULL,
+                commit ? (unsigned long long)commit->hi : 0ULL);
+    if ((y->t->id[seq] == KT_CORRUPT) != (y->output == 3))
+        y->wrong++;
+    if (y->output == 0 && y->t->id[seq] != KT_CORRUPT &&
+        y->unique[y->t->id[seq]] < 255)
+        y->unique[y->t->id[seq]]++;
+    return 0;
+}
+
+/*
+ * Reads the four outputs (unique, duplicates, late, errors), keeping only
+ * committed records (cs: commit logs; NULL on a real broker, where
+ * read_committed does it). Fills y; the caller frees y->seen/unique.
+ */
+static inline int kt_tally_outputs(struct kt_cluster *k, char topics[][128],
+                                   const struct kt_commits *cs,
+                                   struct kt_tally *y)
+{
+    struct kt_read_stats st;
+
+    y->seen = calloc(y->t->n + 1, 1);
+    y->unique = calloc(y->t->ndistinct + 1, 1);
+    for (y->output = 0; y->output < 4; y->output++) {
+        memset(&st, 0, sizeof(st));
+        if (kt_read(k, topics[y->output], cs, kt_tally_fn, y, &st) != 0)
+            return -1;
+        y->filtered += st.uncommitted;
+    }
+    return 0;
+}
+
+static inline void kt_tally_free(struct kt_tally *y)
+{
+    free(y->seen);
+    free(y->unique);
+    y->seen = NULL;
+    y->unique = NULL;
+}
+
 /* A unique scratch directory under WEIR_TEST_TMP. */
-static int kt_tmpdir(char *out, size_t size, const char *what)
+static inline int kt_tmpdir(char *out, size_t size, const char *what)
 {
     const char *base = getenv("WEIR_TEST_TMP");
 
@@ -341,7 +519,7 @@ static int kt_tmpdir(char *out, size_t size, const char *what)
     return mkdtemp(out) == NULL ? -1 : 0;
 }
 
-static void kt_rmtree(const char *path)
+static inline void kt_rmtree(const char *path)
 {
     char cmd[4300];
 

@@ -10,11 +10,15 @@
  * file source, and the exactly-once container sink across a failure and
  * a restore.
  */
+#if defined(WEIR_WITH_AVRO)
+/* cmocka needs these headers first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <avro.h>
 #include <errno.h>
@@ -28,43 +32,43 @@
 #include <weir/avro.h>
 #include <weir/operator.h>
 
-#define V1                                                                   \
-    "{\"type\":\"record\",\"name\":\"Event\",\"namespace\":\"demo\","         \
-    "\"fields\":["                                                           \
-    "{\"name\":\"id\",\"type\":\"string\"},"                                 \
-    "{\"name\":\"ts\",\"type\":\"long\"},"                                   \
-    "{\"name\":\"user\",\"type\":[\"null\",{\"type\":\"record\","            \
-    "\"name\":\"User\",\"fields\":[{\"name\":\"uid\",\"type\":\"int\"},"     \
-    "{\"name\":\"country\",\"type\":[\"null\",\"string\"],"                  \
-    "\"default\":null}]}],\"default\":null},"                                \
-    "{\"name\":\"kind\",\"type\":{\"type\":\"enum\",\"name\":\"Kind\","      \
-    "\"symbols\":[\"CLICK\",\"VIEW\"]}},"                                    \
+#define V1                                                                     \
+    "{\"type\":\"record\",\"name\":\"Event\",\"namespace\":\"demo\","          \
+    "\"fields\":["                                                             \
+    "{\"name\":\"id\",\"type\":\"string\"},"                                   \
+    "{\"name\":\"ts\",\"type\":\"long\"},"                                     \
+    "{\"name\":\"user\",\"type\":[\"null\",{\"type\":\"record\","              \
+    "\"name\":\"User\",\"fields\":[{\"name\":\"uid\",\"type\":\"int\"},"       \
+    "{\"name\":\"country\",\"type\":[\"null\",\"string\"],"                    \
+    "\"default\":null}]}],\"default\":null},"                                  \
+    "{\"name\":\"kind\",\"type\":{\"type\":\"enum\",\"name\":\"Kind\","        \
+    "\"symbols\":[\"CLICK\",\"VIEW\"]}},"                                      \
     "{\"name\":\"amount\",\"type\":\"float\"}]}"
 
 /* V2: drops nothing the reader needs, adds `source` with a default,
  * promotes uid int->long and amount float->double, reorders fields, adds
  * an enum symbol, and renames `kind` through an alias. */
-#define V2                                                                   \
-    "{\"type\":\"record\",\"name\":\"Event\",\"namespace\":\"demo\","         \
-    "\"fields\":["                                                           \
-    "{\"name\":\"amount\",\"type\":\"double\"},"                             \
-    "{\"name\":\"id\",\"type\":\"string\"},"                                 \
-    "{\"name\":\"source\",\"type\":\"string\",\"default\":\"web\"},"         \
-    "{\"name\":\"tags\",\"type\":{\"type\":\"array\",\"items\":\"string\"}," \
-    "\"default\":[\"a\",\"b\"]},"                                            \
-    "{\"name\":\"user\",\"type\":[\"null\",{\"type\":\"record\","            \
-    "\"name\":\"User\",\"fields\":[{\"name\":\"uid\",\"type\":\"long\"},"    \
-    "{\"name\":\"country\",\"type\":[\"null\",\"string\"],"                  \
-    "\"default\":null},{\"name\":\"vip\",\"type\":\"boolean\","              \
-    "\"default\":false}]}],\"default\":null},"                               \
-    "{\"name\":\"type\",\"aliases\":[\"kind\"],\"type\":{\"type\":\"enum\"," \
-    "\"name\":\"Kind\",\"symbols\":[\"VIEW\",\"CLICK\",\"BUY\"]}},"          \
-    "{\"name\":\"ts\",\"type\":{\"type\":\"long\","                          \
+#define V2                                                                     \
+    "{\"type\":\"record\",\"name\":\"Event\",\"namespace\":\"demo\","          \
+    "\"fields\":["                                                             \
+    "{\"name\":\"amount\",\"type\":\"double\"},"                               \
+    "{\"name\":\"id\",\"type\":\"string\"},"                                   \
+    "{\"name\":\"source\",\"type\":\"string\",\"default\":\"web\"},"           \
+    "{\"name\":\"tags\",\"type\":{\"type\":\"array\",\"items\":\"string\"},"   \
+    "\"default\":[\"a\",\"b\"]},"                                              \
+    "{\"name\":\"user\",\"type\":[\"null\",{\"type\":\"record\","              \
+    "\"name\":\"User\",\"fields\":[{\"name\":\"uid\",\"type\":\"long\"},"      \
+    "{\"name\":\"country\",\"type\":[\"null\",\"string\"],"                    \
+    "\"default\":null},{\"name\":\"vip\",\"type\":\"boolean\","                \
+    "\"default\":false}]}],\"default\":null},"                                 \
+    "{\"name\":\"type\",\"aliases\":[\"kind\"],\"type\":{\"type\":\"enum\","   \
+    "\"name\":\"Kind\",\"symbols\":[\"VIEW\",\"CLICK\",\"BUY\"]}},"            \
+    "{\"name\":\"ts\",\"type\":{\"type\":\"long\","                            \
     "\"logicalType\":\"timestamp-micros\"}}]}"
 
-#define EV1                                                                  \
-    "{\"id\":\"e-1\",\"ts\":1700000000123,\"user\":{\"demo.User\":"         \
-    "{\"uid\":42,\"country\":{\"string\":\"PT\"}}},\"kind\":\"VIEW\","       \
+#define EV1                                                                    \
+    "{\"id\":\"e-1\",\"ts\":1700000000123,\"user\":{\"demo.User\":"            \
+    "{\"uid\":42,\"country\":{\"string\":\"PT\"}}},\"kind\":\"VIEW\","         \
     "\"amount\":2.5}"
 
 static char tmp_root[4096];
@@ -114,10 +118,10 @@ static char *encode(const char *schema, const char *json, int32_t id,
                     size_t *len)
 {
     weir_avro_format_t *fmt;
-    weir_avro_codec_t  *c;
-    weir_buf_t          out;
-    char                err[256];
-    char               *copy;
+    weir_avro_codec_t *c;
+    weir_buf_t out;
+    char err[256];
+    char *copy;
 
     fmt = weir_avro_format_new_json(schema, NULL, err, sizeof(err));
     assert_non_null(fmt);
@@ -149,13 +153,13 @@ static void assert_field(weir_avro_codec_t *c, const char *path,
 static void test_avro_decode_fields(void **state)
 {
     weir_avro_format_t *fmt;
-    weir_avro_codec_t  *c;
-    weir_buf_t          b;
-    weir_ts_t           ts;
-    int64_t             n;
-    char                err[256];
-    char               *data;
-    size_t              len;
+    weir_avro_codec_t *c;
+    weir_buf_t b;
+    weir_ts_t ts;
+    int64_t n;
+    char err[256];
+    char *data;
+    size_t len;
 
     (void)state;
     data = encode(V1, EV1, -1, &len);
@@ -182,7 +186,9 @@ static void test_avro_decode_fields(void **state)
     assert_int_equal(WEIR_ERANGE, weir_avro_field_i64(c, "id", &n));
     assert_int_equal(WEIR_OK, weir_avro_key(c, &b));
     assert_int_equal(6, b.len);
-    assert_memory_equal("e-1\x1f" "42", b.data, 6);
+    assert_memory_equal("e-1\x1f"
+                        "42",
+                        b.data, 6);
     assert_int_equal(WEIR_OK, weir_avro_time(c, &ts));
     assert_int_equal(1700000000123LL, ts);
     assert_int_equal(WEIR_OK, weir_avro_to_json(c, &b));
@@ -208,18 +214,17 @@ static void test_avro_decode_fields(void **state)
 
 static void test_avro_time_units(void **state)
 {
-    const char *schema =
-        "{\"type\":\"record\",\"name\":\"T\",\"fields\":["
-        "{\"name\":\"us\",\"type\":{\"type\":\"long\","
-        "\"logicalType\":\"timestamp-micros\"}},"
-        "{\"name\":\"s\",\"type\":[\"null\",\"string\"]},"
-        "{\"name\":\"d\",\"type\":\"double\"}]}";
+    const char *schema = "{\"type\":\"record\",\"name\":\"T\",\"fields\":["
+                         "{\"name\":\"us\",\"type\":{\"type\":\"long\","
+                         "\"logicalType\":\"timestamp-micros\"}},"
+                         "{\"name\":\"s\",\"type\":[\"null\",\"string\"]},"
+                         "{\"name\":\"d\",\"type\":\"double\"}]}";
     weir_avro_format_t *fmt;
-    weir_avro_codec_t  *c;
-    weir_ts_t           ts;
-    char                err[256];
-    char               *data;
-    size_t              len;
+    weir_avro_codec_t *c;
+    weir_ts_t ts;
+    char err[256];
+    char *data;
+    size_t len;
 
     (void)state;
     data = encode(schema,
@@ -249,18 +254,18 @@ static void test_avro_time_units(void **state)
 
 static void test_avro_confluent_resolution(void **state)
 {
-    char                dir[4200];
-    char                path[4300];
+    char dir[4200];
+    char path[4300];
     weir_avro_format_t *fmt;
-    weir_avro_codec_t  *c;
-    weir_buf_t          b;
-    weir_ts_t           ts;
-    char                err[256];
-    char               *v1;
-    char               *v2;
-    size_t              len1;
-    size_t              len2;
-    unsigned char       bad[64];
+    weir_avro_codec_t *c;
+    weir_buf_t b;
+    weir_ts_t ts;
+    char err[256];
+    char *v1;
+    char *v2;
+    size_t len1;
+    size_t len2;
+    unsigned char bad[64];
 
     (void)state;
     snprintf(dir, sizeof(dir), "%s/schemas", tmp_root);
@@ -366,10 +371,10 @@ static void test_avro_missing_default(void **state)
                     "{\"name\":\"a\",\"type\":\"long\"},"
                     "{\"name\":\"b\",\"type\":\"int\"}]}";
     weir_avro_format_t *fmt;
-    weir_avro_codec_t  *c;
-    char                err[256];
-    char               *data;
-    size_t              len;
+    weir_avro_codec_t *c;
+    char err[256];
+    char *data;
+    size_t len;
 
     (void)state;
     data = encode(w, "{\"a\":1}", -1, &len);
@@ -410,34 +415,33 @@ static void test_avro_missing_default(void **state)
     assert_null(weir_avro_format_new_json("{\"type\":\"nope\"}", NULL, err,
                                           sizeof(err)));
     assert_null(weir_avro_format_new(NULL, NULL, err, sizeof(err)));
-    assert_null(weir_avro_format_new("/nonexistent.avsc", NULL, err,
-                                     sizeof(err)));
+    assert_null(
+        weir_avro_format_new("/nonexistent.avsc", NULL, err, sizeof(err)));
 }
 
 static void test_avro_encode_json_errors(void **state)
 {
     weir_avro_format_t *fmt;
-    weir_avro_codec_t  *c;
-    weir_buf_t          out;
-    char                err[256];
+    weir_avro_codec_t *c;
+    weir_buf_t out;
+    char err[256];
 
     (void)state;
     fmt = weir_avro_format_new_json(V1, NULL, err, sizeof(err));
     assert_non_null(fmt);
     c = weir_avro_codec_new(fmt, err, sizeof(err));
     assert_non_null(c);
-    assert_int_equal(WEIR_ECODEC,
-                     weir_avro_encode_json(c, WEIR_BUF_STR("{\"id\":1}"),
-                                           &out));
+    assert_int_equal(WEIR_ECODEC, weir_avro_encode_json(
+                                      c, WEIR_BUF_STR("{\"id\":1}"), &out));
     assert_int_equal(WEIR_ECODEC,
                      weir_avro_encode_json(c, WEIR_BUF_STR("not json"), &out));
     /* Missing `user` takes its default (null); plain union values work. */
-    assert_int_equal(WEIR_OK,
-                     weir_avro_encode_json(
-                         c,
-                         WEIR_BUF_STR("{\"id\":\"x\",\"ts\":1,\"kind\":"
-                                      "\"CLICK\",\"amount\":0.5}"),
-                         &out));
+    assert_int_equal(
+        WEIR_OK,
+        weir_avro_encode_json(c,
+                              WEIR_BUF_STR("{\"id\":\"x\",\"ts\":1,\"kind\":"
+                                           "\"CLICK\",\"amount\":0.5}"),
+                              &out));
     assert_int_equal(WEIR_OK, weir_avro_decode(c, out));
     assert_field(c, "id", "x");
     weir_avro_codec_destroy(c);
@@ -448,20 +452,20 @@ static void test_avro_encode_json_errors(void **state)
 static void test_avro_garbage(void **state)
 {
     weir_avro_format_t *fmt;
-    weir_avro_codec_t  *c;
-    char                err[256];
-    char               *data;
-    unsigned char       buf[256];
-    size_t              len;
-    size_t              i;
-    unsigned            seed = 20261122;
-    int                 ok = 0;
-    int                 bad = 0;
-    int                 round;
-    int                 rc;
+    weir_avro_codec_t *c;
+    char err[256];
+    char *data;
+    unsigned char buf[256];
+    size_t len;
+    size_t i;
+    unsigned seed = 20261122;
+    int ok = 0;
+    int bad = 0;
+    int round;
+    int rc;
     /* A string length of 2^62 must not reach Avro-C's allocator. */
-    static const unsigned char huge[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
-                                         0x80, 0x80, 0x7f};
+    static const unsigned char huge[] = {0x80, 0x80, 0x80, 0x80, 0x80,
+                                         0x80, 0x80, 0x80, 0x7f};
 
     (void)state;
     print_message("seed %u\n", seed);
@@ -512,12 +516,12 @@ static void test_avro_garbage(void **state)
 static void test_avro_extract_record(void **state)
 {
     weir_avro_format_t *fmt;
-    weir_avro_codec_t  *c;
-    weir_record_t      *rec;
-    weir_buf_t          key;
-    char                err[256];
-    char               *data;
-    size_t              len;
+    weir_avro_codec_t *c;
+    weir_record_t *rec;
+    weir_buf_t key;
+    char err[256];
+    char *data;
+    size_t len;
 
     (void)state;
     data = encode(V1, EV1, -1, &len);
@@ -539,8 +543,8 @@ static void test_avro_extract_record(void **state)
     assert_memory_equal("k", key.data, 1); /* own key untouched */
     weir_record_destroy(rec);
 
-    rec = weir_record_new(NULL, WEIR_BUF_NULL, WEIR_BUF("\x02", 1), 7,
-                          WEIR_COPY);
+    rec =
+        weir_record_new(NULL, WEIR_BUF_NULL, WEIR_BUF("\x02", 1), 7, WEIR_COPY);
     assert_int_equal(WEIR_ECODEC, weir_avro_extract(c, rec, err, sizeof(err)));
     assert_non_null(strstr(err, "avro"));
     assert_int_equal(7, weir_record_ts(rec));
@@ -559,14 +563,14 @@ static void test_avro_extract_record(void **state)
 #define NEVENTS 500
 
 struct gen {
-    char   value[NEVENTS + 10][128];
+    char value[NEVENTS + 10][128];
     size_t len[NEVENTS + 10];
-    int    n;
-    int    fail_at; /* generator fails at this index (-1: never) */
+    int n;
+    int fail_at; /* generator fails at this index (-1: never) */
 };
 
-static int gen_fn(void *opaque, uint64_t i, weir_buf_t *key,
-                  weir_buf_t *value, weir_ts_t *ts)
+static int gen_fn(void *opaque, uint64_t i, weir_buf_t *key, weir_buf_t *value,
+                  weir_ts_t *ts)
 {
     struct gen *g = opaque;
 
@@ -581,22 +585,23 @@ static int gen_fn(void *opaque, uint64_t i, weir_buf_t *key,
 }
 
 struct collected {
-    int       is_errors; /* collects the errors output */
-    int       main;
-    int       errors;
-    int64_t   ts_sum;
-    char      last_key[64];
+    int is_errors; /* collects the errors output */
+    int main;
+    int errors;
+    int64_t ts_sum;
+    char last_key[64];
 };
 
 static int collect_fn(const weir_record_t *rec, const char *tag, void *opaque)
 {
     struct collected *col = opaque;
-    weir_buf_t        k;
-    weir_buf_t        why;
+    weir_buf_t k;
+    weir_buf_t why;
 
     (void)tag;
     if (col->is_errors) {
-        assert_int_equal(WEIR_OK, weir_record_header(rec, WEIR_HDR_ERROR, &why));
+        assert_int_equal(WEIR_OK,
+                         weir_record_header(rec, WEIR_HDR_ERROR, &why));
         assert_true(why.len > 0);
         if (col->errors++ == 0)
             print_message("first error: %.*s\n", (int)why.len,
@@ -617,10 +622,10 @@ static int collect_fn(const weir_record_t *rec, const char *tag, void *opaque)
 
 static void fill_gen(struct gen *g, int n, int corrupt_every)
 {
-    char   json[256];
-    char  *data;
+    char json[256];
+    char *data;
     size_t len;
-    int    i;
+    int i;
 
     g->n = n;
     g->fail_at = -1;
@@ -641,16 +646,16 @@ static void fill_gen(struct gen *g, int n, int corrupt_every)
 
 static void test_avro_extract_pipeline(void **state)
 {
-    static struct gen   g;
-    struct collected    col;
-    struct collected    errs = {.is_errors = 1};
+    static struct gen g;
+    struct collected col;
+    struct collected errs = {.is_errors = 1};
     weir_avro_format_t *fmt;
-    weir_pipeline_t    *p;
-    weir_stream_t      *s;
-    weir_stream_t      *x;
-    char                err[256];
-    int64_t             expect_ts = 0;
-    int                 i;
+    weir_pipeline_t *p;
+    weir_stream_t *s;
+    weir_stream_t *x;
+    char err[256];
+    int64_t expect_ts = 0;
+    int i;
 
     (void)state;
     memset(&col, 0, sizeof(col));
@@ -664,10 +669,9 @@ static void test_avro_extract_pipeline(void **state)
     s = weir_source_generator(p, "gen", gen_fn, &g);
     x = weir_stream_avro_extract(s, fmt);
     assert_int_equal(WEIR_OK, weir_stream_collect(x, collect_fn, &col));
-    assert_int_equal(WEIR_OK,
-                     weir_stream_collect(weir_stream_side_output(
-                                             x, WEIR_TAG_ERRORS),
-                                         collect_fn, &errs));
+    assert_int_equal(WEIR_OK, weir_stream_collect(
+                                  weir_stream_side_output(x, WEIR_TAG_ERRORS),
+                                  collect_fn, &errs));
     assert_int_equal(WEIR_OK, weir_pipeline_run(p));
     weir_pipeline_destroy(p);
     for (i = 0; i < 100; i++)
@@ -683,14 +687,14 @@ static void test_avro_extract_pipeline(void **state)
 /* Writes a container file of V1 with n events through Avro-C. */
 static void write_container(const char *path, int n)
 {
-    avro_schema_t       schema;
+    avro_schema_t schema;
     avro_value_iface_t *iface;
-    avro_value_t        v;
-    avro_value_t        f;
-    avro_value_t        b;
-    avro_file_writer_t  w;
-    char                id[32];
-    int                 i;
+    avro_value_t v;
+    avro_value_t f;
+    avro_value_t b;
+    avro_file_writer_t w;
+    char id[32];
+    int i;
 
     assert_int_equal(0, avro_schema_from_json_length(V1, strlen(V1), &schema));
     iface = avro_generic_class_from_schema(schema);
@@ -720,14 +724,14 @@ static void write_container(const char *path, int n)
 /* Reads the ids of a V1 container file; returns the count. */
 static int read_container_ids(const char *path, char ids[][32], int max)
 {
-    avro_file_reader_t  r;
-    avro_schema_t       schema;
+    avro_file_reader_t r;
+    avro_schema_t schema;
     avro_value_iface_t *iface;
-    avro_value_t        v;
-    avro_value_t        f;
-    const char         *s;
-    size_t              size;
-    int                 n = 0;
+    avro_value_t v;
+    avro_value_t f;
+    const char *s;
+    size_t size;
+    int n = 0;
 
     assert_int_equal(0, avro_file_reader(path, &r));
     schema = avro_file_reader_get_writer_schema(r);
@@ -748,15 +752,15 @@ static int read_container_ids(const char *path, char ids[][32], int max)
 
 static void test_avro_container_source(void **state)
 {
-    struct collected    col;
-    struct collected    errs = {.is_errors = 1};
+    struct collected col;
+    struct collected errs = {.is_errors = 1};
     weir_avro_format_t *fmt;
-    weir_pipeline_t    *p;
-    weir_stream_t      *s;
-    int64_t             expect_ts = 0;
-    int                 i;
-    char                path[4200];
-    char                err[256];
+    weir_pipeline_t *p;
+    weir_stream_t *s;
+    int64_t expect_ts = 0;
+    int i;
+    char path[4200];
+    char err[256];
 
     (void)state;
     memset(&col, 0, sizeof(col));
@@ -771,10 +775,9 @@ static void test_avro_container_source(void **state)
     assert_non_null(p);
     s = weir_avro_source_file(p, path, fmt);
     assert_int_equal(WEIR_OK, weir_stream_collect(s, collect_fn, &col));
-    assert_int_equal(WEIR_OK,
-                     weir_stream_collect(weir_stream_side_output(
-                                             s, WEIR_TAG_ERRORS),
-                                         collect_fn, &errs));
+    assert_int_equal(WEIR_OK, weir_stream_collect(
+                                  weir_stream_side_output(s, WEIR_TAG_ERRORS),
+                                  collect_fn, &errs));
     assert_int_equal(WEIR_OK, weir_pipeline_run(p));
     weir_pipeline_destroy(p);
     assert_int_equal(0, errs.errors);
@@ -790,13 +793,13 @@ static void test_avro_container_source(void **state)
 /* Fails the task once, when the record with this id passes. */
 struct failer {
     const char *id;
-    int         armed;
+    int armed;
 };
 
 static int fail_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
 {
     const struct failer *f = weir_ctx_opaque(ctx);
-    weir_buf_t           k;
+    weir_buf_t k;
 
     (void)st;
     if (f->armed && weir_avro_key_fn(in, &k, NULL) == WEIR_OK &&
@@ -814,11 +817,11 @@ static const weir_operator_def_t failer_def = {
 static int run_copy(const char *in, const char *out, const char *ckpt,
                     const weir_avro_format_t *fmt, struct failer *f)
 {
-    weir_conf_t     *conf;
+    weir_conf_t *conf;
     weir_pipeline_t *p;
-    weir_stream_t   *s;
-    char             err[256];
-    int              rc;
+    weir_stream_t *s;
+    char err[256];
+    int rc;
 
     conf = weir_conf_new();
     assert_non_null(conf);
@@ -826,8 +829,8 @@ static int run_copy(const char *in, const char *out, const char *ckpt,
         assert_int_equal(WEIR_OK, weir_conf_set(conf, "checkpoint.dir", ckpt,
                                                 err, sizeof(err)));
         assert_int_equal(WEIR_OK,
-                         weir_conf_set(conf, "checkpoint.every.records",
-                                       "300", err, sizeof(err)));
+                         weir_conf_set(conf, "checkpoint.every.records", "300",
+                                       err, sizeof(err)));
         assert_int_equal(WEIR_OK, weir_conf_set(conf, "checkpoint.fsync",
                                                 "false", err, sizeof(err)));
     }
@@ -843,17 +846,18 @@ static int run_copy(const char *in, const char *out, const char *ckpt,
 
 static void test_avro_container_sink_exactly_once(void **state)
 {
-    static char         ids[3000][32];
+    static char ids[3000][32];
     weir_avro_format_t *fmt;
-    struct failer       f = {.id = "c-1700", .armed = 1};
-    struct failer       off = {.id = "", .armed = 0};
-    char                in[4200];
-    char                out[4200];
-    char                ckpt[4200];
-    char                err[256];
-    char                want[32];
-    int                 n;
-    int                 i;
+    struct failer f = {.id = "c-1700", .armed = 1};
+    struct failer off = {.id = "", .armed = 0};
+    char in[4200];
+    char out[4200];
+    char ckpt[4200];
+    char err[256];
+    char want[32];
+    FILE *fp;
+    int n;
+    int i;
 
     (void)state;
     snprintf(in, sizeof(in), "%s/src.avro", tmp_root);
@@ -873,7 +877,13 @@ static void test_avro_container_sink_exactly_once(void **state)
     assert_int_equal(WEIR_EIO, run_copy(in, out, ckpt, fmt, &f));
     n = read_container_ids(out, ids, 3000);
     assert_true(n < 1700);
-    assert_int_equal(0, n % 300); /* whole checkpoints only */
+    /* Only what completed checkpoints cover: a prefix of the input, cut
+     * where a barrier passed (between two polls of the source). */
+    for (i = 0; i < n; i++) {
+        snprintf(want, sizeof(want), "c-%d", i);
+        assert_string_equal(want, ids[i]);
+    }
+    print_message("after the failure the file holds %d datums\n", n);
     f.armed = 0;
     assert_int_equal(WEIR_OK, run_copy(in, out, ckpt, fmt, &f));
     n = read_container_ids(out, ids, 3000);
@@ -882,6 +892,17 @@ static void test_avro_container_sink_exactly_once(void **state)
         snprintf(want, sizeof(want), "c-%d", i);
         assert_string_equal(want, ids[i]);
     }
+
+    /* A torn append after the last checkpoint (a crash while publishing
+     * a checkpoint that never completed): restoring truncates it away. */
+    fp = fopen(out, "ab");
+    assert_non_null(fp);
+    fputs("torn block that no checkpoint published", fp);
+    fclose(fp);
+    assert_int_equal(WEIR_OK, run_copy(in, out, ckpt, fmt, &f));
+    n = read_container_ids(out, ids, 3000);
+    assert_int_equal(2000, n);
+    assert_string_equal("c-1999", ids[1999]);
     weir_avro_format_destroy(fmt);
 }
 
@@ -897,11 +918,23 @@ int main(void)
         cmocka_unit_test(test_avro_garbage),
         cmocka_unit_test(test_avro_extract_record),
         cmocka_unit_test(test_avro_extract_pipeline),
-        cmocka_unit_test_setup_teardown(test_avro_container_source,
-                                        setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_avro_container_source, setup_tmp,
+                                        teardown_tmp),
         cmocka_unit_test_setup_teardown(test_avro_container_sink_exactly_once,
                                         setup_tmp, teardown_tmp),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
+
+#else /* WEIR_WITH_AVRO */
+
+#include <stdio.h>
+
+int main(void)
+{
+    printf("test_avro.c: built without Avro, nothing to run\n");
+    return 0;
+}
+
+#endif

@@ -1,0 +1,1294 @@
+/*
+ * kafka_source.c - weir_kafka_source(): a consumer in a group, with
+ * per-partition watermarks and offsets that belong to checkpoints.
+ *
+ * How it works
+ *
+ *   One librdkafka consumer per source (parallelism 1; processes scale
+ *   out by sharing the group). open() subscribes; every poll() serves the
+ *   consumer without blocking (rd_kafka_consumer_poll with timeout 0, at
+ *   most poll.batch messages) and returns WEIR_IDLE when nothing came, so
+ *   the runtime can inject barriers between polls.
+ *
+ *   Per partition we keep the next offset to emit, the largest timestamp
+ *   seen and the partition watermark W_p = max(W_p, maxTs_p - B),
+ *   recomputed after every N-th record of that partition (DESIGN.md §4,
+ *   applied per partition). The source's watermark is the minimum of W_p
+ *   over assigned partitions that are neither idle nor being revoked, and
+ *   is emitted as soon as it rises, before the next record. A partition
+ *   with no record yet holds it at -infinity; one at its end (idle.at.eof)
+ *   or silent for idle.timeout.ms is idle; when all are idle the source
+ *   marks its output idle. Watermarks are generated here rather than by a
+ *   downstream assigner because only the source knows partitions,
+ *   assignment and end of partition: a merged stream cannot tell a
+ *   lagging partition from late data.
+ *
+ *   Checkpoints. snapshot(n) writes the next offset and watermark state of
+ *   every assigned partition (plus restored partitions not assigned yet)
+ *   and, in exactly-once mode, publishes the assigned partitions' offsets
+ *   to the link for n's transaction. restore() keeps the snapshot's
+ *   entries; when a partition is assigned, its restored offset goes into
+ *   the assignment (a seek before the first fetch) with its watermark
+ *   state, unless the group's committed offset is further (another
+ *   instance advanced the partition meanwhile). In at-least-once mode the
+ *   offsets of n are committed through the consumer when n completes. In
+ *   exactly-once mode they travel in n's transaction; they are committed
+ *   through the consumer as well when a revoked partition is released and
+ *   at close (see settle()): redundant on a real broker, and what lets
+ *   another instance pick a partition up on the mock cluster, which does
+ *   not store transactional offsets.
+ *
+ *   Rebalances (cooperative-sticky). Assign: seek as above, then
+ *   incremental_assign. Revoke: the partitions are paused (no record of
+ *   theirs is emitted any more), a checkpoint is requested, and
+ *   incremental_unassign is called only once the checkpoint covering
+ *   every record already emitted from them has committed, so the next
+ *   owner starts exactly after what we wrote. Lost partitions (our session
+ *   expired) fail the task in exactly-once mode: the open transaction may
+ *   hold their records, so it must be aborted and the pipeline restarted.
+ *   While closing, revocations are released at once.
+ *
+ *   Backpressure: a poll whose emits block for more than 200 ms pauses
+ *   the assigned partitions for 100 ms, so the consumer keeps being
+ *   served (group membership) while the fetch queue stops filling; the
+ *   fetch queue is also bounded (queued.max.messages.kbytes).
+ *
+ * Invariants
+ *   - parts[] holds exactly the partitions currently assigned to the
+ *     consumer (revoking ones included until unassigned); carry[] holds
+ *     restored partitions not assigned to us.
+ *   - next is the offset after the last emitted message of the partition
+ *     (or the restored offset), -1 when unknown.
+ *   - epoch == last snapshot id + 1 (restored id + 1 after a restore).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kafka_link.h"
+
+#define SNAP_VERSION 1
+#define BLOCKED_PAUSE_MS 200
+#define PAUSE_MS 100
+
+struct source_args {
+    weir__kafka_link_t *l;
+    weir_kafka_source_conf_t *sc;
+};
+
+struct pstate {
+    char *topic;
+    int32_t partition;
+    int64_t next;     /* next offset, -1 unknown          */
+    weir_ts_t max_ts; /* largest timestamp seen           */
+    weir_ts_t wm;     /* partition watermark              */
+    uint64_t since;   /* records since the last wm update */
+    int64_t last_ms;  /* processing time of last record   */
+    int idle;
+    int revoking;
+    uint64_t revoke_epoch;
+};
+
+struct hist {
+    uint64_t id;
+    rd_kafka_topic_partition_list_t *list;
+};
+
+struct source {
+    const struct source_args *a;
+    weir_ctx_t *ctx; /* during callbacks  */
+    rd_kafka_t *rk;
+    int slot;
+    struct pstate *parts;
+    size_t nparts;
+    struct pstate *carry;
+    size_t ncarry;
+    struct hist *hist;
+    size_t nhist;
+    uint64_t epoch;
+    uint64_t done;     /* last completed (ALOS) */
+    weir_ts_t emitted; /* last watermark out    */
+    int idle_out;      /* output marked idle    */
+    int eos;
+    int ckpt;
+    int closing;
+    int stopped;
+    int paused;
+    int64_t paused_until;
+    uint64_t count;
+    int64_t last_msg_ms;
+    int64_t assigned_ms;
+    int fail;
+    char err[KAFKA_ERRSTR];
+    void *ex; /* extractor instance */
+    int opened;
+};
+
+static void commit_last(struct source *s);
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = weir_malloc(n);
+
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Configuration
+ * ------------------------------------------------------------------ */
+
+WEIR_EXTERN weir_kafka_source_conf_t *
+weir_kafka_source_conf_new(const char *topics)
+{
+    weir_kafka_source_conf_t *sc;
+
+    if (topics == NULL || *topics == '\0')
+        return NULL;
+    sc = weir_calloc(1, sizeof(*sc));
+    if (sc == NULL)
+        return NULL;
+    sc->topics = dup_str(topics);
+    if (sc->topics == NULL) {
+        weir_free(sc);
+        return NULL;
+    }
+    sc->every = 1;
+    sc->idle_eof = 1;
+    sc->poll_batch = 1000;
+    return sc;
+}
+
+WEIR_EXTERN void weir_kafka_source_conf_destroy(weir_kafka_source_conf_t *sc)
+{
+    if (sc == NULL)
+        return;
+    weir__kafka_props_free(&sc->props);
+    weir_free(sc->topics);
+    weir_free(sc);
+}
+
+static int parse_i64(const char *v, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    long long n;
+
+    if (v == NULL || *v == '\0')
+        return WEIR_EINVAL;
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    if (*end != '\0' || errno != 0 || n < min || n > max)
+        return WEIR_EINVAL;
+    *out = n;
+    return WEIR_OK;
+}
+
+WEIR_EXTERN int weir_kafka_source_conf_set(weir_kafka_source_conf_t *sc,
+                                           const char *name, const char *value,
+                                           char *errstr, size_t errstr_size)
+{
+    int64_t n;
+    int b;
+    int rc = WEIR_OK;
+
+    if (sc == NULL || name == NULL || value == NULL)
+        return WEIR_EINVAL;
+    if (strcmp(name, "timestamp") == 0) {
+        if (strcmp(value, "message") == 0)
+            sc->ts_none = 0;
+        else if (strcmp(value, "none") == 0)
+            sc->ts_none = 1;
+        else
+            rc = WEIR_EINVAL;
+    } else if (strcmp(name, "watermark.out.of.orderness.ms") == 0) {
+        rc = parse_i64(value, 0, INT64_MAX / 4, &n);
+        sc->bound = rc == WEIR_OK ? n : sc->bound;
+    } else if (strcmp(name, "watermark.every") == 0) {
+        rc = parse_i64(value, 1, INT64_MAX, &n);
+        sc->every = rc == WEIR_OK ? (uint64_t)n : sc->every;
+    } else if (strcmp(name, "idle.timeout.ms") == 0) {
+        rc = parse_i64(value, 0, INT64_MAX / 4, &n);
+        sc->idle_ms = rc == WEIR_OK ? n : sc->idle_ms;
+    } else if (strcmp(name, "idle.at.eof") == 0) {
+        rc = weir__kafka_bool(value, &b);
+        sc->idle_eof = rc == WEIR_OK ? b : sc->idle_eof;
+    } else if (strcmp(name, "max.records") == 0) {
+        rc = parse_i64(value, 0, INT64_MAX, &n);
+        sc->max_records = rc == WEIR_OK ? (uint64_t)n : sc->max_records;
+    } else if (strcmp(name, "idle.exit.ms") == 0) {
+        rc = parse_i64(value, 0, INT64_MAX / 4, &n);
+        sc->idle_exit_ms = rc == WEIR_OK ? n : sc->idle_exit_ms;
+    } else if (strcmp(name, "key.header") == 0) {
+        rc = weir__kafka_bool(value, &b);
+        sc->key_header = rc == WEIR_OK ? b : sc->key_header;
+    } else if (strcmp(name, "poll.batch") == 0) {
+        rc = parse_i64(value, 1, 1000000, &n);
+        sc->poll_batch = rc == WEIR_OK ? (int)n : sc->poll_batch;
+    } else if (strcmp(name, "enable.auto.commit") == 0 ||
+               strcmp(name, "enable.partition.eof") == 0) {
+        if (errstr != NULL && errstr_size > 0)
+            snprintf(errstr, errstr_size, "kafka source: %s is set by weir",
+                     name);
+        return WEIR_EINVAL;
+    } else {
+        rc = weir__kafka_check_prop(RD_KAFKA_CONSUMER, name, value, errstr,
+                                    errstr_size);
+        if (rc == WEIR_OK)
+            rc = weir__kafka_props_add(&sc->props, name, value);
+        return rc;
+    }
+    if (rc != WEIR_OK && errstr != NULL && errstr_size > 0)
+        snprintf(errstr, errstr_size, "kafka source: bad value for %s: %s",
+                 name, value);
+    return rc;
+}
+
+WEIR_EXTERN int
+weir_kafka_source_conf_set_extractor(weir_kafka_source_conf_t *sc,
+                                     const weir_kafka_extractor_t *ex,
+                                     const void *opaque)
+{
+    if (sc == NULL ||
+        (ex != NULL &&
+         (ex->version != WEIR_KAFKA_EXTRACTOR_VERSION || ex->extract == NULL)))
+        return WEIR_EINVAL;
+    sc->ex = ex;
+    sc->ex_opaque = opaque;
+    return WEIR_OK;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Partition table
+ * ------------------------------------------------------------------ */
+
+static struct pstate *find(struct pstate *v, size_t n, const char *topic,
+                           int32_t partition)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (v[i].partition == partition && strcmp(v[i].topic, topic) == 0)
+            return &v[i];
+    return NULL;
+}
+
+static void remove_at(struct pstate *v, size_t *n, struct pstate *p,
+                      int free_topic)
+{
+    size_t i = (size_t)(p - v);
+
+    if (free_topic)
+        weir_free(p->topic);
+    memmove(&v[i], &v[i + 1], (*n - i - 1) * sizeof(*v));
+    (*n)--;
+}
+
+static int append(struct pstate **v, size_t *n, const struct pstate *p)
+{
+    struct pstate *nv = weir_realloc(*v, (*n + 1) * sizeof(*nv));
+
+    if (nv == NULL)
+        return WEIR_ENOMEM;
+    *v = nv;
+    nv[*n] = *p;
+    (*n)++;
+    return WEIR_OK;
+}
+
+static void source_failf(struct source *s, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static void source_failf(struct source *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->fail != 0)
+        return;
+    s->fail = code;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof(s->err), fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Rebalances
+ * ------------------------------------------------------------------ */
+
+static int cooperative(rd_kafka_t *rk)
+{
+    return strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+}
+
+/* The group's committed offsets of the restored partitions in list, so
+ * that a partition another instance has advanced since our checkpoint
+ * does not go back (its outputs are committed already). */
+static rd_kafka_topic_partition_list_t *
+committed_of_carried(struct source *s,
+                     const rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_topic_partition_list_t *q;
+    int i;
+
+    q = rd_kafka_topic_partition_list_new(list->cnt > 0 ? list->cnt : 1);
+    for (i = 0; i < list->cnt; i++)
+        if (find(s->carry, s->ncarry, list->elems[i].topic,
+                 list->elems[i].partition) != NULL)
+            rd_kafka_topic_partition_list_add(q, list->elems[i].topic,
+                                              list->elems[i].partition);
+    if (q->cnt == 0 ||
+        rd_kafka_committed(s->rk, q, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_list_destroy(q);
+        return NULL;
+    }
+    return q;
+}
+
+static void do_assign(struct source *s, rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_topic_partition_list_t *com;
+    rd_kafka_topic_partition_t *ct;
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t err;
+    int64_t t = now_ms();
+    int i;
+
+    com = committed_of_carried(s, list);
+    for (i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        struct pstate *c;
+        struct pstate p;
+
+        if (find(s->parts, s->nparts, tp->topic, tp->partition) != NULL)
+            continue;
+        c = find(s->carry, s->ncarry, tp->topic, tp->partition);
+        if (c != NULL) {
+            p = *c;
+            remove_at(s->carry, &s->ncarry, c, 0);
+            ct = com != NULL ? rd_kafka_topic_partition_list_find(
+                                   com, tp->topic, tp->partition)
+                             : NULL;
+            if (ct != NULL && ct->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                ct->offset > p.next)
+                p.next = ct->offset;
+            if (p.next >= 0)
+                tp->offset = p.next; /* seek before the first fetch */
+        } else {
+            memset(&p, 0, sizeof(p));
+            p.topic = dup_str(tp->topic);
+            p.partition = tp->partition;
+            p.next = -1;
+            p.max_ts = WEIR_TS_MIN;
+            p.wm = WEIR_TS_MIN;
+            if (p.topic == NULL) {
+                source_failf(s, WEIR_ENOMEM, "out of memory");
+                continue;
+            }
+        }
+        p.idle = 0;
+        p.revoking = 0;
+        p.last_ms = t;
+        if (append(&s->parts, &s->nparts, &p) != WEIR_OK) {
+            weir_free(p.topic);
+            source_failf(s, WEIR_ENOMEM, "out of memory");
+        }
+    }
+    if (cooperative(s->rk)) {
+        e = rd_kafka_incremental_assign(s->rk, list);
+    } else {
+        err = rd_kafka_assign(s->rk, list);
+        if (err)
+            source_failf(s, WEIR_EKAFKA, "kafka: assign: %s",
+                         rd_kafka_err2str(err));
+    }
+    if (e != NULL) {
+        source_failf(s, WEIR_EKAFKA, "kafka: assign: %s",
+                     rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    /* The idle-exit clock restarts whenever partitions arrive. */
+    if (list->cnt > 0)
+        s->assigned_ms = t;
+    if (com != NULL)
+        rd_kafka_topic_partition_list_destroy(com);
+}
+
+/* Removes partitions from the assignment and the table. */
+static void do_unassign(struct source *s,
+                        const rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_error_t *e = NULL;
+    int i;
+
+    for (i = 0; i < list->cnt; i++) {
+        struct pstate *p = find(s->parts, s->nparts, list->elems[i].topic,
+                                list->elems[i].partition);
+        if (p != NULL)
+            remove_at(s->parts, &s->nparts, p, 1);
+    }
+    if (cooperative(s->rk))
+        e = rd_kafka_incremental_unassign(s->rk, list);
+    else
+        rd_kafka_assign(s->rk, NULL);
+    if (e != NULL) {
+        if (!s->closing)
+            source_failf(s, WEIR_EKAFKA, "kafka: unassign: %s",
+                         rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+}
+
+/* Offsets of the given partitions from our table (for commits). */
+static rd_kafka_topic_partition_list_t *
+positions(struct source *s, const rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_topic_partition_list_t *out;
+    int i;
+
+    out = rd_kafka_topic_partition_list_new(list->cnt > 0 ? list->cnt : 1);
+    for (i = 0; i < list->cnt; i++) {
+        struct pstate *p = find(s->parts, s->nparts, list->elems[i].topic,
+                                list->elems[i].partition);
+        if (p != NULL && p->next >= 0)
+            rd_kafka_topic_partition_list_add(out, p->topic, p->partition)
+                ->offset = p->next;
+    }
+    return out;
+}
+
+static void do_revoke(struct source *s, rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_topic_partition_list_t *pos;
+    int lost = rd_kafka_assignment_lost(s->rk);
+    int i;
+
+    if (s->closing || lost || !s->ckpt) {
+        if (lost && !s->closing && s->eos)
+            source_failf(s, WEIR_EKAFKA,
+                         "kafka: %d partition(s) lost (the consumer's "
+                         "session expired); the open transaction may hold "
+                         "their records, so the pipeline must restart from "
+                         "its last committed checkpoint",
+                         list->cnt);
+        if (!lost && !s->ckpt) {
+            pos = positions(s, list);
+            if (pos->cnt > 0)
+                rd_kafka_commit(s->rk, pos, 0);
+            rd_kafka_topic_partition_list_destroy(pos);
+        }
+        do_unassign(s, list);
+        return;
+    }
+    /* Keep them until the checkpoint covering their emitted records has
+     * committed; emit nothing more from them meanwhile. */
+    for (i = 0; i < list->cnt; i++) {
+        struct pstate *p = find(s->parts, s->nparts, list->elems[i].topic,
+                                list->elems[i].partition);
+        if (p != NULL && !p->revoking) {
+            p->revoking = 1;
+            p->revoke_epoch = s->epoch;
+        }
+    }
+    rd_kafka_pause_partitions(s->rk, list);
+    /* Ask for that checkpoint now rather than at the next interval. */
+    weir_pipeline_checkpoint(s->a->l->p);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *list, void *opaque)
+{
+    struct source *s = opaque;
+
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        do_assign(s, list);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        do_revoke(s, list);
+    } else {
+        rd_kafka_assign(rk, NULL);
+        if (!s->closing)
+            source_failf(s, WEIR_EKAFKA, "kafka: rebalance failed: %s",
+                         rd_kafka_err2str(err));
+    }
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Watermarks
+ * ------------------------------------------------------------------ */
+
+/* The minimum over active partitions; WEIR_TS_MIN when one has no
+ * watermark yet; *active gets the number of active partitions. */
+static weir_ts_t source_wm(const struct source *s, int *active)
+{
+    weir_ts_t w = WEIR_TS_MAX;
+    size_t i;
+
+    *active = 0;
+    for (i = 0; i < s->nparts; i++) {
+        if (s->parts[i].idle || s->parts[i].revoking)
+            continue;
+        (*active)++;
+        if (s->parts[i].wm < w)
+            w = s->parts[i].wm;
+    }
+    return *active > 0 ? w : WEIR_TS_MIN;
+}
+
+static int set_idle_out(struct source *s, weir_ctx_t *ctx, int idle)
+{
+    if (s->idle_out == idle)
+        return WEIR_OK;
+    s->idle_out = idle;
+    return weir_emit_idle(ctx, idle);
+}
+
+/* Emits the source watermark if it rose; marks idleness. */
+static int advance(struct source *s, weir_ctx_t *ctx)
+{
+    weir_ts_t w;
+    int active;
+    int rc;
+
+    w = source_wm(s, &active);
+    if (active == 0)
+        return set_idle_out(s, ctx, 1);
+    rc = set_idle_out(s, ctx, 0);
+    if (rc != WEIR_OK || w == WEIR_TS_MIN || w <= s->emitted)
+        return rc;
+    s->emitted = w;
+    return weir_emit_watermark(ctx, w);
+}
+
+/* Folds a record's timestamp into its partition; 1 when W_p rose. */
+static int observe(struct source *s, struct pstate *p, weir_ts_t ts)
+{
+    const weir_kafka_source_conf_t *sc = s->a->sc;
+    weir_ts_t cand;
+
+    if (ts == WEIR_TS_MIN || ts == WEIR_TS_MAX)
+        return 0;
+    if (ts > p->max_ts)
+        p->max_ts = ts;
+    if (++p->since < sc->every)
+        return 0;
+    p->since = 0;
+    cand = p->max_ts < WEIR_TS_MIN + sc->bound ? WEIR_TS_MIN
+                                               : p->max_ts - sc->bound;
+    if (cand <= p->wm)
+        return 0;
+    p->wm = cand;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Open / close
+ * ------------------------------------------------------------------ */
+
+static int subscribe(struct source *s, weir_ctx_t *ctx)
+{
+    const weir_kafka_source_conf_t *sc = s->a->sc;
+    rd_kafka_topic_partition_list_t *topics;
+    rd_kafka_conf_t *conf;
+    rd_kafka_resp_err_t err;
+    char errstr[512];
+    char *copy;
+    char *save = NULL;
+    char *t;
+    const char *group;
+
+    conf = weir__kafka_conf(ctx, &sc->props, errstr, sizeof(errstr));
+    if (conf == NULL)
+        return weir_ctx_error(ctx, WEIR_EINVAL, "%s", errstr);
+    group = weir__kafka_props_get(&sc->props, "group.id");
+    if (group == NULL)
+        group = weir_ctx_conf(ctx, "kafka.group.id");
+    if ((group == NULL || *group == '\0') ||
+        weir__kafka_set(conf, "partition.assignment.strategy",
+                        "cooperative-sticky", errstr,
+                        sizeof(errstr)) != WEIR_OK ||
+        weir__kafka_set(conf, "enable.auto.commit", s->ckpt ? "false" : "true",
+                        errstr, sizeof(errstr)) != WEIR_OK ||
+        weir__kafka_set(conf, "enable.auto.offset.store",
+                        s->ckpt ? "false" : "true", errstr,
+                        sizeof(errstr)) != WEIR_OK ||
+        weir__kafka_set(conf, "enable.partition.eof",
+                        sc->idle_eof ? "true" : "false", errstr,
+                        sizeof(errstr)) != WEIR_OK) {
+        rd_kafka_conf_destroy(conf);
+        if (group == NULL || *group == '\0')
+            return weir_ctx_error(ctx, WEIR_EINVAL,
+                                  "kafka source: no group.id (set it on "
+                                  "the source or as kafka.group.id)");
+        return weir_ctx_error(ctx, WEIR_EINVAL, "%s", errstr);
+    }
+    if (weir__kafka_props_get(&sc->props, "isolation.level") == NULL)
+        weir__kafka_set(conf, "isolation.level", "read_committed", errstr,
+                        sizeof(errstr));
+    if (weir__kafka_props_get(&sc->props, "queued.max.messages.kbytes") == NULL)
+        weir__kafka_set(conf, "queued.max.messages.kbytes", "16384", errstr,
+                        sizeof(errstr));
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, s);
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (s->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return weir_ctx_error(ctx, WEIR_EKAFKA, "kafka: %s", errstr);
+    }
+    rd_kafka_poll_set_consumer(s->rk);
+    topics = rd_kafka_topic_partition_list_new(4);
+    copy = dup_str(sc->topics);
+    if (copy == NULL) {
+        rd_kafka_topic_partition_list_destroy(topics);
+        return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+    }
+    for (t = strtok_r(copy, ",", &save); t != NULL;
+         t = strtok_r(NULL, ",", &save))
+        rd_kafka_topic_partition_list_add(topics, t, RD_KAFKA_PARTITION_UA);
+    weir_free(copy);
+    err = rd_kafka_subscribe(s->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return weir_ctx_error(ctx, WEIR_EKAFKA, "kafka: subscribe %s: %s",
+                              sc->topics, rd_kafka_err2str(err));
+    return WEIR_OK;
+}
+
+static int source_open(weir_ctx_t *ctx, void *st)
+{
+    struct source *s = st;
+    const weir_kafka_source_conf_t *sc;
+    weir__kafka_link_t *l;
+    char errstr[512] = "";
+    int rc;
+
+    s->a = weir_ctx_opaque(ctx);
+    sc = s->a->sc;
+    l = s->a->l;
+    weir__kafka_link_open(l);
+    s->opened = 1;
+    s->epoch = 1;
+    s->emitted = WEIR_TS_MIN;
+    s->idle_out = -1;
+    s->slot = -1;
+    s->ckpt = weir_ctx_checkpoint_dir(ctx) != NULL;
+    s->eos = l->sinks_eos > 0 && s->ckpt;
+    if (sc->ex != NULL && sc->ex->open != NULL) {
+        s->ex = sc->ex->open(sc->ex_opaque, errstr, sizeof(errstr));
+        if (s->ex == NULL)
+            return weir_ctx_error(ctx, WEIR_EINVAL,
+                                  "kafka source: extractor %s: %s",
+                                  sc->ex->name ? sc->ex->name : "", errstr);
+    }
+    s->ctx = ctx;
+    rc = subscribe(s, ctx);
+    if (rc != WEIR_OK)
+        return rc;
+    s->slot = weir__kafka_link_add_consumer(l, s->rk);
+    if (s->slot < 0)
+        return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+    return WEIR_OK;
+}
+
+static void free_hist(struct source *s, uint64_t upto)
+{
+    size_t i;
+    size_t j;
+
+    for (i = 0, j = 0; i < s->nhist; i++) {
+        if (s->hist[i].id <= upto)
+            rd_kafka_topic_partition_list_destroy(s->hist[i].list);
+        else
+            s->hist[j++] = s->hist[i];
+    }
+    s->nhist = j;
+}
+
+static void source_close(weir_ctx_t *ctx, void *st)
+{
+    struct source *s = st;
+    rd_kafka_topic_partition_list_t *rev;
+    size_t i;
+
+    s->ctx = ctx;
+    s->closing = 1;
+    if (s->rk != NULL) {
+        /* Release partitions whose revocation was deferred, then leave. */
+        rev = rd_kafka_topic_partition_list_new(1);
+        for (i = 0; i < s->nparts; i++)
+            if (s->parts[i].revoking)
+                rd_kafka_topic_partition_list_add(rev, s->parts[i].topic,
+                                                  s->parts[i].partition);
+        if (s->eos)
+            commit_last(s);
+        if (rev->cnt > 0)
+            do_unassign(s, rev);
+        rd_kafka_topic_partition_list_destroy(rev);
+        if (s->slot >= 0)
+            weir__kafka_link_remove_consumer(s->a->l, s->slot);
+        rd_kafka_consumer_close(s->rk);
+        rd_kafka_destroy(s->rk);
+        s->rk = NULL;
+    }
+    for (i = 0; i < s->nparts; i++)
+        weir_free(s->parts[i].topic);
+    weir_free(s->parts);
+    for (i = 0; i < s->ncarry; i++)
+        weir_free(s->carry[i].topic);
+    weir_free(s->carry);
+    free_hist(s, UINT64_MAX);
+    weir_free(s->hist);
+    if (s->ex != NULL && s->a->sc->ex->close != NULL)
+        s->a->sc->ex->close(s->ex);
+    if (s->opened)
+        weir__kafka_link_close(s->a->l);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Poll
+ * ------------------------------------------------------------------ */
+
+/* Releases revoked partitions whose last checkpoint has committed. Their
+ * offsets are committed through the consumer first (synchronously): on a
+ * real broker the transaction did it already and this changes nothing;
+ * on the mock, which keeps no transactional offsets, it is what the next
+ * owner reads. Consumer commits are made only here and at close, never
+ * periodically: a commit that reaches the group coordinator during the
+ * join phase of a rebalance fails with ILLEGAL_GENERATION, and librdkafka
+ * then treats the whole assignment as lost. */
+static void settle(struct source *s)
+{
+    rd_kafka_topic_partition_list_t *rel;
+    rd_kafka_topic_partition_list_t *pos;
+    uint64_t done;
+    size_t i;
+
+    done = s->eos ? weir__kafka_link_committed(s->a->l) : s->done;
+    rel = NULL;
+    for (i = 0; i < s->nparts; i++) {
+        if (!s->parts[i].revoking || s->parts[i].revoke_epoch > done)
+            continue;
+        if (rel == NULL)
+            rel = rd_kafka_topic_partition_list_new(4);
+        rd_kafka_topic_partition_list_add(rel, s->parts[i].topic,
+                                          s->parts[i].partition);
+    }
+    if (rel == NULL)
+        return;
+    if (s->eos) {
+        pos = positions(s, rel);
+        if (pos->cnt > 0)
+            rd_kafka_commit(s->rk, pos, 0);
+        rd_kafka_topic_partition_list_destroy(pos);
+    }
+    do_unassign(s, rel);
+    rd_kafka_topic_partition_list_destroy(rel);
+}
+
+/* At close, exactly once: commits through the consumer the offsets of the
+ * last checkpoint whose transaction committed (see settle()). */
+static void commit_last(struct source *s)
+{
+    uint64_t done = weir__kafka_link_committed(s->a->l);
+    size_t i;
+    size_t best = s->nhist;
+
+    for (i = 0; i < s->nhist; i++)
+        if (s->hist[i].id <= done &&
+            (best == s->nhist || s->hist[i].id > s->hist[best].id))
+            best = i;
+    if (best < s->nhist && s->hist[best].list->cnt > 0)
+        rd_kafka_commit(s->rk, s->hist[best].list, 0);
+}
+
+static void stop_pipeline(struct source *s)
+{
+    rd_kafka_topic_partition_list_t *all;
+
+    if (s->stopped)
+        return;
+    s->stopped = 1;
+    if (rd_kafka_assignment(s->rk, &all) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_pause_partitions(s->rk, all);
+        rd_kafka_topic_partition_list_destroy(all);
+    }
+    weir_pipeline_stop(s->a->l->p);
+}
+
+static void pause_all(struct source *s, int pause)
+{
+    rd_kafka_topic_partition_list_t *all;
+
+    if (rd_kafka_assignment(s->rk, &all) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (pause) {
+        rd_kafka_pause_partitions(s->rk, all);
+    } else {
+        /* Revoking partitions stay paused. */
+        int i;
+
+        for (i = 0; i < all->cnt; i++) {
+            struct pstate *p = find(s->parts, s->nparts, all->elems[i].topic,
+                                    all->elems[i].partition);
+            if (p != NULL && p->revoking)
+                all->elems[i].err = RD_KAFKA_RESP_ERR__STATE;
+        }
+        for (i = 0; i < all->cnt; i++)
+            if (all->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                break;
+        if (i < all->cnt) {
+            rd_kafka_topic_partition_list_t *res =
+                rd_kafka_topic_partition_list_new(all->cnt);
+
+            for (i = 0; i < all->cnt; i++)
+                if (all->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                    rd_kafka_topic_partition_list_add(res, all->elems[i].topic,
+                                                      all->elems[i].partition);
+            rd_kafka_resume_partitions(s->rk, res);
+            rd_kafka_topic_partition_list_destroy(res);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(all);
+    s->paused = pause;
+}
+
+/* Copies a message's headers into rec. */
+static int copy_headers(weir_record_t *rec, const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *hdrs;
+    const char *name;
+    const void *val;
+    size_t size;
+    size_t i;
+    int rc;
+
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return WEIR_OK;
+    for (i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++) {
+        rc = weir_record_add_header(rec, name,
+                                    val ? WEIR_BUF(val, size) : WEIR_BUF_NULL);
+        if (rc != WEIR_OK)
+            return rc;
+    }
+    return WEIR_OK;
+}
+
+/* Turns one message into a record and emits it (or its error). */
+static int handle(struct source *s, weir_ctx_t *ctx, struct pstate *p,
+                  const rd_kafka_message_t *m, int64_t *blocked)
+{
+    const weir_kafka_source_conf_t *sc = s->a->sc;
+    weir_record_t *rec;
+    rd_kafka_timestamp_type_t tt;
+    weir_buf_t key = WEIR_BUF_NULL;
+    weir_ts_t ts = WEIR_TS_MIN;
+    int64_t t0;
+    char why[400];
+    int rc;
+
+    if (m->key != NULL)
+        key = WEIR_BUF(m->key, m->key_len);
+    if (!sc->ts_none) {
+        int64_t mts = rd_kafka_message_timestamp(m, &tt);
+
+        if (mts >= 0)
+            ts = mts;
+    }
+    rec = weir_record_new(ctx, key,
+                          WEIR_BUF(m->payload ? m->payload : "", m->len), ts,
+                          WEIR_COPY);
+    if (rec == NULL)
+        return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+    weir_record_set_position(rec, m->partition, m->offset);
+    rc = copy_headers(rec, m);
+    if (rc == WEIR_OK && sc->key_header && m->key != NULL)
+        rc = weir_record_add_header(rec, WEIR_KAFKA_HDR_KEY, key);
+    if (rc != WEIR_OK) {
+        weir_record_destroy(rec);
+        return weir_ctx_error(ctx, rc, "out of memory");
+    }
+    if (s->idle_out != 0) {
+        rc = set_idle_out(s, ctx, 0);
+        if (rc != WEIR_OK) {
+            weir_record_destroy(rec);
+            return rc;
+        }
+    }
+    why[0] = '\0';
+    if (s->ex != NULL || (sc->ex != NULL && sc->ex->open == NULL))
+        rc = sc->ex->extract(s->ex, rec, why, sizeof(why));
+    t0 = now_ms();
+    if (rc == WEIR_ENOMEM) {
+        weir_record_destroy(rec);
+        return weir_ctx_error(ctx, rc, "out of memory");
+    }
+    if (rc != WEIR_OK) {
+        if (why[0] == '\0')
+            snprintf(why, sizeof(why), "%s", weir_strerror(rc));
+        rc = weir_record_add_header(rec, WEIR_HDR_ERROR, WEIR_BUF_STR(why));
+        if (rc != WEIR_OK) {
+            weir_record_destroy(rec);
+            return weir_ctx_error(ctx, rc, "out of memory");
+        }
+        rc = weir_emit_to(ctx, WEIR_TAG_ERRORS, rec);
+    } else {
+        ts = weir_record_ts(rec);
+        rc = weir_emit(ctx, rec);
+        if (rc == WEIR_OK && observe(s, p, ts))
+            rc = advance(s, ctx);
+    }
+    *blocked += now_ms() - t0;
+    return rc;
+}
+
+static int source_poll(weir_ctx_t *ctx, void *st)
+{
+    struct source *s = st;
+    const weir_kafka_source_conf_t *sc = s->a->sc;
+    rd_kafka_message_t *m;
+    struct pstate *p;
+    int64_t blocked = 0;
+    int64_t t;
+    char err[KAFKA_ERRSTR];
+    size_t i;
+    int got = 0;
+    int rc = WEIR_OK;
+
+    s->ctx = ctx;
+    rc = weir__kafka_link_failed(s->a->l, err, sizeof(err));
+    if (rc != 0)
+        return weir_ctx_error(ctx, rc, "%s", err);
+    if (s->ckpt)
+        settle(s);
+    if (s->fail != 0)
+        return weir_ctx_error(ctx, s->fail, "%s", s->err);
+    t = now_ms();
+    if (s->paused && t >= s->paused_until && !s->stopped)
+        pause_all(s, 0);
+    while (got < sc->poll_batch && !s->stopped) {
+        m = rd_kafka_consumer_poll(s->rk, 0);
+        if (s->fail != 0) {
+            if (m != NULL)
+                rd_kafka_message_destroy(m);
+            return weir_ctx_error(ctx, s->fail, "%s", s->err);
+        }
+        if (m == NULL)
+            break;
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt != NULL) {
+                p = find(s->parts, s->nparts, rd_kafka_topic_name(m->rkt),
+                         m->partition);
+                if (p != NULL && sc->idle_eof)
+                    p->idle = 1;
+            } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                rd_kafka_fatal_error(s->rk, err, sizeof(err));
+                rd_kafka_message_destroy(m);
+                return weir_ctx_error(ctx, WEIR_EKAFKA,
+                                      "kafka: fatal consumer error: %s", err);
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        p = find(s->parts, s->nparts, rd_kafka_topic_name(m->rkt),
+                 m->partition);
+        if (p == NULL || p->revoking) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        rc = handle(s, ctx, p, m, &blocked);
+        p->next = m->offset + 1;
+        p->idle = 0;
+        p->last_ms = t;
+        rd_kafka_message_destroy(m);
+        if (rc != WEIR_OK)
+            return rc;
+        got++;
+        s->count++;
+        atomic_fetch_add(&s->a->l->consumed, 1);
+        if (sc->max_records > 0 && s->count >= sc->max_records)
+            stop_pipeline(s);
+    }
+    t = now_ms();
+    if (got > 0)
+        s->last_msg_ms = t;
+    if (sc->idle_ms > 0)
+        for (i = 0; i < s->nparts; i++)
+            if (!s->parts[i].idle && t - s->parts[i].last_ms >= sc->idle_ms)
+                s->parts[i].idle = 1;
+    rc = advance(s, ctx);
+    if (rc != WEIR_OK)
+        return rc;
+    if (blocked > BLOCKED_PAUSE_MS && !s->paused && !s->stopped) {
+        /* Downstream is slow: stop fetching for a while, keep serving. */
+        pause_all(s, 1);
+        s->paused_until = t + PAUSE_MS;
+    }
+    if (sc->idle_exit_ms > 0 && s->assigned_ms > 0 && !s->stopped &&
+        t - (s->last_msg_ms > s->assigned_ms ? s->last_msg_ms
+                                             : s->assigned_ms) >=
+            sc->idle_exit_ms)
+        stop_pipeline(s);
+    return got > 0 ? WEIR_OK : WEIR_IDLE;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## Checkpoints
+ * ------------------------------------------------------------------ */
+
+static int write_pstate(weir_writer_t *w, const struct pstate *p)
+{
+    int rc;
+
+    rc = weir_write_buf(w, WEIR_BUF_STR(p->topic));
+    if (rc == WEIR_OK)
+        rc = weir_write_i64(w, p->partition);
+    if (rc == WEIR_OK)
+        rc = weir_write_i64(w, p->next);
+    if (rc == WEIR_OK)
+        rc = weir_write_i64(w, p->max_ts);
+    if (rc == WEIR_OK)
+        rc = weir_write_i64(w, p->wm);
+    if (rc == WEIR_OK)
+        rc = weir_write_u64(w, p->since);
+    return rc;
+}
+
+static int source_snapshot(weir_ctx_t *ctx, void *st, weir_writer_t *w,
+                           uint64_t checkpoint_id)
+{
+    struct source *s = st;
+    rd_kafka_topic_partition_list_t *list;
+    struct hist *h;
+    char meta[64];
+    size_t i;
+    int rc;
+
+    list = rd_kafka_topic_partition_list_new((int)s->nparts + 1);
+    snprintf(meta, sizeof(meta), "%s%" PRIu64, WEIR_KAFKA_META_PREFIX,
+             checkpoint_id);
+    for (i = 0; i < s->nparts; i++) {
+        rd_kafka_topic_partition_t *tp;
+
+        if (s->parts[i].next < 0)
+            continue;
+        tp = rd_kafka_topic_partition_list_add(list, s->parts[i].topic,
+                                               s->parts[i].partition);
+        tp->offset = s->parts[i].next;
+        tp->metadata = strdup(meta);
+        tp->metadata_size = tp->metadata ? strlen(meta) : 0;
+    }
+    rc = weir_write_u64(w, SNAP_VERSION);
+    if (rc == WEIR_OK)
+        rc = weir_write_u64(w, checkpoint_id);
+    if (rc == WEIR_OK)
+        rc = weir_write_i64(w, s->emitted);
+    if (rc == WEIR_OK)
+        rc = weir_write_u64(w, s->nparts + s->ncarry);
+    for (i = 0; rc == WEIR_OK && i < s->nparts; i++)
+        rc = write_pstate(w, &s->parts[i]);
+    for (i = 0; rc == WEIR_OK && i < s->ncarry; i++)
+        rc = write_pstate(w, &s->carry[i]);
+    if (rc == WEIR_OK && s->eos)
+        rc = weir__kafka_link_put_offsets(s->a->l, s->slot, checkpoint_id, list,
+                                          s->rk);
+    if (rc == WEIR_OK && s->eos) {
+        /* Keep the last committed entry (commit_last) and newer ones. */
+        uint64_t done = weir__kafka_link_committed(s->a->l);
+
+        if (done > 0)
+            free_hist(s, done - 1);
+    }
+    if (rc == WEIR_OK && s->ckpt) {
+        h = weir_realloc(s->hist, (s->nhist + 1) * sizeof(*h));
+        if (h == NULL) {
+            rc = WEIR_ENOMEM;
+        } else {
+            s->hist = h;
+            s->hist[s->nhist].id = checkpoint_id;
+            s->hist[s->nhist].list = list;
+            s->nhist++;
+            list = NULL;
+        }
+    }
+    if (list != NULL)
+        rd_kafka_topic_partition_list_destroy(list);
+    if (rc != WEIR_OK)
+        return weir_ctx_error(ctx, rc, "kafka source: snapshot failed");
+    s->epoch = checkpoint_id + 1;
+    return WEIR_OK;
+}
+
+static int source_restore(weir_ctx_t *ctx, void *st, weir_reader_t *r)
+{
+    struct source *s = st;
+    struct pstate p;
+    weir_buf_t topic;
+    uint64_t version;
+    uint64_t id;
+    uint64_t n;
+    uint64_t i;
+    int64_t v;
+    int rc;
+
+    rc = weir_read_u64(r, &version);
+    if (rc == WEIR_OK && version != SNAP_VERSION)
+        rc = WEIR_ECORRUPT;
+    if (rc == WEIR_OK)
+        rc = weir_read_u64(r, &id);
+    if (rc == WEIR_OK)
+        rc = weir_read_i64(r, &s->emitted);
+    if (rc == WEIR_OK)
+        rc = weir_read_u64(r, &n);
+    for (i = 0; rc == WEIR_OK && i < n; i++) {
+        memset(&p, 0, sizeof(p));
+        rc = weir_read_buf(r, &topic);
+        if (rc == WEIR_OK)
+            rc = weir_read_i64(r, &v);
+        p.partition = (int32_t)v;
+        if (rc == WEIR_OK)
+            rc = weir_read_i64(r, &p.next);
+        if (rc == WEIR_OK)
+            rc = weir_read_i64(r, &p.max_ts);
+        if (rc == WEIR_OK)
+            rc = weir_read_i64(r, &p.wm);
+        if (rc == WEIR_OK)
+            rc = weir_read_u64(r, &p.since);
+        if (rc != WEIR_OK)
+            break;
+        p.topic = weir_malloc(topic.len + 1);
+        if (p.topic == NULL)
+            return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+        memcpy(p.topic, topic.data, topic.len);
+        p.topic[topic.len] = '\0';
+        if (append(&s->carry, &s->ncarry, &p) != WEIR_OK) {
+            weir_free(p.topic);
+            return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+        }
+    }
+    if (rc != WEIR_OK)
+        return weir_ctx_error(ctx, WEIR_ECORRUPT, "kafka source: bad snapshot");
+    s->epoch = id + 1;
+    s->done = id;
+    return WEIR_OK;
+}
+
+static int source_complete(weir_ctx_t *ctx, void *st, uint64_t checkpoint_id)
+{
+    struct source *s = st;
+    size_t i;
+    size_t best;
+
+    (void)ctx;
+    if (s->eos || s->rk == NULL || checkpoint_id <= s->done)
+        return WEIR_OK;
+    /* At least once: the sinks flushed at the barrier; commit now, in
+     * the background (a revoked partition released before this lands may
+     * be read again by its next owner: at least once allows it). */
+    best = s->nhist;
+    for (i = 0; i < s->nhist; i++)
+        if (s->hist[i].id <= checkpoint_id &&
+            (best == s->nhist || s->hist[i].id > s->hist[best].id))
+            best = i;
+    if (best < s->nhist && s->hist[best].list->cnt > 0)
+        rd_kafka_commit(s->rk, s->hist[best].list, 1);
+    s->done = checkpoint_id;
+    free_hist(s, checkpoint_id);
+    return WEIR_OK;
+}
+
+static const weir_operator_def_t kafka_source_def = {
+    .version = WEIR_OPERATOR_VERSION,
+    .name = "kafka_source",
+    .flags = WEIR_OP_F_SINGLE,
+    .state_size = sizeof(struct source),
+    .open = source_open,
+    .poll = source_poll,
+    .snapshot = source_snapshot,
+    .restore = source_restore,
+    .on_checkpoint_complete = source_complete,
+    .close = source_close,
+};
+
+/* ------------------------------------------------------------------ *
+ * ## Builders
+ * ------------------------------------------------------------------ */
+
+static void free_source_args(void *ptr)
+{
+    struct source_args *a = ptr;
+
+    weir_kafka_source_conf_destroy(a->sc);
+    weir_free(a);
+}
+
+WEIR_EXTERN weir_stream_t *weir_kafka_source_ex(weir_pipeline_t *p,
+                                                weir_kafka_source_conf_t *sc)
+{
+    weir__kafka_link_t *l;
+    struct source_args *a;
+    weir_stream_t *s;
+    const char *group;
+
+    if (p == NULL) {
+        weir_kafka_source_conf_destroy(sc);
+        return NULL;
+    }
+    if (sc == NULL)
+        return weir_stream_error(
+            weir_stream_source(p, "kafka_source", &kafka_source_def, NULL),
+            WEIR_EINVAL, "kafka source: no configuration");
+    l = weir__kafka_link_get(p);
+    a = weir_calloc(1, sizeof(*a));
+    if (l == NULL || a == NULL) {
+        weir_free(a);
+        weir_kafka_source_conf_destroy(sc);
+        return weir_stream_error(
+            weir_stream_source(p, "kafka_source", &kafka_source_def, NULL),
+            WEIR_ENOMEM, "out of memory");
+    }
+    a->l = l;
+    a->sc = sc;
+    if (weir_pipeline_attach(p, a, free_source_args) != WEIR_OK)
+        return weir_stream_error(
+            weir_stream_source(p, "kafka_source", &kafka_source_def, NULL),
+            WEIR_ENOMEM, "out of memory");
+    group = weir__kafka_props_get(&sc->props, "group.id");
+    if (l->group == NULL && group != NULL)
+        l->group = dup_str(group);
+    l->nsources++;
+    s = weir_stream_source(p, "kafka_source", &kafka_source_def, a);
+    return s;
+}
+
+WEIR_EXTERN weir_stream_t *weir_kafka_source(weir_pipeline_t *p,
+                                             const char *topics)
+{
+    weir_kafka_source_conf_t *sc;
+
+    if (p == NULL)
+        return NULL;
+    sc = weir_kafka_source_conf_new(topics);
+    if (sc == NULL)
+        return weir_stream_error(
+            weir_stream_source(p, "kafka_source", &kafka_source_def, NULL),
+            WEIR_EINVAL, "kafka source: bad topics");
+    return weir_kafka_source_ex(p, sc);
+}
