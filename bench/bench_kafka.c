@@ -391,73 +391,11 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Commit times by "<run>:<epoch>" from a commit log. */
-struct commit_log {
-    char (*run)[40];
-    uint64_t *lo;
-    uint64_t *hi;
-    int64_t *ms;
-    size_t n;
-};
-
-static void load_log(struct commit_log *cl, const char *dir)
-{
-    char path[128];
-    char line[256];
-    char run[40];
-    uint64_t lo;
-    uint64_t hi;
-    int64_t ms;
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, WEIR_KAFKA_COMMIT_LOG);
-    fp = fopen(path, "r");
-    while (fp != NULL && fgets(line, sizeof(line), fp) != NULL) {
-        if (sscanf(line, "commit %39s %" SCNu64 " %" SCNu64 " %" SCNd64, run,
-                   &lo, &hi, &ms) != 4)
-            continue;
-        cl->run = realloc(cl->run, (cl->n + 1) * sizeof(*cl->run));
-        cl->lo = realloc(cl->lo, (cl->n + 1) * sizeof(*cl->lo));
-        cl->hi = realloc(cl->hi, (cl->n + 1) * sizeof(*cl->hi));
-        cl->ms = realloc(cl->ms, (cl->n + 1) * sizeof(*cl->ms));
-        memcpy(cl->run[cl->n], run, sizeof(run));
-        cl->lo[cl->n] = lo;
-        cl->hi[cl->n] = hi;
-        cl->ms[cl->n] = ms;
-        cl->n++;
-    }
-    if (fp != NULL)
-        fclose(fp);
-}
-
-static int64_t log_time(const struct commit_log *cl, const char *hdr,
-                        size_t len)
-{
-    char buf[64];
-    char *colon;
-    uint64_t epoch;
-    size_t i;
-
-    if (len >= sizeof(buf))
-        return -1;
-    memcpy(buf, hdr, len);
-    buf[len] = '\0';
-    if ((colon = strchr(buf, ':')) == NULL)
-        return -1;
-    *colon = '\0';
-    epoch = strtoull(colon + 1, NULL, 10);
-    for (i = 0; i < cl->n; i++)
-        if (strcmp(cl->run[i], buf) == 0 && cl->lo[i] <= epoch &&
-            epoch <= cl->hi[i])
-            return cl->ms[i];
-    return -1;
-}
-
 /* EOS latencies: commit time of each output record's transaction minus
  * its produced time, reading the outputs after the run. */
 static void eos_latencies(struct weir_run *w, int64_t **lat, size_t *nlat)
 {
-    struct commit_log cl;
+    struct dk_commit_log cl;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *c;
     rd_kafka_topic_partition_list_t *parts;
@@ -465,17 +403,17 @@ static void eos_latencies(struct weir_run *w, int64_t **lat, size_t *nlat)
     rd_kafka_headers_t *h;
     const void *v;
     size_t vs;
-    int64_t at;
+    const struct dk_commit *cm;
     int64_t deadline = now_ms() + 30000;
     int eofs = 0;
     int p;
     char err[64];
 
     memset(&cl, 0, sizeof(cl));
-    load_log(&cl, w->ckdir);
+    dk_commit_log_load(&cl, w->ckdir);
     if (getenv("BENCH_KAFKA_LATENCY_AT") != NULL && cl.n > 1)
         fprintf(stderr, "  %zu transactions, one every %.0f ms\n", cl.n,
-                (double)(cl.ms[cl.n - 1] - cl.ms[0]) / (double)(cl.n - 1));
+                (double)(cl.c[cl.n - 1].ms - cl.c[0].ms) / (double)(cl.n - 1));
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
     rd_kafka_conf_set(conf, "group.id", "bench-lat-reader", err, sizeof(err));
     rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err));
@@ -497,18 +435,15 @@ static void eos_latencies(struct weir_run *w, int64_t **lat, size_t *nlat)
         else if (m->err == 0 && rd_kafka_message_headers(m, &h) == 0 &&
                  rd_kafka_header_get_last(h, WEIR_KAFKA_HDR_CHECKPOINT, &v,
                                           &vs) == 0 &&
-                 (at = log_time(&cl, v, vs)) >= 0) {
+                 (cm = dk_commit_log_find(&cl, v, vs)) != NULL) {
             *lat = realloc(*lat, (*nlat + 1) * sizeof(**lat));
-            (*lat)[(*nlat)++] = at - value_at(m);
+            (*lat)[(*nlat)++] = cm->ms - value_at(m);
         }
         rd_kafka_message_destroy(m);
     }
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
-    free(cl.run);
-    free(cl.lo);
-    free(cl.hi);
-    free(cl.ms);
+    dk_commit_log_free(&cl);
 }
 
 /* Runs weir on a live input offered at `rate` events/s; reports p50/p99. */

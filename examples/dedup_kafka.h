@@ -720,4 +720,100 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
     return fflush(o->out ? o->out : stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUN;
 }
 
+/* ------------------------------------------------------------------ *
+ * ## Reading the commit log
+ * ------------------------------------------------------------------ */
+
+/*
+ * The commit log an exactly-once run keeps in its checkpoint directory
+ * (WEIR_KAFKA_COMMIT_LOG), one entry per committed transaction. Readers
+ * that cannot rely on read_committed (the mock cluster shows aborted
+ * transactions) keep a record only when the entry of its
+ * WEIR_KAFKA_HDR_CHECKPOINT header exists; the entry's time is when the
+ * record became visible, for latency.
+ */
+struct dk_commit {
+    char run[40];     /* run id                         */
+    uint64_t lo;      /* first epoch of the transaction */
+    uint64_t hi;      /* last epoch (the checkpoint)    */
+    int64_t ms;       /* commit time, unix ms           */
+    uint64_t records; /* records in the transaction     */
+};
+
+struct dk_commit_log {
+    struct dk_commit *c;
+    size_t n;
+};
+
+/* Appends the entries of ckdir's log; -1 when out of memory. A torn last
+ * line (a crash while writing it) is not an entry. */
+static inline int dk_commit_log_load(struct dk_commit_log *log,
+                                     const char *ckdir)
+{
+    struct dk_commit c;
+    struct dk_commit *v;
+    char path[4300];
+    char line[256];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%.4200s/%s", ckdir, WEIR_KAFKA_COMMIT_LOG);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        if (strchr(line, '\n') == NULL)
+            break;
+        memset(&c, 0, sizeof(c));
+        if (sscanf(line,
+                   "commit %39s %" SCNu64 " %" SCNu64 " %" SCNd64 " %" SCNu64,
+                   c.run, &c.lo, &c.hi, &c.ms, &c.records) < 4)
+            continue;
+        v = realloc(log->c, (log->n + 1) * sizeof(*v));
+        if (v == NULL) {
+            fclose(fp);
+            return -1;
+        }
+        log->c = v;
+        log->c[log->n++] = c;
+    }
+    fclose(fp);
+    return 0;
+}
+
+/* The entry committing a "<run>:<epoch>" header value, or NULL. */
+static inline const struct dk_commit *
+dk_commit_log_find(const struct dk_commit_log *log, const void *hdr, size_t len)
+{
+    const char *colon = memchr(hdr, ':', len);
+    char run[40];
+    uint64_t epoch;
+    size_t rl;
+    size_t i;
+
+    if (colon == NULL || (rl = (size_t)(colon - (const char *)hdr)) >= 40)
+        return NULL;
+    memcpy(run, hdr, rl);
+    run[rl] = '\0';
+    epoch = 0;
+    for (i = rl + 1; i < len; i++) {
+        char ch = ((const char *)hdr)[i];
+
+        if (ch < '0' || ch > '9')
+            return NULL;
+        epoch = epoch * 10 + (uint64_t)(ch - '0');
+    }
+    for (i = 0; i < log->n; i++)
+        if (strcmp(log->c[i].run, run) == 0 && log->c[i].lo <= epoch &&
+            epoch <= log->c[i].hi)
+            return &log->c[i];
+    return NULL;
+}
+
+static inline void dk_commit_log_free(struct dk_commit_log *log)
+{
+    free(log->c);
+    log->c = NULL;
+    log->n = 0;
+}
+
 #endif /* WEIR_EXAMPLES_DEDUP_KAFKA_H */

@@ -256,69 +256,6 @@ static int warm_up(struct gen *g, const char *unique_topic)
  * Reading the outputs back
  * ------------------------------------------------------------------ */
 
-struct commits {
-    char (*run)[40];
-    uint64_t *lo;
-    uint64_t *hi;
-    int64_t *ms;
-    size_t n;
-};
-
-static void load_commits(struct commits *c, const char *ckdir)
-{
-    char path[4200];
-    char line[256];
-    char run[40];
-    uint64_t lo;
-    uint64_t hi;
-    int64_t ms;
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", ckdir, WEIR_KAFKA_COMMIT_LOG);
-    fp = fopen(path, "r");
-    if (fp == NULL)
-        return;
-    while (fgets(line, sizeof(line), fp) != NULL) {
-        if (sscanf(line, "commit %39s %" SCNu64 " %" SCNu64 " %" SCNd64, run,
-                   &lo, &hi, &ms) != 4)
-            continue;
-        c->run = realloc(c->run, (c->n + 1) * sizeof(*c->run));
-        c->lo = realloc(c->lo, (c->n + 1) * sizeof(*c->lo));
-        c->hi = realloc(c->hi, (c->n + 1) * sizeof(*c->hi));
-        c->ms = realloc(c->ms, (c->n + 1) * sizeof(*c->ms));
-        memcpy(c->run[c->n], run, sizeof(run));
-        c->lo[c->n] = lo;
-        c->hi[c->n] = hi;
-        c->ms[c->n] = ms;
-        c->n++;
-    }
-    fclose(fp);
-}
-
-/* The commit time of a "<run>:<epoch>" header, -1 if not committed. */
-static int64_t commit_time(const struct commits *c, const void *hdr, size_t len)
-{
-    char buf[64];
-    char *colon;
-    uint64_t epoch;
-    size_t i;
-
-    if (len >= sizeof(buf))
-        return -1;
-    memcpy(buf, hdr, len);
-    buf[len] = '\0';
-    colon = strchr(buf, ':');
-    if (colon == NULL)
-        return -1;
-    *colon = '\0';
-    epoch = strtoull(colon + 1, NULL, 10);
-    for (i = 0; i < c->n; i++)
-        if (strcmp(c->run[i], buf) == 0 && c->lo[i] <= epoch &&
-            epoch <= c->hi[i])
-            return c->ms[i];
-    return -1;
-}
-
 struct tally {
     uint64_t count;    /* committed records                  */
     uint64_t filtered; /* of aborted/open transactions       */
@@ -330,7 +267,7 @@ struct tally {
 
 /* Reads every partition of topic from the start to its end. */
 static int read_topic(const char *bootstrap, const char *topic,
-                      const struct commits *cs, weir_avro_codec_t *dec,
+                      const struct dk_commit_log *cs, weir_avro_codec_t *dec,
                       struct tally *t)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -338,6 +275,7 @@ static int read_topic(const char *bootstrap, const char *topic,
     rd_kafka_message_t *m;
     rd_kafka_headers_t *h;
     rd_kafka_t *c;
+    const struct dk_commit *cm;
     const void *v;
     weir_buf_t id;
     size_t vs;
@@ -373,8 +311,9 @@ static int read_topic(const char *bootstrap, const char *topic,
             at = -1;
             if (rd_kafka_message_headers(m, &h) == 0 &&
                 rd_kafka_header_get_last(h, WEIR_KAFKA_HDR_CHECKPOINT, &v,
-                                         &vs) == 0)
-                at = commit_time(cs, v, vs);
+                                         &vs) == 0 &&
+                (cm = dk_commit_log_find(cs, v, vs)) != NULL)
+                at = cm->ms;
             if (at < 0) {
                 t->filtered++;
             } else {
@@ -451,7 +390,7 @@ int main(void)
                                  "orders-late", "orders-errors"};
     struct pipeline_thread pt;
     struct gen g;
-    struct commits cs;
+    struct dk_commit_log cs;
     struct tally t[4];
     rd_kafka_conf_t *conf;
     rd_kafka_t *host;
@@ -586,7 +525,7 @@ int main(void)
     /* 4. Read back, committed records only. */
     memset(&cs, 0, sizeof(cs));
     memset(t, 0, sizeof(t));
-    load_commits(&cs, ckdir);
+    dk_commit_log_load(&cs, ckdir);
     rfmt = weir_avro_format_new(path, sdir, err, sizeof(err));
     dec = weir_avro_codec_new(rfmt, err, sizeof(err));
     for (i = 0; i < 4; i++)
@@ -640,10 +579,7 @@ int main(void)
     free(g.log);
     for (i = 0; i < 4; i++)
         free(t[i].lat);
-    free(cs.run);
-    free(cs.lo);
-    free(cs.hi);
-    free(cs.ms);
+    dk_commit_log_free(&cs);
     rd_kafka_destroy(g.producer);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(host);

@@ -173,7 +173,7 @@ static void produce_chunk(int chunk)
 
 static void check_outputs(void)
 {
-    struct kt_commits cs = {0};
+    struct dk_commit_log cs = {0};
     struct kt_tally y;
     uint64_t missing = 0;
     uint64_t twice = 0;
@@ -182,7 +182,7 @@ static void check_outputs(void)
     memset(&y, 0, sizeof(y));
     y.t = &truth;
     y.seq = kt_seq_json;
-    kt_commits_load(&cs, ckdir);
+    dk_commit_log_load(&cs, ckdir);
     print_message("commit log: %zu transactions\n", cs.n);
     assert_int_equal(
         0, kt_tally_outputs(&cluster, &topics[1], kt_real() ? NULL : &cs, &y));
@@ -211,7 +211,7 @@ static void check_outputs(void)
     assert_int_equal(0, y.count[2]);
     assert_int_equal(truth.ncorrupt, y.count[3]);
     kt_tally_free(&y);
-    kt_commits_free(&cs);
+    dk_commit_log_free(&cs);
     kt_truth_free(&truth);
 }
 
@@ -303,7 +303,8 @@ int main(int argc, char **argv)
 
 int main(void)
 {
-    printf("test_kafka_crash.c: built without Kafka and Avro, nothing to run\n");
+    printf(
+        "test_kafka_crash.c: built without Kafka and Avro, nothing to run\n");
     return 0;
 }
 

@@ -133,7 +133,7 @@ static int64_t outputs_size(void)
 
 /* Counts the copies of each event in the input topic. */
 static int count_input(const rd_kafka_message_t *m,
-                       const struct kt_commit *commit, void *opaque)
+                       const struct dk_commit *commit, void *opaque)
 {
     uint8_t *copies = opaque;
     int64_t seq = seq_of(m);
@@ -209,7 +209,7 @@ static void test_kafka_faults_avro_exactly_once(void **state)
 {
     struct instance in;
     struct kt_truth truth = {0};
-    struct kt_commits cs = {0};
+    struct dk_commit_log cs = {0};
     struct kt_tally y;
     weir_avro_format_t *fmt;
     weir_avro_codec_t *enc;
@@ -318,7 +318,7 @@ static void test_kafka_faults_avro_exactly_once(void **state)
     if (in.rc != 0)
         fail_msg("weir-dedup: %s", in.msg);
 
-    kt_commits_load(&cs, ckdir);
+    dk_commit_log_load(&cs, ckdir);
     for (i = 1; i < cs.n; i++)
         runs += strcmp(cs.c[i].run, cs.c[i - 1].run) != 0;
     print_message("pipeline runs (restarts after aborted transactions + 1): "
@@ -366,7 +366,7 @@ static void test_kafka_faults_avro_exactly_once(void **state)
     free(copies);
     assert_int_equal(0, y.count[2]);
     kt_tally_free(&y);
-    kt_commits_free(&cs);
+    dk_commit_log_free(&cs);
     kt_truth_free(&truth);
     weir_avro_codec_destroy(reader);
     weir_avro_format_destroy(fmt);

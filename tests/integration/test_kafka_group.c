@@ -131,7 +131,7 @@ static void test_kafka_two_instances_rebalance(void **state)
     struct instance a;
     struct instance b;
     struct kt_truth truth = {0};
-    struct kt_commits cs = {0};
+    struct dk_commit_log cs = {0};
     struct kt_tally y;
     char topics[4][128];
     char input[128];
@@ -191,9 +191,9 @@ static void test_kafka_two_instances_rebalance(void **state)
     if (a.rc != 0 || b.rc != 0)
         fail_msg("A: %s / B: %s", a.msg, b.msg);
 
-    kt_commits_load(&cs, a.ckdir);
+    dk_commit_log_load(&cs, a.ckdir);
     na = cs.n;
-    kt_commits_load(&cs, b.ckdir);
+    dk_commit_log_load(&cs, b.ckdir);
     memset(&y, 0, sizeof(y));
     y.split = kt_real() ? NULL : &cs.c[na];
     y.t = &truth;
@@ -230,7 +230,7 @@ static void test_kafka_two_instances_rebalance(void **state)
     assert_int_equal(truth.n,
                      y.count[0] + y.count[1] + y.count[2] + y.count[3]);
     kt_tally_free(&y);
-    kt_commits_free(&cs);
+    dk_commit_log_free(&cs);
     kt_truth_free(&truth);
     fclose(sum);
     kt_rmtree(dir);

@@ -270,7 +270,7 @@ struct topic_read {
 };
 
 static int collect_values(const rd_kafka_message_t *m,
-                          const struct kt_commit *commit, void *opaque)
+                          const struct dk_commit *commit, void *opaque)
 {
     struct topic_read *t = opaque;
     int i;
@@ -288,7 +288,7 @@ static int collect_values(const rd_kafka_message_t *m,
     return 0;
 }
 
-static void read_topic(const char *topic, const struct kt_commits *cs,
+static void read_topic(const char *topic, const struct dk_commit_log *cs,
                        struct topic_read *t)
 {
     struct kt_read_stats st = {0};
@@ -318,7 +318,7 @@ static void run_kafka_vs_file(int at_least_once)
     struct cli_dedup d;
     struct topic_read got;
     struct strs want;
-    struct kt_commits cs = {0};
+    struct dk_commit_log cs = {0};
     char dir[4096];
     char ckdir[4200];
     char fileck[4200];
@@ -388,7 +388,7 @@ static void run_kafka_vs_file(int at_least_once)
     print_message("summary: %s", summary);
 
     if (!at_least_once)
-        kt_commits_load(&cs, ckdir);
+        dk_commit_log_load(&cs, ckdir);
     for (f = 0; f < CLI_NOUT; f++) {
         memset(&want, 0, sizeof(want));
         snprintf(path, sizeof(path), "%s/%s", dir, files[f]);
@@ -403,7 +403,7 @@ static void run_kafka_vs_file(int at_least_once)
         strs_free(&want);
         strs_free(&got.values);
     }
-    kt_commits_free(&cs);
+    dk_commit_log_free(&cs);
     kt_rmtree(dir);
 }
 

@@ -32,6 +32,8 @@
 #include <weir.h>
 #include <weir/kafka.h>
 
+#include "../../examples/dedup_kafka.h"
+
 struct kt_cluster {
     rd_kafka_t *rk; /* hosts the mock (NULL: real) */
     rd_kafka_mock_cluster_t *mc;
@@ -183,80 +185,13 @@ static inline int kt_flush(struct kt_cluster *k)
 }
 
 /* ------------------------------------------------------------------ *
- * Commit logs
- * ------------------------------------------------------------------ */
-
-struct kt_commit {
-    char run[40];
-    uint64_t lo;
-    uint64_t hi;
-    int64_t ms;
-};
-
-struct kt_commits {
-    struct kt_commit *c;
-    size_t n;
-};
-
-/* Appends the commit log of a checkpoint directory. */
-static inline void kt_commits_load(struct kt_commits *cs, const char *ckdir)
-{
-    char path[8400];
-    char line[256];
-    FILE *fp;
-    struct kt_commit c;
-
-    snprintf(path, sizeof(path), "%s/%s", ckdir, WEIR_KAFKA_COMMIT_LOG);
-    fp = fopen(path, "r");
-    if (fp == NULL)
-        return;
-    while (fgets(line, sizeof(line), fp) != NULL) {
-        if (strchr(line, '\n') == NULL)
-            break;
-        if (sscanf(line, "commit %39s %" SCNu64 " %" SCNu64 " %" SCNd64, c.run,
-                   &c.lo, &c.hi, &c.ms) != 4)
-            continue;
-        cs->c = realloc(cs->c, (cs->n + 1) * sizeof(*cs->c));
-        cs->c[cs->n++] = c;
-    }
-    fclose(fp);
-}
-
-static inline void kt_commits_free(struct kt_commits *cs)
-{
-    free(cs->c);
-    memset(cs, 0, sizeof(*cs));
-}
-
-/* The commit of a "<run>:<epoch>" header, or NULL when uncommitted. */
-static inline const struct kt_commit *kt_committed(const struct kt_commits *cs,
-                                                   const char *hdr, size_t len)
-{
-    char run[40];
-    uint64_t epoch;
-    size_t i;
-    const char *colon = memchr(hdr, ':', len);
-
-    if (colon == NULL || (size_t)(colon - hdr) >= sizeof(run))
-        return NULL;
-    memcpy(run, hdr, (size_t)(colon - hdr));
-    run[colon - hdr] = '\0';
-    epoch = strtoull(colon + 1, NULL, 10);
-    for (i = 0; i < cs->n; i++)
-        if (strcmp(cs->c[i].run, run) == 0 && cs->c[i].lo <= epoch &&
-            epoch <= cs->c[i].hi)
-            return &cs->c[i];
-    return NULL;
-}
-
-/* ------------------------------------------------------------------ *
  * Reading topics back
  * ------------------------------------------------------------------ */
 
 /* Called for each record read; commit is NULL for records of uncommitted
  * transactions when a commit list is given. Return 0 to go on. */
 typedef int (*kt_read_fn)(const rd_kafka_message_t *m,
-                          const struct kt_commit *commit, void *opaque);
+                          const struct dk_commit *commit, void *opaque);
 
 struct kt_read_stats {
     uint64_t total;       /* every record read                    */
@@ -269,7 +204,7 @@ struct kt_read_stats {
  * committed are counted in stats and not passed to fn.
  */
 static inline int kt_read(struct kt_cluster *k, const char *topic,
-                          const struct kt_commits *cs, kt_read_fn fn,
+                          const struct dk_commit_log *cs, kt_read_fn fn,
                           void *opaque, struct kt_read_stats *stats)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -318,7 +253,7 @@ static inline int kt_read(struct kt_cluster *k, const char *topic,
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             eofs++;
         } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            const struct kt_commit *commit = NULL;
+            const struct dk_commit *commit = NULL;
             rd_kafka_headers_t *h;
             const void *v;
             size_t vs;
@@ -329,7 +264,7 @@ static inline int kt_read(struct kt_cluster *k, const char *topic,
                 if (rd_kafka_message_headers(m, &h) == 0 &&
                     rd_kafka_header_get_last(h, WEIR_KAFKA_HDR_CHECKPOINT, &v,
                                              &vs) == 0)
-                    commit = kt_committed(cs, v, vs);
+                    commit = dk_commit_log_find(cs, v, vs);
                 if (commit == NULL) {
                     if (stats != NULL)
                         stats->uncommitted++;
@@ -442,12 +377,12 @@ struct kt_tally {
     uint64_t bad;   /* no seq                      */
     uint64_t wrong; /* corrupt <-> errors mismatch  */
     uint64_t filtered;
-    const struct kt_commit *split; /* commits from here on: 2nd log */
+    const struct dk_commit *split; /* commits from here on: 2nd log */
     uint64_t second;               /* records committed by those   */
 };
 
 static inline int kt_tally_fn(const rd_kafka_message_t *m,
-                              const struct kt_commit *commit, void *opaque)
+                              const struct dk_commit *commit, void *opaque)
 {
     struct kt_tally *y = opaque;
     int64_t seq = y->seq(m);
@@ -483,7 +418,7 @@ static inline int kt_tally_fn(const rd_kafka_message_t *m,
  * read_committed does it). Fills y; the caller frees y->seen/unique.
  */
 static inline int kt_tally_outputs(struct kt_cluster *k, char topics[][128],
-                                   const struct kt_commits *cs,
+                                   const struct dk_commit_log *cs,
                                    struct kt_tally *y)
 {
     struct kt_read_stats st;
