@@ -715,9 +715,8 @@ static int forward_rejected(weir_ctx_t *ctx, const weir_window_op_t *op,
 }
 
 /* ------------------------------------------------------------------ *
- * ## Per-key window sets (a weir__session_set_t in one value state under
- * the empty namespace): the sessions of a key, or its pending tumbling
- * and sliding windows.
+ * ## Per-key session sets (a weir__session_set_t in one value state
+ * under the empty namespace).
  * ------------------------------------------------------------------ */
 
 static int set_load(weir_ctx_t *ctx, weir__session_set_t *set,
@@ -763,13 +762,14 @@ static int set_store(weir_ctx_t *ctx, win_task_t *t,
 
 /* ------------------------------------------------------------------ *
  * ## Tumbling and sliding windows. A window whose end-1 is still ahead
- * of the watermark is pending: its value lives in the key's pending set
- * (state "win.pend"), so a record reads and writes one value however
- * many windows it falls in. At end-1 a timer takes the window out of the
- * set: it fires (event-time triggers) and, with allowed lateness, its
- * value moves to state "win" under its own namespace until cleanup; a
- * window that a record first reaches at end-1 <= W goes there directly.
- * Timers of a window are set under its own namespace either way.
+ * of the watermark is pending: its value lives in the key's pending list
+ * (state "win.pend", pending.c), so a record reads and writes one value
+ * however many windows it falls in. At end-1 a timer takes the window
+ * out of the list: it fires (event-time triggers) and, with allowed
+ * lateness, its value moves to state "win" under its own namespace until
+ * cleanup; a window that a record first reaches at end-1 <= W goes there
+ * directly. Timers of a window are set under its own namespace either
+ * way.
  * ------------------------------------------------------------------ */
 
 static int pend_load(weir_ctx_t *ctx, win_task_t *t)

@@ -628,6 +628,121 @@ static void harness_timer_order_and_restore(void **unused)
     weir_harness_destroy(h2);
 }
 
+/* ------------------------------------------------------------------ *
+ * Map state against a reference model: random puts/gets/dels over a few
+ * keys, namespaces and map keys, with a snapshot/restore in the middle.
+ * ------------------------------------------------------------------ */
+
+#define MODEL_N 6
+
+typedef struct map_model {
+    int present[MODEL_N][MODEL_N][MODEL_N]; /* key, ns, map key */
+    int value[MODEL_N][MODEL_N][MODEL_N];
+} map_model_t;
+
+typedef struct map_cmd {
+    int op; /* 0 put, 1 del, 2 check */
+    int key;
+    int ns;
+    int mk;
+    int value;
+} map_cmd_t;
+
+static map_model_t model;
+static map_cmd_t cmd;
+
+static int iter_count(weir_buf_t mk, weir_buf_t v, void *opaque)
+{
+    (void)mk;
+    (void)v;
+    (*(int *)opaque)++;
+    return 0;
+}
+
+static int map_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
+{
+    char ns[8];
+    char mk[8];
+    char val[16];
+    weir_buf_t got;
+    int i;
+    int n = 0;
+    int want = 0;
+    int rc;
+
+    (void)st;
+    (void)in;
+    snprintf(ns, sizeof(ns), "n%d", cmd.ns);
+    snprintf(mk, sizeof(mk), "m%d", cmd.mk);
+    weir_ctx_set_namespace(ctx, WEIR_BUF_STR(ns));
+    if (cmd.op == 0) {
+        snprintf(val, sizeof(val), "v%d", cmd.value);
+        return weir_map_put(ctx, "m", WEIR_BUF_STR(mk), WEIR_BUF_STR(val));
+    }
+    if (cmd.op == 1) {
+        rc = weir_map_del(ctx, "m", WEIR_BUF_STR(mk));
+        return rc == WEIR_ENOENT ? WEIR_OK : rc;
+    }
+    rc = weir_map_get(ctx, "m", WEIR_BUF_STR(mk), &got);
+    if (model.present[cmd.key][cmd.ns][cmd.mk]) {
+        snprintf(val, sizeof(val), "v%d", model.value[cmd.key][cmd.ns][cmd.mk]);
+        if (rc != WEIR_OK || got.len != strlen(val) ||
+            memcmp(got.data, val, got.len) != 0)
+            return weir_ctx_error(ctx, WEIR_EINVAL, "map get differs");
+    } else if (rc != WEIR_ENOENT) {
+        return weir_ctx_error(ctx, WEIR_EINVAL, "map get found a ghost");
+    }
+    rc = weir_map_iter(ctx, "m", iter_count, &n);
+    for (i = 0; i < MODEL_N; i++)
+        want += model.present[cmd.key][cmd.ns][i];
+    if (rc != WEIR_OK || n != want)
+        return weir_ctx_error(ctx, WEIR_EINVAL, "map iter count differs");
+    return WEIR_OK;
+}
+
+static const weir_operator_def_t map_def = {
+    .version = WEIR_OPERATOR_VERSION,
+    .name = "map",
+    .flags = WEIR_OP_F_KEYED,
+    .process = map_process,
+};
+
+static void harness_map_state_model(void **unused)
+{
+    weir_harness_t *h = weir_harness_new(&map_def, NULL);
+    weir_snapshot_t *snap;
+    char key[8];
+    unsigned seed = 12345;
+    int step;
+
+    (void)unused;
+    memset(&model, 0, sizeof(model));
+    for (step = 0; step < 20000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        cmd.op = (int)((seed >> 16) % 3);
+        cmd.key = (int)((seed >> 8) % MODEL_N);
+        cmd.ns = (int)((seed >> 4) % MODEL_N);
+        cmd.mk = (int)((seed >> 20) % MODEL_N);
+        cmd.value = step;
+        snprintf(key, sizeof(key), "k%d", cmd.key);
+        assert_int_equal(WEIR_OK, weir_harness_push(h, key, "", step));
+        if (cmd.op == 0) {
+            model.present[cmd.key][cmd.ns][cmd.mk] = 1;
+            model.value[cmd.key][cmd.ns][cmd.mk] = step;
+        } else if (cmd.op == 1) {
+            model.present[cmd.key][cmd.ns][cmd.mk] = 0;
+        }
+        if (step == 10000) {
+            assert_int_equal(WEIR_OK, weir_harness_checkpoint(h, 1, &snap));
+            weir_harness_destroy(h);
+            h = weir_harness_new(&map_def, NULL);
+            assert_int_equal(WEIR_OK, weir_harness_restore(h, snap));
+            weir_snapshot_destroy(snap);
+        }
+    }
+    weir_harness_destroy(h);
+}
+
 static void conf_rejects_bad_values(void **unused)
 {
     char err[256];
@@ -667,6 +782,7 @@ int main(void)
         cmocka_unit_test(runtime_restore_equivalence_p3),
         cmocka_unit_test(runtime_restore_rejects_other_parallelism),
         cmocka_unit_test(harness_timer_order_and_restore),
+        cmocka_unit_test(harness_map_state_model),
         cmocka_unit_test(conf_rejects_bad_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
