@@ -40,9 +40,9 @@
 #include <weir/watermark.h>
 #include <weir/window.h>
 
-#define RUNS 3
+#define RUNS    3
 #define KEY_LEN 16
-#define TTL WEIR_DAYS(1)
+#define TTL     WEIR_DAYS(1)
 
 struct workload {
     size_t n;            /* events                          */

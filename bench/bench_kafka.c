@@ -38,9 +38,9 @@
 
 #include "../examples/dedup_kafka.h"
 
-#define NPART 16
-#define ROUNDS 3
-#define COMMIT_MS 100
+#define NPART       16
+#define ROUNDS      3
+#define COMMIT_MS   100
 #define LAT_SECONDS 4
 
 static rd_kafka_mock_cluster_t *mc;

@@ -36,11 +36,11 @@
 #include <weir/watermark.h>
 #include <weir/window.h>
 
-#define RUNS 3
-#define KEYS 10000
+#define RUNS   3
+#define KEYS   10000
 #define PER_MS 50
 #define JITTER 40
-#define BOUND 100
+#define BOUND  100
 
 typedef struct kind {
     const char *name;
@@ -116,11 +116,11 @@ static double median3(double *v)
  * ------------------------------------------------------------------ */
 
 typedef struct slot {
-    uint64_t hash;   /* 0 = empty                        */
-    unsigned key;    /* key index                        */
-    weir_ts_t start; /* window start                     */
-    weir_ts_t end;   /* window end (sessions)            */
-    uint64_t count;  /* records in the window            */
+    uint64_t hash;        /* 0 = empty                        */
+    unsigned key;         /* key index                        */
+    weir_ts_t start;      /* window start                     */
+    weir_ts_t end;        /* window end (sessions)            */
+    uint64_t count;       /* records in the window            */
     weir_ts_t prev_start; /* sessions: the previous one  */
     weir_ts_t prev_end;   /* (prev_end == 0: none)       */
 } slot_t;
@@ -132,7 +132,7 @@ typedef struct table {
 } table_t;
 
 static slot_t *table_find(table_t *t, unsigned key, weir_ts_t start,
-                      int by_key_only)
+                          int by_key_only)
 {
     unsigned char buf[16];
     uint64_t h;
@@ -151,8 +151,7 @@ static slot_t *table_find(table_t *t, unsigned key, weir_ts_t start,
             t->used++;
             return s;
         }
-        if (s->hash == h && s->key == key &&
-            (by_key_only || s->start == start))
+        if (s->hash == h && s->key == key && (by_key_only || s->start == start))
             return s;
     }
 }
@@ -228,8 +227,8 @@ static uint64_t ceiling_run(const kind_t *k, uint64_t n)
         size_t j;
 
         for (j = 0; j <= t.mask; j++)
-            windows += t.slots[j].hash != 0 ? 1 + (t.slots[j].prev_end != 0)
-                                            : 0;
+            windows +=
+                t.slots[j].hash != 0 ? 1 + (t.slots[j].prev_end != 0) : 0;
     } else {
         windows = t.used;
     }
@@ -245,8 +244,8 @@ typedef struct gen {
     uint64_t n;
 } gen_t;
 
-static int gen_fn(void *opaque, uint64_t i, weir_buf_t *key,
-                  weir_buf_t *value, weir_ts_t *ts)
+static int gen_fn(void *opaque, uint64_t i, weir_buf_t *key, weir_buf_t *value,
+                  weir_ts_t *ts)
 {
     const gen_t *g = opaque;
     unsigned k;
@@ -326,8 +325,7 @@ int main(int argc, char **argv)
     if (argc > 2)
         parallelism = atoi(argv[2]);
     if (n == 0 || parallelism < 1) {
-        fprintf(stderr,
-                "usage: bench-window [events [parallelism [kind]]]\n");
+        fprintf(stderr, "usage: bench-window [events [parallelism [kind]]]\n");
         return 2;
     }
     for (i = 0; i < KEYS; i++)

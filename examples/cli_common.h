@@ -46,8 +46,8 @@
 #define CLI_MSG 1024
 
 /* Exit codes of the tools. */
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_RUN 1   /* the input could not be read, I/O, run error */
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_RUN   1 /* the input could not be read, I/O, run error */
 #define CLI_EXIT_USAGE 2 /* bad arguments                               */
 
 /* ------------------------------------------------------------------ *

@@ -29,7 +29,7 @@
 #include "custom_operator.h"
 
 #define EVENTS 2000
-#define START WEIR_SECONDS(1700000000) /* first event time */
+#define START  WEIR_SECONDS(1700000000) /* first event time */
 
 /* Generator state: the key buffer outlives each call (borrowed). */
 struct logins {
@@ -38,7 +38,7 @@ struct logins {
 
 /* Collect-sink counters; one struct per sink, touched by its thread. */
 struct tally {
-    const char *label;  /* printed before each record */
+    const char *label; /* printed before each record */
     uint64_t records;
     uint64_t alerts_in_summary;
     uint64_t late_in_summary;
@@ -62,8 +62,7 @@ static int gen_login(void *opaque, uint64_t i, weir_buf_t *key,
     return 1;
 }
 
-static int print_alert(const weir_record_t *rec, const char *tag,
-                       void *opaque)
+static int print_alert(const weir_record_t *rec, const char *tag, void *opaque)
 {
     struct tally *t = opaque;
     weir_buf_t key = weir_record_key(rec);
@@ -77,8 +76,7 @@ static int print_alert(const weir_record_t *rec, const char *tag,
     return WEIR_OK;
 }
 
-static int read_summary(const weir_record_t *rec, const char *tag,
-                        void *opaque)
+static int read_summary(const weir_record_t *rec, const char *tag, void *opaque)
 {
     struct tally *t = opaque;
     weir_buf_t value = weir_record_value(rec);

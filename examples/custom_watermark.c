@@ -30,7 +30,7 @@
 #include "custom_watermark.h"
 
 #define READINGS 1500
-#define START WEIR_SECONDS(1700000000)
+#define START    WEIR_SECONDS(1700000000)
 
 struct sensors {
     char key[16]; /* borrowed by the runtime until the next call */
@@ -57,8 +57,7 @@ static int gen_reading(void *opaque, uint64_t i, weir_buf_t *key,
     return 1;
 }
 
-static int add_count(const weir_record_t *rec, const char *tag,
-                     void *opaque)
+static int add_count(const weir_record_t *rec, const char *tag, void *opaque)
 {
     struct result *r = opaque;
     weir_buf_t value = weir_record_value(rec);
@@ -82,8 +81,7 @@ static int add_late(const weir_record_t *rec, const char *tag, void *opaque)
 }
 
 /* Runs the pipeline with strategy wm (consumed). */
-static int run_with(const char *label, weir_watermark_t *wm,
-                    struct result *r)
+static int run_with(const char *label, weir_watermark_t *wm, struct result *r)
 {
     struct sensors gen = {{0}};
     struct result late = {0};

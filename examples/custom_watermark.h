@@ -45,9 +45,8 @@ struct skew_guard_state {
     int seen;         /* 1 once max_ts holds a timestamp */
 };
 
-static int skew_guard_on_event(void *st, const weir_record_t *rec,
-                               weir_ts_t ts, weir_ts_t *wm,
-                               const void *opaque)
+static int skew_guard_on_event(void *st, const weir_record_t *rec, weir_ts_t ts,
+                               weir_ts_t *wm, const void *opaque)
 {
     const struct skew_guard_args *args = opaque;
     struct skew_guard_state *s = st;
@@ -60,15 +59,13 @@ static int skew_guard_on_event(void *st, const weir_record_t *rec,
         s->max_ts = ts;
         s->seen = 1;
     } else if (ts > s->max_ts && args->max_jump >= 0 &&
-               (uint64_t)ts - (uint64_t)s->max_ts <=
-                   (uint64_t)args->max_jump) {
+               (uint64_t)ts - (uint64_t)s->max_ts <= (uint64_t)args->max_jump) {
         s->max_ts = ts;
     }
     return 0;
 }
 
-static int skew_guard_on_periodic(void *st, weir_ts_t *wm,
-                                  const void *opaque)
+static int skew_guard_on_periodic(void *st, weir_ts_t *wm, const void *opaque)
 {
     const struct skew_guard_args *args = opaque;
     const struct skew_guard_state *s = st;

@@ -47,9 +47,9 @@
 #include <weir/avro.h>
 #include <weir/kafka.h>
 
-#define DK_MAX_RESTARTS 20
+#define DK_MAX_RESTARTS  20
 #define DK_DEFAULT_GROUP "weir-dedup"
-#define DK_MAX_X 64
+#define DK_MAX_X         64
 
 /* Options of the Kafka mode (file-mode options keep their meaning). */
 struct dedup_kafka_opts {

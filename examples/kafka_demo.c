@@ -34,9 +34,9 @@
 
 #include "dedup_kafka.h"
 
-#define NPART 6
-#define NEVENTS 120000
-#define RATE 40000 /* events per second offered by the generator */
+#define NPART    6
+#define NEVENTS  120000
+#define RATE     40000 /* events per second offered by the generator */
 #define BOUND_MS 2000
 
 #define SCHEMA_V1                                                              \

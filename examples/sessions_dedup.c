@@ -27,11 +27,11 @@
 
 #include <weir.h>
 
-#define EVENTS 600
-#define START WEIR_SECONDS(1700000000)
-#define RESENT_SOON (EVENTS / 4) /* every 4th event, 3 s later   */
+#define EVENTS      600
+#define START       WEIR_SECONDS(1700000000)
+#define RESENT_SOON (EVENTS / 4)  /* every 4th event, 3 s later   */
 #define RESENT_LATE (EVENTS / 50) /* every 50th event, 40 s later */
-#define RECORDS (EVENTS + RESENT_SOON + RESENT_LATE)
+#define RECORDS     (EVENTS + RESENT_SOON + RESENT_LATE)
 
 struct event {
     weir_ts_t ts;
@@ -99,8 +99,7 @@ static int user_key(const weir_record_t *rec, weir_buf_t *key, void *opaque)
     return WEIR_OK;
 }
 
-static int print_count(const weir_record_t *rec, const char *tag,
-                       void *opaque)
+static int print_count(const weir_record_t *rec, const char *tag, void *opaque)
 {
     struct totals *t = opaque;
     weir_buf_t key = weir_record_key(rec);
@@ -123,8 +122,7 @@ static int print_count(const weir_record_t *rec, const char *tag,
     return WEIR_OK;
 }
 
-static int count_record(const weir_record_t *rec, const char *tag,
-                        void *opaque)
+static int count_record(const weir_record_t *rec, const char *tag, void *opaque)
 {
     struct totals *t = opaque;
 
@@ -157,11 +155,9 @@ int main(void)
     s = weir_source_generator(p, "events", gen_event, &feed);
     s = weir_stream_watermark(s, weir_watermark_bounded(WEIR_SECONDS(5)));
     s = weir_stream_keyby(s, NULL, NULL); /* by event id, the record key */
-    deduped = weir_stream_dedup_scope(s, weir_window_session(
-                                             WEIR_SECONDS(30)));
-    weir_stream_collect(
-        weir_stream_side_output(deduped, WEIR_TAG_DUPLICATE), count_record,
-        &dups);
+    deduped = weir_stream_dedup_scope(s, weir_window_session(WEIR_SECONDS(30)));
+    weir_stream_collect(weir_stream_side_output(deduped, WEIR_TAG_DUPLICATE),
+                        count_record, &dups);
     weir_stream_collect(weir_stream_side_output(deduped, WEIR_TAG_LATE),
                         count_record, &late);
 
@@ -182,10 +178,11 @@ int main(void)
     printf("%lld unique, %llu duplicates, %llu late\n",
            (long long)unique.counted, (unsigned long long)dups.records,
            (unsigned long long)late.records);
-    if (unique.counted != EVENTS + RESENT_LATE ||
-        dups.records != RESENT_SOON || late.records != 0) {
-        fprintf(stderr, "unexpected totals: want %d unique, %d duplicates, "
-                        "0 late\n",
+    if (unique.counted != EVENTS + RESENT_LATE || dups.records != RESENT_SOON ||
+        late.records != 0) {
+        fprintf(stderr,
+                "unexpected totals: want %d unique, %d duplicates, "
+                "0 late\n",
                 EVENTS + RESENT_LATE, RESENT_SOON);
         return 1;
     }

@@ -27,15 +27,15 @@
 #include <weir.h>
 
 #define CLICKS 1000
-#define START WEIR_SECONDS(1700000000)
+#define START  WEIR_SECONDS(1700000000)
 
 struct clicks {
     char key[16]; /* borrowed by the runtime until the next call */
 };
 
 struct totals {
-    uint64_t results;   /* records seen by the sink          */
-    int64_t clicks;     /* sum of the counts (results sink)  */
+    uint64_t results; /* records seen by the sink          */
+    int64_t clicks;   /* sum of the counts (results sink)  */
 };
 
 static int gen_click(void *opaque, uint64_t i, weir_buf_t *key,
@@ -55,8 +55,7 @@ static int gen_click(void *opaque, uint64_t i, weir_buf_t *key,
     return 1;
 }
 
-static int print_count(const weir_record_t *rec, const char *tag,
-                       void *opaque)
+static int print_count(const weir_record_t *rec, const char *tag, void *opaque)
 {
     struct totals *t = opaque;
     weir_buf_t key = weir_record_key(rec);
@@ -79,8 +78,7 @@ static int print_count(const weir_record_t *rec, const char *tag,
     return WEIR_OK;
 }
 
-static int print_late(const weir_record_t *rec, const char *tag,
-                      void *opaque)
+static int print_late(const weir_record_t *rec, const char *tag, void *opaque)
 {
     struct totals *t = opaque;
     weir_buf_t key = weir_record_key(rec);

@@ -43,10 +43,10 @@
 
 #include "cli_common.h"
 
-#define T0 INT64_C(1704067200000) /* 2024-01-01T00:00:00Z */
-#define MAX_DELAY 3000            /* originals: up to 3 s out of order */
-#define BOUND "5s"                /* watermark bound B > MAX_DELAY     */
-#define RETRY_WINDOW 50           /* retries re-send one of the last N */
+#define T0           INT64_C(1704067200000) /* 2024-01-01T00:00:00Z */
+#define MAX_DELAY    3000 /* originals: up to 3 s out of order */
+#define BOUND        "5s" /* watermark bound B > MAX_DELAY     */
+#define RETRY_WINDOW 50   /* retries re-send one of the last N */
 
 static const char usage[] =
     "usage: weir-demo [--events N] [--seed S] [--parallelism P] [--keep]\n"

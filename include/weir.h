@@ -47,13 +47,13 @@ extern "C" {
 /** Event or processing time, milliseconds since the Unix epoch. */
 typedef int64_t weir_ts_t;
 
-#define WEIR_TS_MIN INT64_MIN /* "no watermark yet" (-infinity)   */
-#define WEIR_TS_MAX INT64_MAX /* final watermark (+infinity)      */
-#define WEIR_MILLIS(n) ((weir_ts_t)(n))
-#define WEIR_SECONDS(n) ((weir_ts_t)(n) * 1000)
-#define WEIR_MINUTES(n) ((weir_ts_t)(n) * 60 * 1000)
-#define WEIR_HOURS(n) ((weir_ts_t)(n) * 60 * 60 * 1000)
-#define WEIR_DAYS(n) ((weir_ts_t)(n) * 24 * 60 * 60 * 1000)
+#define WEIR_TS_MIN     INT64_MIN /* "no watermark yet" (-infinity)   */
+#define WEIR_TS_MAX     INT64_MAX /* final watermark (+infinity)      */
+#define WEIR_MILLIS(n)  ((weir_ts_t)(n))
+#define WEIR_SECONDS(n) ((weir_ts_t)(n)*1000)
+#define WEIR_MINUTES(n) ((weir_ts_t)(n)*60 * 1000)
+#define WEIR_HOURS(n)   ((weir_ts_t)(n)*60 * 60 * 1000)
+#define WEIR_DAYS(n)    ((weir_ts_t)(n)*24 * 60 * 60 * 1000)
 
 /* ------------------------------------------------------------------ *
  * ## Byte buffers
@@ -68,9 +68,9 @@ typedef struct weir_buf {
     size_t len;       /* number of bytes                 */
 } weir_buf_t;
 
-#define WEIR_BUF(p, n) ((weir_buf_t){(const void *)(p), (size_t)(n)})
+#define WEIR_BUF(p, n)  ((weir_buf_t){(const void *)(p), (size_t)(n)})
 #define WEIR_BUF_STR(s) ((weir_buf_t){(const void *)(s), strlen(s)})
-#define WEIR_BUF_NULL ((weir_buf_t){NULL, 0})
+#define WEIR_BUF_NULL   ((weir_buf_t){NULL, 0})
 
 /* ------------------------------------------------------------------ *
  * ## Handles
@@ -87,10 +87,10 @@ typedef struct weir_operator_def weir_operator_def_t;
 typedef struct weir_aggregate_def weir_aggregate_def_t;
 
 /* Side-output tags. Any other string names a side output of your own. */
-#define WEIR_TAG_MAIN "main"            /* an operator's main output   */
-#define WEIR_TAG_LATE "late"            /* records behind the lateness */
+#define WEIR_TAG_MAIN      "main"       /* an operator's main output   */
+#define WEIR_TAG_LATE      "late"       /* records behind the lateness */
 #define WEIR_TAG_DUPLICATE "duplicates" /* dedup: repeated events      */
-#define WEIR_TAG_ERRORS "errors"        /* undecodable/bad input       */
+#define WEIR_TAG_ERRORS    "errors"     /* undecodable/bad input       */
 
 /* Header set on records sent to WEIR_TAG_ERRORS: the reason, as text. */
 #define WEIR_HDR_ERROR "weir.error"
@@ -175,8 +175,7 @@ WEIR_EXTERN int weir_conf_dump_markdown(void *fp /* FILE * */);
  * other threads while weir_pipeline_run() is running.
  */
 WEIR_EXTERN weir_pipeline_t *weir_pipeline_new(const char *name,
-                                               weir_conf_t *conf,
-                                               char *errstr,
+                                               weir_conf_t *conf, char *errstr,
                                                size_t errstr_size);
 
 /** @brief The first (sticky) builder or run error, or WEIR_OK. */
@@ -464,8 +463,8 @@ WEIR_EXTERN int weir_record_set_ts(weir_record_t *rec, weir_ts_t ts);
 WEIR_EXTERN int weir_record_set_key(weir_record_t *rec, weir_buf_t key);
 
 /** @brief Sets the source position of a record you own. */
-WEIR_EXTERN int weir_record_set_position(weir_record_t *rec,
-                                         int32_t partition, int64_t offset);
+WEIR_EXTERN int weir_record_set_position(weir_record_t *rec, int32_t partition,
+                                         int64_t offset);
 
 /**
  * @brief Appends a header to a record you own (name and value copied).

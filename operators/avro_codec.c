@@ -55,8 +55,8 @@
 #include <weir/avro.h>
 #include <weir/operator.h>
 
-#define MAX_DEPTH 64         /* nesting limit for schemas and values */
-#define MAX_ZERO_WIDTH 65536 /* items per block when an item has no bytes */
+#define MAX_DEPTH       64    /* nesting limit for schemas and values */
+#define MAX_ZERO_WIDTH  65536 /* items per block when an item has no bytes */
 #define MAX_SCHEMA_FILE (4u << 20)
 
 /* ------------------------------------------------------------------ *

@@ -44,7 +44,7 @@
 #include <weir/avro.h>
 #include <weir/operator.h>
 
-#define POLL_DATUMS 1024
+#define POLL_DATUMS  1024
 #define SNAP_VERSION 1
 
 /* ------------------------------------------------------------------ *

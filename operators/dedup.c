@@ -48,10 +48,10 @@
 #include "dedup_table.h"
 
 #define SNAPSHOT_VERSION 1
-#define SWEEP_PER_RECORD 1 /* sweep budget each record earns         */
-#define SWEEP_PER_WM 4     /* ... and each watermark                  */
-#define SWEEP_BATCH 1024   /* sweep when this much budget has built up */
-#define CHUNK_ENTRIES 512  /* snapshot I/O chunk (24 bytes each)      */
+#define SWEEP_PER_RECORD 1    /* sweep budget each record earns         */
+#define SWEEP_PER_WM     4    /* ... and each watermark                  */
+#define SWEEP_BATCH      1024 /* sweep when this much budget has built up */
+#define CHUNK_ENTRIES    512  /* snapshot I/O chunk (24 bytes each)      */
 
 /* One session of a key: [start, end). */
 struct sess {

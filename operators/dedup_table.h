@@ -60,7 +60,7 @@
 #include <xxhash.h>
 
 #define DTAB_MIN_CAP 16
-#define DTAB_BIAS (UINT64_C(1) << 63)
+#define DTAB_BIAS    (UINT64_C(1) << 63)
 
 /* The head of every slot. */
 struct dtab_head {
@@ -418,9 +418,9 @@ static inline int dtab_sweep(dtab_t *t, uint64_t wb, size_t budget)
  * ## The rolling and tumbling rules (DESIGN §4), on a 24-byte table
  * ------------------------------------------------------------------ */
 
-#define DEDUP_UNIQUE 0
+#define DEDUP_UNIQUE    0
 #define DEDUP_DUPLICATE 1
-#define DEDUP_LATE 2
+#define DEDUP_LATE      2
 
 /*
  * rolling:R with lateness L. The key's live entry (f + R - 1 + L > W)

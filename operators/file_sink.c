@@ -65,11 +65,11 @@
 #include <weir/json.h>
 #include <weir/operator.h>
 
-#define WBUF_CAP (64u << 10)
-#define COPY_CHUNK (1u << 20)
+#define WBUF_CAP     (64u << 10)
+#define COPY_CHUNK   (1u << 20)
 #define SNAP_VERSION 1
-#define OPEN_TAG "open"
-#define PART_SUFFIX ".part"
+#define OPEN_TAG     "open"
+#define PART_SUFFIX  ".part"
 
 struct part {
     uint64_t id;   /* checkpoint the part was sealed for    */

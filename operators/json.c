@@ -108,10 +108,10 @@ struct json_parse {
     struct numtab num; /* numbers behind markers     */
 };
 
-#define TWO_POW_63 9223372036854775808.0
-#define BIG_DIGITS 1024 /* longest integer written out   */
+#define TWO_POW_63   9223372036854775808.0
+#define BIG_DIGITS   1024 /* longest integer written out   */
 #define MAX_EXPONENT INT64_C(1000000000000000) /* 10^15            */
-#define NONCE_TRIES 16
+#define NONCE_TRIES  16
 
 /* ------------------------------------------------------------------ *
  * ## Options

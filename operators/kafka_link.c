@@ -78,10 +78,10 @@
 
 #include "kafka_link.h"
 
-#define TXN_TIMEOUT_MS 60000
-#define INIT_TIMEOUT_MS 30000
+#define TXN_TIMEOUT_MS   60000
+#define INIT_TIMEOUT_MS  30000
 #define FLUSH_TIMEOUT_MS 60000
-#define COMMIT_RETRIES 5
+#define COMMIT_RETRIES   5
 
 /* ------------------------------------------------------------------ *
  * ## Small helpers

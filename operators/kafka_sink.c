@@ -30,7 +30,7 @@
 #include "kafka_link.h"
 
 #define SNAP_VERSION 1
-#define POLL_EVERY 1024
+#define POLL_EVERY   1024
 
 struct sink_args {
     weir__kafka_link_t *l;

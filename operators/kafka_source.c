@@ -71,9 +71,9 @@
 
 #include "kafka_link.h"
 
-#define SNAP_VERSION 1
+#define SNAP_VERSION     1
 #define BLOCKED_PAUSE_MS 200
-#define PAUSE_MS 100
+#define PAUSE_MS         100
 
 struct source_args {
     weir__kafka_link_t *l;

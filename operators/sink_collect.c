@@ -34,8 +34,7 @@ static fn_args_t *make_args(weir_stream_t *s, void *fn, void *opaque)
         return NULL;
     a->fn = fn;
     a->opaque = opaque;
-    if (weir_pipeline_attach(weir_stream_pipeline(s), a, free_args) !=
-        WEIR_OK)
+    if (weir_pipeline_attach(weir_stream_pipeline(s), a, free_args) != WEIR_OK)
         return NULL;
     return a;
 }

@@ -267,8 +267,8 @@ int ckpt_write_task(weir__run_t *run, task_t *t, uint64_t id,
 
     task_file(t, name, sizeof(name));
     chk_path(run, id, name, path, sizeof(path));
-    return write_file(path, data->data ? data->data : (uint8_t *)"",
-                      data->len, run->fsync);
+    return write_file(path, data->data ? data->data : (uint8_t *)"", data->len,
+                      run->fsync);
 }
 
 int ckpt_read_task(weir__run_t *run, task_t *t, uint64_t id,
@@ -313,8 +313,8 @@ int ckpt_complete(weir__run_t *run, uint64_t id)
     if (run->fsync)
         fsync_dir(dir);
     atomic_store(&run->p->last_completed, id);
-    keep_from = id >= (uint64_t)run->retain ? id - (uint64_t)run->retain + 1
-                                            : 0;
+    keep_from =
+        id >= (uint64_t)run->retain ? id - (uint64_t)run->retain + 1 : 0;
     each_checkpoint(run, drop_old, &keep_from);
     return WEIR_OK;
 }
@@ -380,8 +380,7 @@ static void coordinator_wait(weir__run_t *run, weir_ts_t deadline)
 }
 
 /* One step of the coordinator, run->mu held. Returns 1 when done. */
-static int coordinate(weir__run_t *run, weir_ts_t *next_interval,
-                      int *stopping)
+static int coordinate(weir__run_t *run, weir_ts_t *next_interval, int *stopping)
 {
     weir_pipeline_t *p = run->p;
     int all_done;
@@ -449,8 +448,8 @@ static void coordinator(weir__run_t *run)
     while (!atomic_load(&run->cancel)) {
         if (coordinate(run, &next_interval, &stopping))
             break;
-        coordinator_wait(run, run->interval_ms > 0 ? next_interval
-                                                   : WEIR_TS_MAX);
+        coordinator_wait(run,
+                         run->interval_ms > 0 ? next_interval : WEIR_TS_MAX);
     }
     pthread_mutex_unlock(&run->mu);
     if (atomic_load(&run->cancel))
@@ -473,8 +472,7 @@ static int run_init(weir__run_t *run, weir_pipeline_t *p)
     }
     run->fsync = fs == NULL || strcmp(fs, "false") != 0;
     run->retain = (int)weir__conf_i64(p->conf, "checkpoint.retain", 2);
-    run->every_records = weir__conf_i64(p->conf, "checkpoint.every.records",
-                                        0);
+    run->every_records = weir__conf_i64(p->conf, "checkpoint.every.records", 0);
     run->interval_ms = weir__conf_i64(p->conf, "checkpoint.interval.ms", 0);
     run->idle_wait_ms = weir__conf_i64(p->conf, "source.idle.wait.ms", 10);
     return WEIR_OK;

@@ -134,8 +134,9 @@ int weir_conf_set(weir_conf_t *conf, const char *name, const char *value,
     int rc;
 
     if (conf == NULL || name == NULL || value == NULL) {
-        weir__set_errstr(errstr, errstr_size, "conf, name and value "
-                                              "must not be NULL");
+        weir__set_errstr(errstr, errstr_size,
+                         "conf, name and value "
+                         "must not be NULL");
         return WEIR_EINVAL;
     }
     if (strncmp(name, "kafka.", 6) != 0) {
@@ -186,8 +187,7 @@ weir_conf_t *weir_conf_dup(const weir_conf_t *conf)
     return d;
 }
 
-int64_t weir__conf_i64(const weir_conf_t *conf, const char *name,
-                       int64_t dflt)
+int64_t weir__conf_i64(const weir_conf_t *conf, const char *name, int64_t dflt)
 {
     const char *v = weir_conf_get(conf, name);
     char *end;

@@ -26,18 +26,18 @@ typedef struct elem {
 typedef struct task task_t;
 
 typedef struct channel {
-    task_t *consumer;         /* its mutex guards the ring          */
+    task_t *consumer; /* its mutex guards the ring          */
     elem_t *ring;
     size_t cap;
     size_t head;
     size_t count;
     pthread_cond_t not_full;
     /* consumer-side input state (touched by the consumer only)      */
-    weir_ts_t wm;             /* last watermark from this input     */
-    int idle;                 /* producer marked idle               */
-    int blocked;              /* barrier seen, waiting for others   */
-    int ended;                /* E_END seen                         */
-    int term;                 /* E_TERM seen                        */
+    weir_ts_t wm; /* last watermark from this input     */
+    int idle;     /* producer marked idle               */
+    int blocked;  /* barrier seen, waiting for others   */
+    int ended;    /* E_END seen                         */
+    int term;     /* E_TERM seen                        */
 } channel_t;
 
 typedef enum ex_kind { EX_FORWARD, EX_HASH, EX_REBALANCE } ex_kind_t;
@@ -45,36 +45,36 @@ typedef enum ex_kind { EX_FORWARD, EX_HASH, EX_REBALANCE } ex_kind_t;
 /* The producer side of one edge for one producer subtask. */
 typedef struct exchange {
     ex_kind_t kind;
-    channel_t **ch;           /* indexed by consumer subtask        */
-    weir__batch_t **pending;  /* one open batch per channel         */
+    channel_t **ch;          /* indexed by consumer subtask        */
+    weir__batch_t **pending; /* one open batch per channel         */
     int nch;
     weir_key_fn key_fn;
     void *key_opaque;
     int maxkg;
-    unsigned rr;              /* rebalance cursor                   */
-    uint64_t dropped;         /* records whose key could not be read */
+    unsigned rr;      /* rebalance cursor                   */
+    uint64_t dropped; /* records whose key could not be read */
 } exchange_t;
 
 typedef struct target {
-    weir__inst_t *chained;    /* next instance in this task, or NULL */
-    exchange_t *ex;           /* or an exchange                     */
+    weir__inst_t *chained; /* next instance in this task, or NULL */
+    exchange_t *ex;        /* or an exchange                     */
 } target_t;
 
 /* Output routing of one member instance. */
 typedef struct route {
     task_t *task;
     int member;
-    target_t **targets;       /* per tag                            */
-    int *ntargets;            /* per tag                            */
+    target_t **targets; /* per tag                            */
+    int *ntargets;      /* per tag                            */
     int ntags;
 } route_t;
 
 struct task {
     weir__run_t *run;
     int id;
-    int head_node;            /* node id of the chain head          */
+    int head_node; /* node id of the chain head          */
     int subtask;
-    weir__inst_t **members;   /* topological order; [0] is the head */
+    weir__inst_t **members; /* topological order; [0] is the head */
     route_t *routes;
     int nmembers;
     channel_t **in;
@@ -87,10 +87,10 @@ struct task {
     pthread_t thread;
     int started;
     /* mailbox, guarded by mu */
-    uint64_t complete_upto;   /* completions to deliver             */
-    uint64_t inject_upto;     /* barriers to inject (sources)       */
-    int terminate;            /* sources: stop and exit             */
-    int stop;                 /* sources: stop polling              */
+    uint64_t complete_upto; /* completions to deliver             */
+    uint64_t inject_upto;   /* barriers to inject (sources)       */
+    int terminate;          /* sources: stop and exit             */
+    int stop;               /* sources: stop polling              */
     /* task-local */
     uint64_t complete_done;
     uint64_t injected;
@@ -113,15 +113,15 @@ struct weir__run {
     exchange_t **exs;
     int nexs;
     atomic_int cancel;
-    pthread_mutex_t mu;       /* coordinator state                  */
+    pthread_mutex_t mu; /* coordinator state                  */
     pthread_cond_t cond;
-    char *ckpt_dir;           /* NULL: checkpointing off            */
+    char *ckpt_dir; /* NULL: checkpointing off            */
     int fsync;
     int retain;
     int64_t every_records;
     int64_t interval_ms;
     int64_t idle_wait_ms;
-    uint64_t restore_id;      /* 0: fresh start                     */
+    uint64_t restore_id; /* 0: fresh start                     */
     uint64_t last_id;
     uint64_t inflight;
     int acks;

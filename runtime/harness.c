@@ -87,8 +87,8 @@ static int collect_named(void *sink, const char *tag, const weir_record_t *rec)
     if (c == NULL)
         return WEIR_ENOMEM;
     if (c->n == c->cap) {
-        recs = weir_realloc(c->recs, (c->cap ? c->cap * 2 : 16) *
-                                         sizeof(*recs));
+        recs =
+            weir_realloc(c->recs, (c->cap ? c->cap * 2 : 16) * sizeof(*recs));
         if (recs == NULL)
             return WEIR_ENOMEM;
         c->recs = recs;
@@ -114,8 +114,8 @@ static int collect_wm(void *sink, weir_ts_t wm)
     weir_ts_t *wms;
 
     if (h->nwm == h->capwm) {
-        wms = weir_realloc(h->wms, (h->capwm ? h->capwm * 2 : 16) *
-                                       sizeof(*wms));
+        wms =
+            weir_realloc(h->wms, (h->capwm ? h->capwm * 2 : 16) * sizeof(*wms));
         if (wms == NULL)
             return WEIR_ENOMEM;
         h->wms = wms;
@@ -153,8 +153,7 @@ static weir_harness_t *harness_create(const weir_operator_def_t *def,
 {
     weir_harness_t *h;
 
-    if (def == NULL || parallelism < 1 || subtask < 0 ||
-        subtask >= parallelism)
+    if (def == NULL || parallelism < 1 || subtask < 0 || subtask >= parallelism)
         return NULL;
     h = weir_calloc(1, sizeof(*h));
     if (h == NULL)

@@ -30,7 +30,7 @@
 
 #include "internal.h"
 
-#define SNAP_MAGIC 0x5745495231534e50ull /* "WEIR1SNP" */
+#define SNAP_MAGIC   0x5745495231534e50ull /* "WEIR1SNP" */
 #define EMIT_HEADERS 8 /* headers weir_emit_new_headers_to keeps on stack */
 
 static const char *const default_tags[] = {WEIR_TAG_MAIN};
@@ -44,9 +44,8 @@ static weir__inst_t *ctx_inst(const weir_ctx_t *ctx)
  * ## Lifecycle
  * ------------------------------------------------------------------ */
 
-weir__inst_t *weir__inst_new(const weir_operator_def_t *def,
-                             const void *opaque, const char *name,
-                             int subtask, int parallelism)
+weir__inst_t *weir__inst_new(const weir_operator_def_t *def, const void *opaque,
+                             const char *name, int subtask, int parallelism)
 {
     weir__inst_t *in;
 
@@ -161,13 +160,11 @@ static int fire_timers(weir__inst_t *in, int dom, weir_ts_t limit)
 
     while (weir__timers_pop(in->timers[dom], limit, &when, &in->key_buf,
                             &in->ns_buf) == WEIR_OK) {
-        in->key = WEIR_BUF(in->key_buf.data ? in->key_buf.data
-                                            : (uint8_t *)"",
+        in->key = WEIR_BUF(in->key_buf.data ? in->key_buf.data : (uint8_t *)"",
                            in->key_buf.len);
         if (in->def->on_timer == NULL)
             continue;
-        rc = in->def->on_timer(&in->ctx, in->st, (weir_time_domain_t)dom,
-                               when);
+        rc = in->def->on_timer(&in->ctx, in->st, (weir_time_domain_t)dom, when);
         if (rc != WEIR_OK)
             return rc;
     }
@@ -263,9 +260,9 @@ int weir__inst_snapshot(weir__inst_t *in, uint64_t id, weir_writer_t *w)
     if (rc == WEIR_OK)
         rc = weir_write_i64(w, in->out_wm);
     if (rc == WEIR_OK)
-        rc = weir_write_buf(w, WEIR_BUF(opw.buf.data ? opw.buf.data
-                                                     : (uint8_t *)"",
-                                        opw.buf.len));
+        rc = weir_write_buf(
+            w,
+            WEIR_BUF(opw.buf.data ? opw.buf.data : (uint8_t *)"", opw.buf.len));
     if (rc == WEIR_OK)
         rc = weir__state_snapshot(in->state, w);
     if (rc == WEIR_OK)
@@ -358,8 +355,8 @@ int weir_ctx_set_key(weir_ctx_t *ctx, weir_buf_t key)
     in->key_buf.len = 0;
     if (weir__bytes_append(&in->key_buf, key.data, key.len) != WEIR_OK)
         return WEIR_ENOMEM;
-    in->key = WEIR_BUF(key.data ? (const void *)in->key_buf.data : NULL,
-                       key.len);
+    in->key =
+        WEIR_BUF(key.data ? (const void *)in->key_buf.data : NULL, key.len);
     if (key.data != NULL && in->key_buf.data == NULL)
         in->key = WEIR_BUF("", 0);
     return WEIR_OK;
@@ -516,10 +513,10 @@ int weir_emit_new(weir_ctx_t *ctx, weir_buf_t key, weir_buf_t value,
 }
 
 /* A stack record with its headers in a small array (the heap beyond it). */
-int weir_emit_new_headers_to(weir_ctx_t *ctx, const char *tag,
-                             weir_buf_t key, weir_buf_t value, weir_ts_t ts,
-                             const char *const *names,
-                             const weir_buf_t *values, size_t n)
+int weir_emit_new_headers_to(weir_ctx_t *ctx, const char *tag, weir_buf_t key,
+                             weir_buf_t value, weir_ts_t ts,
+                             const char *const *names, const weir_buf_t *values,
+                             size_t n)
 {
     weir__header_t small[EMIT_HEADERS];
     weir__header_t *hs = small;
@@ -673,8 +670,8 @@ int weir_map_get(weir_ctx_t *ctx, const char *name, weir_buf_t map_key,
     if (!state_args_ok(ctx, name) || value == NULL ||
         (map_key.data == NULL && map_key.len > 0))
         return WEIR_EINVAL;
-    return weir__state_get(in->state, 'm', name, in->key, cur_ns(in),
-                           map_key, value);
+    return weir__state_get(in->state, 'm', name, in->key, cur_ns(in), map_key,
+                           value);
 }
 
 int weir_map_put(weir_ctx_t *ctx, const char *name, weir_buf_t map_key,
@@ -686,19 +683,17 @@ int weir_map_put(weir_ctx_t *ctx, const char *name, weir_buf_t map_key,
         (map_key.data == NULL && map_key.len > 0) ||
         (value.data == NULL && value.len > 0))
         return WEIR_EINVAL;
-    return weir__state_put(in->state, 'm', name, in->key, cur_ns(in),
-                           map_key, value);
+    return weir__state_put(in->state, 'm', name, in->key, cur_ns(in), map_key,
+                           value);
 }
 
 int weir_map_del(weir_ctx_t *ctx, const char *name, weir_buf_t map_key)
 {
     weir__inst_t *in = ctx_inst(ctx);
 
-    if (!state_args_ok(ctx, name) ||
-        (map_key.data == NULL && map_key.len > 0))
+    if (!state_args_ok(ctx, name) || (map_key.data == NULL && map_key.len > 0))
         return WEIR_EINVAL;
-    return weir__state_del(in->state, 'm', name, in->key, cur_ns(in),
-                           map_key);
+    return weir__state_del(in->state, 'm', name, in->key, cur_ns(in), map_key);
 }
 
 int weir_map_iter(weir_ctx_t *ctx, const char *name, weir_map_iter_fn fn,

@@ -65,15 +65,15 @@ typedef struct weir__header {
 } weir__header_t;
 
 struct weir_record_s {
-    weir_buf_t key;           /* the record's own key                    */
-    weir_buf_t value;         /* payload                                 */
-    weir_buf_t rkey;          /* key_by key (what weir_ctx_key returns)  */
-    weir_ts_t ts;             /* event time                              */
-    int32_t partition;        /* source partition, -1 none               */
-    int64_t offset;           /* source offset, -1 none                  */
-    uint32_t nheaders;        /* number of headers                       */
-    uint32_t owned;           /* 1: standalone, owns its memory          */
-    weir__header_t *headers;  /* nheaders entries                        */
+    weir_buf_t key;          /* the record's own key                    */
+    weir_buf_t value;        /* payload                                 */
+    weir_buf_t rkey;         /* key_by key (what weir_ctx_key returns)  */
+    weir_ts_t ts;            /* event time                              */
+    int32_t partition;       /* source partition, -1 none               */
+    int64_t offset;          /* source offset, -1 none                  */
+    uint32_t nheaders;       /* number of headers                       */
+    uint32_t owned;          /* 1: standalone, owns its memory          */
+    weir__header_t *headers; /* nheaders entries                        */
 };
 
 /* An arena chunk of a batch. */
@@ -94,14 +94,14 @@ typedef struct weir__batch_wm {
  * Watermarks ride along in order (wms), so a watermark after every record
  * does not cut batches into single records. */
 typedef struct weir__batch {
-    weir_record_t *recs;     /* cap entries                               */
-    uint32_t n;              /* records filled                            */
-    uint32_t cap;            /* record capacity                           */
-    weir__batch_wm_t *wms;   /* watermarks, in order of pos               */
+    weir_record_t *recs;   /* cap entries                               */
+    uint32_t n;            /* records filled                            */
+    uint32_t cap;          /* record capacity                           */
+    weir__batch_wm_t *wms; /* watermarks, in order of pos               */
     uint32_t nwm;
     uint32_t capwm;
-    size_t bytes;            /* arena bytes used                          */
-    weir__chunk_t *chunks;   /* arena, newest first                       */
+    size_t bytes;          /* arena bytes used                          */
+    weir__chunk_t *chunks; /* arena, newest first                       */
 } weir__batch_t;
 
 weir__batch_t *weir__batch_new(uint32_t cap);
@@ -218,17 +218,16 @@ struct weir__inst {
     weir__bytes_t ns_buf;           /* current namespace                 */
     const char **tags;              /* output tag names; [0] = main      */
     int ntags;
-    const weir__out_ops_t *out;     /* output routing                    */
+    const weir__out_ops_t *out; /* output routing                    */
     void *out_sink;
-    char errstr[WEIR__ERRSTR];      /* weir_ctx_error text               */
-    weir_ts_t (*clock)(void *);     /* processing-time clock             */
+    char errstr[WEIR__ERRSTR];  /* weir_ctx_error text               */
+    weir_ts_t (*clock)(void *); /* processing-time clock             */
     void *clock_arg;
-    uint64_t dropped;               /* records to unknown tags           */
+    uint64_t dropped; /* records to unknown tags           */
 };
 
-weir__inst_t *weir__inst_new(const weir_operator_def_t *def,
-                             const void *opaque, const char *name,
-                             int subtask, int parallelism);
+weir__inst_t *weir__inst_new(const weir_operator_def_t *def, const void *opaque,
+                             const char *name, int subtask, int parallelism);
 void weir__inst_free(weir__inst_t *in);
 /* tags: copied pointers (must outlive the instance). */
 void weir__inst_set_out(weir__inst_t *in, const weir__out_ops_t *ops,
@@ -253,8 +252,7 @@ int weir__inst_tag_index(const weir__inst_t *in, const char *tag);
  * ## Configuration
  * ------------------------------------------------------------------ */
 
-int64_t weir__conf_i64(const weir_conf_t *conf, const char *name,
-                       int64_t dflt);
+int64_t weir__conf_i64(const weir_conf_t *conf, const char *name, int64_t dflt);
 
 /* ------------------------------------------------------------------ *
  * ## Pipeline (builder, plan, tasks)
@@ -271,9 +269,9 @@ typedef struct weir__node weir__node_t;
 /* An input of a node: the upstream node, which tag, how partitioned. */
 typedef struct weir__input {
     weir__node_t *from;
-    int tag;               /* index in from->tags                        */
-    int keyed;             /* 1 when it comes through keyby             */
-    weir_key_fn key_fn;    /* keyby extractor or NULL                   */
+    int tag;            /* index in from->tags                        */
+    int keyed;          /* 1 when it comes through keyby             */
+    weir_key_fn key_fn; /* keyby extractor or NULL                   */
     void *key_opaque;
 } weir__input_t;
 
@@ -282,19 +280,19 @@ struct weir__node {
     char *name;
     const weir_operator_def_t *def;
     const void *opaque;
-    int parallelism;         /* 0 = pipeline default                  */
+    int parallelism; /* 0 = pipeline default                  */
     int is_source;
     weir__input_t *inputs;
     int ninputs;
-    const char **tags;       /* [0] "main", then side outputs         */
+    const char **tags; /* [0] "main", then side outputs         */
     int ntags;
 };
 
 struct weir_stream_s {
     weir_pipeline_t *p;
-    weir__node_t *node;      /* producing node (NULL when poisoned)   */
-    int tag;                 /* which output of node                  */
-    int keyed;               /* produced by keyby                     */
+    weir__node_t *node; /* producing node (NULL when poisoned)   */
+    int tag;            /* which output of node                  */
+    int keyed;          /* produced by keyby                     */
     weir_key_fn key_fn;
     void *key_opaque;
     int poisoned;
@@ -310,21 +308,21 @@ typedef struct weir__run weir__run_t;
 struct weir_pipeline_s {
     char *name;
     weir_conf_t *conf;
-    int err;                         /* sticky error                  */
+    int err; /* sticky error                  */
     char errstr[WEIR__ERRSTR];
-    pthread_mutex_t err_mu;          /* guards err/errstr during run  */
+    pthread_mutex_t err_mu; /* guards err/errstr during run  */
     weir__node_t **nodes;
     int nnodes;
     weir_stream_t **streams;
     int nstreams;
     weir__attach_t *attached;
     int nattached;
-    weir_stream_t poison;            /* returned after errors         */
+    weir_stream_t poison; /* returned after errors         */
     int ran;
     atomic_int stop_requested;
     atomic_int ckpt_requested;
     _Atomic uint64_t last_completed;
-    weir__run_t *run;                /* live while running            */
+    weir__run_t *run; /* live while running            */
 };
 
 void weir__pipeline_fail(weir_pipeline_t *p, int err, const char *fmt, ...)

@@ -118,8 +118,7 @@ const char *weir_pipeline_errstr(const weir_pipeline_t *p)
     return p ? p->errstr : "invalid pipeline";
 }
 
-int weir_pipeline_attach(weir_pipeline_t *p, void *ptr,
-                         void (*free_fn)(void *))
+int weir_pipeline_attach(weir_pipeline_t *p, void *ptr, void (*free_fn)(void *))
 {
     weir__attach_t *a;
 
@@ -321,8 +320,7 @@ weir_stream_t *weir_stream_source(weir_pipeline_t *p, const char *name,
     return s ? s : oom(p);
 }
 
-weir_stream_t *weir_stream_keyby(weir_stream_t *s, weir_key_fn fn,
-                                 void *opaque)
+weir_stream_t *weir_stream_keyby(weir_stream_t *s, weir_key_fn fn, void *opaque)
 {
     weir_stream_t *k;
 

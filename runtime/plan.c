@@ -155,8 +155,8 @@ static task_t *new_task(plan_ctx_t *pc, int head, int subtask)
 
         if (pc->head[i] != head)
             continue;
-        in = weir__inst_new(n->def, n->opaque, n->name, subtask,
-                            n->parallelism);
+        in =
+            weir__inst_new(n->def, n->opaque, n->name, subtask, n->parallelism);
         if (in == NULL ||
             add_ptr((void ***)&t->members, &t->nmembers, in) != WEIR_OK) {
             weir__inst_free(in);
@@ -180,8 +180,8 @@ static int make_tasks(plan_ctx_t *pc)
     for (i = 0; i < p->nnodes; i++) {
         if (pc->head[i] != i)
             continue;
-        pc->tasks_of[i] = weir_calloc(p->nodes[i]->parallelism,
-                                      sizeof(task_t *));
+        pc->tasks_of[i] =
+            weir_calloc(p->nodes[i]->parallelism, sizeof(task_t *));
         if (pc->tasks_of[i] == NULL)
             return WEIR_ENOMEM;
         for (s = 0; s < p->nodes[i]->parallelism; s++) {
@@ -207,8 +207,8 @@ static int member_of(const plan_ctx_t *pc, const task_t *t, int node)
 
 static int add_target(route_t *r, int tag, target_t tg)
 {
-    target_t *a = weir_realloc(r->targets[tag],
-                               (r->ntargets[tag] + 1) * sizeof(*a));
+    target_t *a =
+        weir_realloc(r->targets[tag], (r->ntargets[tag] + 1) * sizeof(*a));
 
     if (a == NULL)
         return WEIR_ENOMEM;
@@ -231,7 +231,7 @@ static exchange_t *new_exchange(plan_ctx_t *pc, const weir__input_t *in,
         weir_free(ex);
         return NULL;
     }
-    ex->kind = in->keyed ? EX_HASH
+    ex->kind = in->keyed            ? EX_HASH
                : from_par == to_par ? EX_FORWARD
                                     : EX_REBALANCE;
     ex->key_fn = in->key_fn;
@@ -275,8 +275,8 @@ static int connect_edge(plan_ctx_t *pc, weir__node_t *to, int input)
         if (pc->chained[to->id]) {
             tg.chained = t->members[member_of(pc, t, to->id)];
         } else {
-            tg.ex = new_exchange(pc, in, from->parallelism, to->parallelism,
-                                 s, pc->tasks_of[to->id]);
+            tg.ex = new_exchange(pc, in, from->parallelism, to->parallelism, s,
+                                 pc->tasks_of[to->id]);
             if (tg.ex == NULL ||
                 add_ptr((void ***)&t->ex, &t->nex, tg.ex) != WEIR_OK)
                 return WEIR_ENOMEM;
@@ -303,12 +303,11 @@ static int init_routes(plan_ctx_t *pc)
             t->routes[m].task = t;
             t->routes[m].member = m;
             t->routes[m].ntags = pc->p->nodes[node]->ntags;
-            t->routes[m].targets = weir_calloc(t->routes[m].ntags,
-                                               sizeof(target_t *));
-            t->routes[m].ntargets = weir_calloc(t->routes[m].ntags,
-                                                sizeof(int));
-            if (t->routes[m].targets == NULL ||
-                t->routes[m].ntargets == NULL)
+            t->routes[m].targets =
+                weir_calloc(t->routes[m].ntags, sizeof(target_t *));
+            t->routes[m].ntargets =
+                weir_calloc(t->routes[m].ntags, sizeof(int));
+            if (t->routes[m].targets == NULL || t->routes[m].ntargets == NULL)
                 return WEIR_ENOMEM;
             t->members[m]->tags = pc->p->nodes[node]->tags;
             t->members[m]->ntags = pc->p->nodes[node]->ntags;
@@ -393,8 +392,8 @@ void plan_free(weir__run_t *run)
     weir_free(run->tasks);
     for (i = 0; i < run->nexs; i++) {
         for (g = 0; g < run->exs[i]->nch; g++)
-            weir__batch_free(run->exs[i]->pending
-                                 ? run->exs[i]->pending[g] : NULL);
+            weir__batch_free(run->exs[i]->pending ? run->exs[i]->pending[g]
+                                                  : NULL);
         weir_free(run->exs[i]->pending);
         weir_free(run->exs[i]->ch);
         weir_free(run->exs[i]);

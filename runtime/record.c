@@ -86,8 +86,8 @@ size_t weir_record_header_count(const weir_record_t *rec)
     return rec ? rec->nheaders : 0;
 }
 
-int weir_record_header_at(const weir_record_t *rec, size_t i,
-                          const char **name, weir_buf_t *value)
+int weir_record_header_at(const weir_record_t *rec, size_t i, const char **name,
+                          weir_buf_t *value)
 {
     if (rec == NULL || name == NULL || value == NULL)
         return WEIR_EINVAL;
@@ -221,8 +221,7 @@ int weir_record_add_header(weir_record_t *rec, const char *name,
     h->name = weir__strdup(name);
     if (h->name == NULL)
         return WEIR_ENOMEM;
-    if (dup_buf(&h->value, value.data ? value : WEIR_BUF("", 0)) !=
-        WEIR_OK) {
+    if (dup_buf(&h->value, value.data ? value : WEIR_BUF("", 0)) != WEIR_OK) {
         weir_free((void *)h->name);
         return WEIR_ENOMEM;
     }

@@ -45,7 +45,8 @@
 #include "internal.h"
 
 #define KEY_OVERHEAD (1 + 3 * sizeof(uint32_t)) /* kind + three lengths */
-#define SPARE_MIN 32 /* freed entries always kept for reuse; up to the
+#define SPARE_MIN                                                              \
+    32 /* freed entries always kept for reuse; up to the
                         number of live entries when there are more */
 
 /* Kept small: a lookup reads the header, the key and the value, and
@@ -143,11 +144,10 @@ static inline uint32_t load32(const void *p)
 static int bytes_eq_any(const uint8_t *x, const uint8_t *y, size_t n)
 {
     if (n >= 4 && n < 8)
-        return load32(x) == load32(y) &&
-               load32(x + n - 4) == load32(y + n - 4);
+        return load32(x) == load32(y) && load32(x + n - 4) == load32(y + n - 4);
     if (n < 4) /* bytes 0, n/2 and n-1 cover 1..3 bytes */
-        return n == 0 || (x[0] == y[0] && x[n >> 1] == y[n >> 1] &&
-                          x[n - 1] == y[n - 1]);
+        return n == 0 ||
+               (x[0] == y[0] && x[n >> 1] == y[n >> 1] && x[n - 1] == y[n - 1]);
     return memcmp(x, y, n) == 0;
 }
 
@@ -308,8 +308,7 @@ static int parse_key(const uint8_t *k, size_t len, qkey_t *q)
     weir_buf_t name;
 
     if (len < KEY_OVERHEAD || !take_part(&p, end, &name) ||
-        !take_part(&p, end, &q->key) || !take_part(&p, end, &q->ns) ||
-        p != end)
+        !take_part(&p, end, &q->key) || !take_part(&p, end, &q->ns) || p != end)
         return WEIR_ECORRUPT;
     q->kind = k[0];
     q->name = name.data;
@@ -448,8 +447,7 @@ static void entry_free(weir__state_t *st, entry_t *e)
 }
 
 /* Adds q (not in the table, w from locate) with value v. */
-static int insert(weir__state_t *st, const qkey_t *q, where_t *w,
-                  weir_buf_t v)
+static int insert(weir__state_t *st, const qkey_t *q, where_t *w, weir_buf_t v)
 {
     size_t klen = key_len(q);
     entry_t *e;
@@ -500,8 +498,7 @@ static entry_t *grow_value(weir__state_t *st, where_t *w, size_t len)
 }
 
 /* Sets q's value to v (copied); w from locate. */
-static int upsert(weir__state_t *st, const qkey_t *q, where_t *w,
-                  weir_buf_t v)
+static int upsert(weir__state_t *st, const qkey_t *q, where_t *w, weir_buf_t v)
 {
     entry_t *e = w->e;
 

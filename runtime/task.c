@@ -126,8 +126,7 @@ static int broadcast(task_t *t, elem_t e)
     return rc;
 }
 
-static int ex_channel(exchange_t *ex, const weir_record_t *rec,
-                      weir_buf_t *key)
+static int ex_channel(exchange_t *ex, const weir_record_t *rec, weir_buf_t *key)
 {
     uint64_t kg;
 
@@ -348,9 +347,10 @@ static int restore_task(task_t *t, uint64_t id)
                             "(operators or parallelism changed)",
                             (unsigned long long)id);
     else if (rc != WEIR_OK)
-        weir__pipeline_fail(t->run->p, rc, "checkpoint %llu: corrupt "
-                            "snapshot of task %d", (unsigned long long)id,
-                            t->id);
+        weir__pipeline_fail(t->run->p, rc,
+                            "checkpoint %llu: corrupt "
+                            "snapshot of task %d",
+                            (unsigned long long)id, t->id);
     return rc;
 }
 
@@ -416,8 +416,7 @@ static weir_ts_t next_processing_timer(task_t *t)
     int i;
 
     for (i = 0; i < t->nmembers; i++)
-        if (weir__inst_next_processing_timer(t->members[i], &when) ==
-                WEIR_OK &&
+        if (weir__inst_next_processing_timer(t->members[i], &when) == WEIR_OK &&
             when < best)
             best = when;
     return best;

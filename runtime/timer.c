@@ -37,7 +37,8 @@
 #include "internal.h"
 
 #define ENTRY_MIN_DATA 32 /* key+ns bytes every entry has room for */
-#define FREE_MIN 1024     /* entries (and buckets) always kept for
+#define FREE_MIN                                                               \
+    1024 /* entries (and buckets) always kept for
                              reuse; up to the peak timer count */
 
 typedef struct bucket bucket_t;
@@ -50,8 +51,8 @@ typedef struct tentry {
     bucket_t *b;         /* its bucket                       */
     uint32_t klen;
     uint32_t nlen;
-    uint32_t cap;        /* data bytes allocated             */
-    uint8_t data[];      /* key then namespace               */
+    uint32_t cap;   /* data bytes allocated             */
+    uint8_t data[]; /* key then namespace               */
 } tentry_t;
 
 struct bucket {
@@ -130,8 +131,8 @@ size_t weir__timers_count(const weir__timers_t *t)
 
 static uint64_t thash(weir_ts_t when, weir_buf_t key, weir_buf_t ns)
 {
-    uint64_t h = XXH3_64bits_withSeed(key.data ? key.data : "", key.len,
-                                      (uint64_t)when);
+    uint64_t h =
+        XXH3_64bits_withSeed(key.data ? key.data : "", key.len, (uint64_t)when);
 
     return XXH3_64bits_withSeed(ns.data ? ns.data : "", ns.len, h);
 }

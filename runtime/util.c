@@ -123,8 +123,8 @@ const char *weir_strerror(int err)
         return "end of input";
     case WEIR_IDLE:
         return "no input available now";
-#define XX(name, val, msg)                                                    \
-    case WEIR_##name:                                                         \
+#define XX(name, val, msg)                                                     \
+    case WEIR_##name:                                                          \
         return msg;
         WEIR_ERRNO_MAP(XX)
 #undef XX
@@ -142,8 +142,8 @@ const char *weir_err_name(int err)
         return "WEIR_DONE";
     case WEIR_IDLE:
         return "WEIR_IDLE";
-#define XX(name, val, msg)                                                    \
-    case WEIR_##name:                                                         \
+#define XX(name, val, msg)                                                     \
+    case WEIR_##name:                                                          \
         return "WEIR_" #name;
         WEIR_ERRNO_MAP(XX)
 #undef XX
@@ -160,7 +160,7 @@ unsigned weir_version(void)
 const char *weir_version_string(void)
 {
 #define WEIR__STR2(x) #x
-#define WEIR__STR(x) WEIR__STR2(x)
+#define WEIR__STR(x)  WEIR__STR2(x)
     return WEIR__STR(WEIR_VERSION_MAJOR) "." WEIR__STR(
         WEIR_VERSION_MINOR) "." WEIR__STR(WEIR_VERSION_PATCH);
 }

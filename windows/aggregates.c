@@ -132,8 +132,7 @@ static void store_i64(void *p, int64_t v)
 }
 
 /* The integer a record carries: header `opaque` or the value. */
-static int record_i64(const weir_record_t *rec, const void *opaque,
-                      int64_t *v)
+static int record_i64(const weir_record_t *rec, const void *opaque, int64_t *v)
 {
     weir_buf_t b;
     int rc;
@@ -177,16 +176,15 @@ static int count_add(weir_acc_t *acc, const weir_record_t *rec,
 }
 
 /* count and sum merge the same way: add the other's i64 */
-static int i64_merge_add(weir_acc_t *acc, weir_buf_t other,
-                         const void *opaque)
+static int i64_merge_add(weir_acc_t *acc, weir_buf_t other, const void *opaque)
 {
     unsigned char *p = weir_acc_data(acc);
 
     (void)opaque;
     if (p == NULL || weir_acc_len(acc) != 8 || other.len != 8)
         return WEIR_EINVAL;
-    store_i64(p, (int64_t)((uint64_t)load_i64(p) +
-                           (uint64_t)load_i64(other.data)));
+    store_i64(
+        p, (int64_t)((uint64_t)load_i64(p) + (uint64_t)load_i64(other.data)));
     return WEIR_OK;
 }
 

@@ -165,8 +165,7 @@ static inline weir_ts_t weir__span_max(weir__span_t win)
 }
 
 /** When the window's state is dropped: end - 1 + lateness, saturated. */
-static inline weir_ts_t weir__span_cleanup(weir__span_t win,
-                                           weir_ts_t lateness)
+static inline weir_ts_t weir__span_cleanup(weir__span_t win, weir_ts_t lateness)
 {
     return weir__ts_add(weir__span_max(win), lateness);
 }

@@ -53,7 +53,7 @@
 #include "assigner.h"
 
 #define ENTRY_LEN 36 /* i64 start, i64 end, u64 sid, i64 wake, u32 len */
-#define NONE32 0xffffffffu
+#define NONE32    0xffffffffu
 
 static int session_assign(weir_ts_t size, weir_ts_t slide, weir_ts_t ts,
                           weir__span_fn visit, void *arg)
@@ -298,8 +298,8 @@ static void sort_by_sid(weir__session_set_t *set, size_t n)
     for (i = 1; i < n; i++) {
         size_t x = set->merged[i];
 
-        for (j = i; j > 0 && set->items[set->merged[j - 1]].sid >
-                                 set->items[x].sid;
+        for (j = i;
+             j > 0 && set->items[set->merged[j - 1]].sid > set->items[x].sid;
              j--)
             set->merged[j] = set->merged[j - 1];
         set->merged[j] = x;

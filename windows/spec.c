@@ -150,8 +150,7 @@ weir_ts_t weir_window_lateness(const weir_window_t *w)
     return w == NULL ? 0 : w->lateness;
 }
 
-weir_trigger_kind_t weir_window_trigger(const weir_window_t *w,
-                                        int64_t *param)
+weir_trigger_kind_t weir_window_trigger(const weir_window_t *w, int64_t *param)
 {
     if (w == NULL) {
         if (param != NULL)

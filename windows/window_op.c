@@ -105,11 +105,11 @@
 
 #include "assigner.h"
 
-#define NAME_WIN "win"
-#define NAME_REC "win.rec"
+#define NAME_WIN      "win"
+#define NAME_REC      "win.rec"
 #define NAME_SESSIONS "win.sessions"
-#define NAME_PEND "win.pend"
-#define NO_TIMER WEIR_TS_MIN
+#define NAME_PEND     "win.pend"
+#define NO_TIMER      WEIR_TS_MIN
 
 struct weir_window_op_s {
     weir_window_kind_t kind;          /* tumbling, sliding or session    */
@@ -361,8 +361,7 @@ static int acc_fresh(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a)
 }
 
 /* Copies a stored window value into a. */
-static int acc_load(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a,
-                    weir_buf_t v)
+static int acc_load(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a, weir_buf_t v)
 {
     int rc;
 
@@ -382,8 +381,7 @@ static int acc_load(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a,
 
 /* Loads the window value under the current namespace into a; *fresh is 1
  * when there was none (a new window). */
-static int acc_get(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a,
-                   int *fresh)
+static int acc_get(weir_ctx_t *ctx, win_task_t *t, weir_acc_t *a, int *fresh)
 {
     weir_buf_t v;
     int rc;
@@ -491,8 +489,8 @@ static int collect_records(weir_ctx_t *ctx, win_task_t *t, uint64_t n)
         it->off = t->arena.len;
         it->len = v.len - 16;
         if (it->len > 0)
-            memcpy(t->arena.buf + it->off,
-                   (const unsigned char *)v.data + 16, it->len);
+            memcpy(t->arena.buf + it->off, (const unsigned char *)v.data + 16,
+                   it->len);
         t->arena.len += it->len;
     }
     if (rc != WEIR_OK)
@@ -571,8 +569,7 @@ static int emit_result(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
     if (rc < 0)
         return weir_ctx_error(ctx, rc, "window: aggregate %s: result: %s",
                               op->agg->name, weir_strerror(rc));
-    value = t->out.len > 0 ? WEIR_BUF(t->out.buf, t->out.len)
-                           : WEIR_BUF("", 0);
+    value = t->out.len > 0 ? WEIR_BUF(t->out.buf, t->out.len) : WEIR_BUF("", 0);
     bounds[0] = WEIR_BUF(start, weir__format_i64(start, win.start));
     bounds[1] = WEIR_BUF(end, weir__format_i64(end, win.end));
     return weir_emit_new_headers_to(ctx, NULL, weir_ctx_key(ctx), value,
@@ -596,9 +593,9 @@ static int fire_function(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
                   t->n_items == 0 ? 1 : t->n_items, sizeof(*t->recs));
     for (i = 0; rc == WEIR_OK && i < t->n_items; i++) {
         rec_item_t *it = &t->items[i];
-        weir_buf_t value = it->len > 0 ? WEIR_BUF(t->arena.buf + it->off,
-                                                  it->len)
-                                       : WEIR_BUF("", 0);
+        weir_buf_t value = it->len > 0
+                               ? WEIR_BUF(t->arena.buf + it->off, it->len)
+                               : WEIR_BUF("", 0);
 
         t->recs[i] = weir_record_new(ctx, key, value, it->ts, WEIR_COPY);
         if (t->recs[i] == NULL)
@@ -608,8 +605,7 @@ static int fire_function(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
     }
     if (rc == WEIR_OK)
         rc = op->fn(ctx, key, win.start, win.end,
-                    (const weir_record_t *const *)t->recs, made,
-                    op->fn_opaque);
+                    (const weir_record_t *const *)t->recs, made, op->fn_opaque);
     for (i = 0; i < made; i++)
         weir_record_destroy(t->recs[i]);
     return rc;
@@ -626,8 +622,8 @@ static int fire(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
 }
 
 /* After a record was added: fire now? Resets the count when it does. */
-static int fire_now(const weir_window_op_t *op, weir__span_t win,
-                    weir_ts_t wm, trig_t *tg)
+static int fire_now(const weir_window_op_t *op, weir__span_t win, weir_ts_t wm,
+                    trig_t *tg)
 {
     int yes;
 
@@ -706,8 +702,7 @@ static void stage_add(win_task_t *t, weir_acc_t *a, const weir_record_t *in,
 }
 
 static int forward_rejected(weir_ctx_t *ctx, const weir_window_op_t *op,
-                            const weir_record_t *in, const char *what,
-                            int err)
+                            const weir_record_t *in, const char *what, int err)
 {
     return weir_forward_error(ctx, in, "window aggregate %s: %s: %s",
                               op->agg != NULL ? op->agg->name : "?", what,
@@ -719,8 +714,7 @@ static int forward_rejected(weir_ctx_t *ctx, const weir_window_op_t *op,
  * under the empty namespace).
  * ------------------------------------------------------------------ */
 
-static int set_load(weir_ctx_t *ctx, weir__session_set_t *set,
-                    const char *name)
+static int set_load(weir_ctx_t *ctx, weir__session_set_t *set, const char *name)
 {
     weir_buf_t v;
     int rc;
@@ -1033,9 +1027,8 @@ static int session_commit(weir_ctx_t *ctx, win_task_t *t, weir__session_t *s,
 }
 
 /* The record opens a session of its own. */
-static int session_open(weir_ctx_t *ctx, win_task_t *t,
-                        const weir_record_t *in, weir__span_t nw,
-                        weir_ts_t wm)
+static int session_open(weir_ctx_t *ctx, win_task_t *t, const weir_record_t *in,
+                        weir__span_t nw, weir_ts_t wm)
 {
     const weir_window_op_t *op = t->op;
     weir__session_set_t *set = &t->sessions;
@@ -1070,8 +1063,8 @@ static int session_open(weir_ctx_t *ctx, win_task_t *t,
 }
 
 /* The record falls inside a live session without changing its window. */
-static int session_join(weir_ctx_t *ctx, win_task_t *t,
-                        const weir_record_t *in, size_t idx, weir_ts_t wm)
+static int session_join(weir_ctx_t *ctx, win_task_t *t, const weir_record_t *in,
+                        size_t idx, weir_ts_t wm)
 {
     const weir_window_op_t *op = t->op;
     weir__session_set_t *set = &t->sessions;
@@ -1197,11 +1190,10 @@ static int session_retire(weir_ctx_t *ctx, win_task_t *t, size_t found,
         if (rc == WEIR_OK)
             rc = val_del(ctx, t);
         if (rc == WEIR_OK && s.wake != NO_TIMER)
-            rc = tolerate_missing(
-                weir_timer_del(ctx, WEIR_TIME_EVENT, s.wake));
+            rc = tolerate_missing(weir_timer_del(ctx, WEIR_TIME_EVENT, s.wake));
         if (rc == WEIR_OK && t->parts[k].proc != NO_TIMER)
-            rc = tolerate_missing(weir_timer_del(ctx, WEIR_TIME_PROCESSING,
-                                                 t->parts[k].proc));
+            rc = tolerate_missing(
+                weir_timer_del(ctx, WEIR_TIME_PROCESSING, t->parts[k].proc));
     }
     return rc;
 }
@@ -1245,8 +1237,7 @@ static int session_merge(weir_ctx_t *ctx, win_task_t *t,
 }
 
 static int process_session(weir_ctx_t *ctx, win_task_t *t,
-                           const weir_record_t *in, weir_ts_t ts,
-                           weir_ts_t wm)
+                           const weir_record_t *in, weir_ts_t ts, weir_ts_t wm)
 {
     const weir_window_op_t *op = t->op;
     weir__session_set_t *set = &t->sessions;
@@ -1268,8 +1259,7 @@ static int process_session(weir_ctx_t *ctx, win_task_t *t,
         return weir_forward_to(ctx, WEIR_TAG_LATE, in);
     if (found == 0)
         return session_open(ctx, t, in, nw, wm);
-    if (found == 1 &&
-        span_eq(session_span(&set->items[set->merged[0]]), hull))
+    if (found == 1 && span_eq(session_span(&set->items[set->merged[0]]), hull))
         return session_join(ctx, t, in, set->merged[0], wm);
     return session_merge(ctx, t, in, (size_t)found, hull, wm);
 }
@@ -1447,9 +1437,8 @@ static int pend_leave(weir_ctx_t *ctx, win_task_t *t, weir__span_t win,
     return rc;
 }
 
-static int fixed_timer(weir_ctx_t *ctx, win_task_t *t,
-                       weir_time_domain_t dom, weir_ts_t when,
-                       weir__span_t win)
+static int fixed_timer(weir_ctx_t *ctx, win_task_t *t, weir_time_domain_t dom,
+                       weir_ts_t when, weir__span_t win)
 {
     const weir_window_op_t *op = t->op;
     weir_ts_t proc;
@@ -1473,16 +1462,14 @@ static int fixed_timer(weir_ctx_t *ctx, win_task_t *t,
         return WEIR_OK;
     rc = clear_state(ctx, t, &proc);
     if (rc == WEIR_OK && proc != NO_TIMER)
-        rc = tolerate_missing(
-            weir_timer_del(ctx, WEIR_TIME_PROCESSING, proc));
+        rc = tolerate_missing(weir_timer_del(ctx, WEIR_TIME_PROCESSING, proc));
     return rc;
 }
 
 /* A session's timer: fire exactly at end-1, clear at end-1+L, and
  * otherwise move the wake-up to the next moment the session needs. */
-static int session_timer(weir_ctx_t *ctx, win_task_t *t,
-                         weir_time_domain_t dom, weir_ts_t when,
-                         uint64_t sid)
+static int session_timer(weir_ctx_t *ctx, win_task_t *t, weir_time_domain_t dom,
+                         weir_ts_t when, uint64_t sid)
 {
     const weir_window_op_t *op = t->op;
     weir__session_set_t *set = &t->sessions;
@@ -1721,13 +1708,12 @@ weir_window_op_t *weir_window_op_new(weir_window_t *w,
         weir_window_destroy(w);
         return NULL;
     }
-    return op_build(w, agg, agg_opaque, NULL, NULL, errstr, errstr_size,
-                    &err);
+    return op_build(w, agg, agg_opaque, NULL, NULL, errstr, errstr_size, &err);
 }
 
-weir_window_op_t *weir_window_op_new_apply(weir_window_t *w,
-                                           weir_window_fn fn, void *opaque,
-                                           char *errstr, size_t errstr_size)
+weir_window_op_t *weir_window_op_new_apply(weir_window_t *w, weir_window_fn fn,
+                                           void *opaque, char *errstr,
+                                           size_t errstr_size)
 {
     int err;
 
@@ -1753,8 +1739,8 @@ static void op_free(void *p)
  * ## Builder and harness
  * ------------------------------------------------------------------ */
 
-static weir_stream_t *apply_op(weir_stream_t *s, weir_window_op_t *op,
-                               int err, const char *why)
+static weir_stream_t *apply_op(weir_stream_t *s, weir_window_op_t *op, int err,
+                               const char *why)
 {
     int rc;
 
@@ -1779,8 +1765,7 @@ weir_stream_t *weir_stream_window(weir_stream_t *s, weir_window_t *w,
     int err = WEIR_EINVAL;
 
     if (agg != NULL)
-        op = op_build(w, agg, agg_opaque, NULL, NULL, why, sizeof(why),
-                      &err);
+        op = op_build(w, agg, agg_opaque, NULL, NULL, why, sizeof(why), &err);
     else
         weir_window_destroy(w);
     return apply_op(s, op, err, why);

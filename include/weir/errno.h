@@ -25,24 +25,24 @@ extern "C" {
 #endif
 
 /* XX(NAME, value, "message") */
-#define WEIR_ERRNO_MAP(XX)                                                    \
-    XX(EINVAL, -1, "invalid argument")                                        \
-    XX(ENOMEM, -2, "out of memory")                                           \
-    XX(ENOENT, -3, "no such entry")                                           \
-    XX(EIO, -4, "input/output error")                                         \
-    XX(ESTATE, -5, "state backend error")                                     \
-    XX(ECODEC, -6, "record could not be decoded or encoded")                  \
-    XX(EKAFKA, -7, "Kafka error")                                             \
-    XX(ECANCELED, -8, "operation canceled")                                   \
-    XX(EEXIST, -9, "already exists")                                          \
-    XX(ERANGE, -10, "value out of range")                                     \
-    XX(EBUSY, -11, "resource busy")                                           \
-    XX(ENOTSUP, -12, "operation not supported")                               \
-    XX(EPARSE, -13, "parse error")                                            \
-    XX(EFATAL, -14, "fatal error")                                            \
-    XX(ETIMEDOUT, -15, "timed out")                                           \
-    XX(ETOPOLOGY, -16, "invalid pipeline topology")                           \
-    XX(ECORRUPT, -17, "checkpoint data is corrupt")                           \
+#define WEIR_ERRNO_MAP(XX)                                                     \
+    XX(EINVAL, -1, "invalid argument")                                         \
+    XX(ENOMEM, -2, "out of memory")                                            \
+    XX(ENOENT, -3, "no such entry")                                            \
+    XX(EIO, -4, "input/output error")                                          \
+    XX(ESTATE, -5, "state backend error")                                      \
+    XX(ECODEC, -6, "record could not be decoded or encoded")                   \
+    XX(EKAFKA, -7, "Kafka error")                                              \
+    XX(ECANCELED, -8, "operation canceled")                                    \
+    XX(EEXIST, -9, "already exists")                                           \
+    XX(ERANGE, -10, "value out of range")                                      \
+    XX(EBUSY, -11, "resource busy")                                            \
+    XX(ENOTSUP, -12, "operation not supported")                                \
+    XX(EPARSE, -13, "parse error")                                             \
+    XX(EFATAL, -14, "fatal error")                                             \
+    XX(ETIMEDOUT, -15, "timed out")                                            \
+    XX(ETOPOLOGY, -16, "invalid pipeline topology")                            \
+    XX(ECORRUPT, -17, "checkpoint data is corrupt")                            \
     XX(EFENCED, -18, "producer fenced by a newer instance")
 
 /** @brief Error codes: WEIR_OK is 0, every failure is negative. */
@@ -51,8 +51,8 @@ typedef enum weir_errno {
 #define WEIR__ERRNO_ENUM(name, val, msg) WEIR_##name = (val),
     WEIR_ERRNO_MAP(WEIR__ERRNO_ENUM)
 #undef WEIR__ERRNO_ENUM
-    WEIR_DONE = 1, /* a source has no more input (positive, not an error) */
-    WEIR_IDLE = 2  /* a source has nothing to emit now (positive)       */
+        WEIR_DONE = 1, /* a source has no more input (positive, not an error) */
+    WEIR_IDLE = 2      /* a source has nothing to emit now (positive)       */
 } weir_errno_t;
 
 /**

@@ -53,9 +53,9 @@ typedef enum weir_time_domain {
     WEIR_TIME_PROCESSING = 1
 } weir_time_domain_t;
 
-#define WEIR_OP_F_KEYED (1u << 0)          /* needs a keyed input          */
+#define WEIR_OP_F_KEYED          (1u << 0) /* needs a keyed input          */
 #define WEIR_OP_F_HOLD_WATERMARK (1u << 1) /* forwards watermarks itself   */
-#define WEIR_OP_F_SINGLE (1u << 2)         /* parallelism is always 1      */
+#define WEIR_OP_F_SINGLE         (1u << 2) /* parallelism is always 1      */
 
 /**
  * @brief The method table of an operator. Fill it with designated
@@ -189,8 +189,8 @@ WEIR_EXTERN int weir_forward_error(weir_ctx_t *ctx, const weir_record_t *in,
     ;
 
 /** @brief Emits a new record with copies of key and value. */
-WEIR_EXTERN int weir_emit_new(weir_ctx_t *ctx, weir_buf_t key,
-                              weir_buf_t value, weir_ts_t ts);
+WEIR_EXTERN int weir_emit_new(weir_ctx_t *ctx, weir_buf_t key, weir_buf_t value,
+                              weir_ts_t ts);
 WEIR_EXTERN int weir_emit_new_to(weir_ctx_t *ctx, const char *tag,
                                  weir_buf_t key, weir_buf_t value,
                                  weir_ts_t ts);
@@ -208,10 +208,8 @@ WEIR_EXTERN int weir_emit_new_to(weir_ctx_t *ctx, const char *tag,
  */
 WEIR_EXTERN int weir_emit_new_headers_to(weir_ctx_t *ctx, const char *tag,
                                          weir_buf_t key, weir_buf_t value,
-                                         weir_ts_t ts,
-                                         const char *const *names,
-                                         const weir_buf_t *values,
-                                         size_t n);
+                                         weir_ts_t ts, const char *const *names,
+                                         const weir_buf_t *values, size_t n);
 
 /**
  * @brief Emits a watermark downstream. Only for watermark generators and

@@ -35,8 +35,8 @@ WEIR_EXTERN weir_harness_t *weir_harness_new(const weir_operator_def_t *def,
 
 /** @brief Like weir_harness_new, as subtask `subtask` of `parallelism`. */
 WEIR_EXTERN weir_harness_t *weir_harness_new_ex(const weir_operator_def_t *def,
-                                                const void *opaque,
-                                                int subtask, int parallelism);
+                                                const void *opaque, int subtask,
+                                                int parallelism);
 
 /**
  * @brief Like weir_harness_new, with checkpointing on: the operator sees
@@ -98,12 +98,11 @@ WEIR_EXTERN int weir_harness_restore(weir_harness_t *h,
 WEIR_EXTERN void weir_snapshot_destroy(weir_snapshot_t *snap);
 
 /** @brief Number of records collected under tag (NULL = main). */
-WEIR_EXTERN size_t weir_harness_count(const weir_harness_t *h,
-                                      const char *tag);
+WEIR_EXTERN size_t weir_harness_count(const weir_harness_t *h, const char *tag);
 /** @brief The i-th record collected under tag; borrowed until clear or
  * destroy. NULL when out of range. */
-WEIR_EXTERN const weir_record_t *
-weir_harness_record(const weir_harness_t *h, const char *tag, size_t i);
+WEIR_EXTERN const weir_record_t *weir_harness_record(const weir_harness_t *h,
+                                                     const char *tag, size_t i);
 /** @brief The i-th output's value parsed as a decimal int64 (INT64_MIN if
  * absent or not a number). */
 WEIR_EXTERN int64_t weir_harness_i64(const weir_harness_t *h, const char *tag,

@@ -8,8 +8,8 @@
 #define WEIR_VERSION_MAJOR 0
 #define WEIR_VERSION_MINOR 1
 #define WEIR_VERSION_PATCH 0
-#define WEIR_VERSION_HEX                                                     \
-    ((WEIR_VERSION_MAJOR << 16) | (WEIR_VERSION_MINOR << 8) |                \
+#define WEIR_VERSION_HEX                                                       \
+    ((WEIR_VERSION_MAJOR << 16) | (WEIR_VERSION_MINOR << 8) |                  \
      WEIR_VERSION_PATCH)
 
 #ifndef WEIR_EXTERN

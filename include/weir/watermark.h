@@ -38,7 +38,7 @@ extern "C" {
  * @remark Ownership: def and opaque borrowed, must outlive the pipeline.
  */
 typedef struct weir_watermark_def {
-    int version;       /* WEIR_WATERMARK_VERSION */
+    int version; /* WEIR_WATERMARK_VERSION */
     const char *name;
     size_t state_size;
     int (*on_event)(void *st, const weir_record_t *rec, weir_ts_t ts,
@@ -63,8 +63,7 @@ weir_watermark_custom(const weir_watermark_def_t *def, const void *opaque);
 /** @brief Emit every n (>= 1) records; 0 turns count cadence off. */
 WEIR_EXTERN int weir_watermark_set_every(weir_watermark_t *wm, uint64_t n);
 /** @brief Emit every `ms` (> 0) of processing time; 0 turns it off. */
-WEIR_EXTERN int weir_watermark_set_interval(weir_watermark_t *wm,
-                                            weir_ts_t ms);
+WEIR_EXTERN int weir_watermark_set_interval(weir_watermark_t *wm, weir_ts_t ms);
 /** @brief Mark the stream idle after `ms` (> 0) without records; 0 off. */
 WEIR_EXTERN int weir_watermark_set_idle_timeout(weir_watermark_t *wm,
                                                 weir_ts_t ms);

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define WEIR_HDR_WINDOW_START "weir.window.start"
-#define WEIR_HDR_WINDOW_END "weir.window.end"
+#define WEIR_HDR_WINDOW_END   "weir.window.end"
 
 typedef enum weir_window_kind {
     WEIR_WINDOW_TUMBLING = 1,
@@ -49,8 +49,7 @@ typedef enum weir_trigger_kind {
  * ------------------------------------------------------------------ */
 
 WEIR_EXTERN weir_window_t *weir_window_tumbling(weir_ts_t size);
-WEIR_EXTERN weir_window_t *weir_window_sliding(weir_ts_t size,
-                                               weir_ts_t slide);
+WEIR_EXTERN weir_window_t *weir_window_sliding(weir_ts_t size, weir_ts_t slide);
 WEIR_EXTERN weir_window_t *weir_window_session(weir_ts_t gap);
 /** @brief Rolling dedup scope (ttl >= 0); not valid for aggregation. */
 WEIR_EXTERN weir_window_t *weir_window_rolling(weir_ts_t ttl);
@@ -111,7 +110,7 @@ WEIR_EXTERN int weir_acc_set(weir_acc_t *acc, weir_buf_t b);
  * subtask), each with its own accumulators.
  */
 struct weir_aggregate_def {
-    int version;     /* WEIR_AGGREGATE_VERSION           */
+    int version; /* WEIR_AGGREGATE_VERSION           */
     const char *name;
     size_t acc_size; /* initial accumulator size (bytes) */
     int (*init)(weir_acc_t *acc, const void *opaque);
@@ -140,10 +139,9 @@ WEIR_EXTERN extern const weir_aggregate_def_t weir_agg_last;
  * record of the window in arrival order (borrowed for the call). Emit
  * results through ctx (weir_emit_new, ...).
  */
-typedef int (*weir_window_fn)(weir_ctx_t *ctx, weir_buf_t key,
-                              weir_ts_t start, weir_ts_t end,
-                              const weir_record_t *const *recs, size_t n,
-                              void *opaque);
+typedef int (*weir_window_fn)(weir_ctx_t *ctx, weir_buf_t key, weir_ts_t start,
+                              weir_ts_t end, const weir_record_t *const *recs,
+                              size_t n, void *opaque);
 
 /**
  * @brief Keyed window aggregation. Side outputs: WEIR_TAG_LATE (records
@@ -196,11 +194,9 @@ weir_window_op_new(weir_window_t *w, const weir_aggregate_def_t *agg,
  * the reason in errstr (may be NULL), or when out of memory.
  * @remark Ownership: as weir_window_op_new(); opaque is borrowed.
  */
-WEIR_EXTERN weir_window_op_t *weir_window_op_new_apply(weir_window_t *w,
-                                                       weir_window_fn fn,
-                                                       void *opaque,
-                                                       char *errstr,
-                                                       size_t errstr_size);
+WEIR_EXTERN weir_window_op_t *
+weir_window_op_new_apply(weir_window_t *w, weir_window_fn fn, void *opaque,
+                         char *errstr, size_t errstr_size);
 
 /** @brief Frees window operator arguments. NULL is a no-op. Only once no
  * operator instance uses them any more. */

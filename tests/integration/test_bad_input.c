@@ -24,12 +24,15 @@ enum { U = TU_UNIQUE, D = TU_DUPLICATES, LT = TU_LATE, E = TU_ERRORS };
 
 typedef struct {
     const char *p;
-    size_t      len;
-    int         cls;
+    size_t len;
+    int cls;
 } bline_t;
 
 /* A line with its exact length (NUL bytes included) and class. */
-#define BL(s, c) { s, sizeof(s) - 1, c }
+#define BL(s, c)                                                               \
+    {                                                                          \
+        s, sizeof(s) - 1, c                                                    \
+    }
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
@@ -39,8 +42,8 @@ typedef struct {
 static void run_args(const char *bin, const char *dir, const char *in,
                      const char *out, const char *const *args, tu_run_t *r)
 {
-    tu_argv_t a = { 0 };
-    int       i;
+    tu_argv_t a = {0};
+    int i;
 
     tu_argv_add(&a, bin);
     for (i = 0; args[i] != NULL; i++) {
@@ -57,8 +60,8 @@ static void run_args(const char *bin, const char *dir, const char *in,
 
 static void write_lines(const char *path, const tu_lines_t *in)
 {
-    tu_buf_t b = { 0 };
-    size_t   i;
+    tu_buf_t b = {0};
+    size_t i;
 
     for (i = 0; i < in->n; i++) {
         tu_buf_add(&b, in->v[i].p, in->v[i].len);
@@ -70,21 +73,21 @@ static void write_lines(const char *path, const tu_lines_t *in)
 
 /* Runs weir-dedup on in (classes cls) at parallelism 1 and 2 and checks
  * the four files (exact at 1, as multisets at 2) and the summary. */
-static void expect_dedup(const char *bin, const tu_lines_t *in,
-                         const int *cls, const char *const *args)
+static void expect_dedup(const char *bin, const tu_lines_t *in, const int *cls,
+                         const char *const *args)
 {
-    static const int pars[2] = { 1, 2 };
-    char             dir[4096];
-    char             input[4096];
-    char             outdir[4096];
-    char             name[32];
-    char             what[64];
-    const char      *full[32];
-    long long        count[TU_NFILES] = { 0 };
-    size_t           i;
-    int              n = 0;
-    int              p;
-    int              f;
+    static const int pars[2] = {1, 2};
+    char dir[4096];
+    char input[4096];
+    char outdir[4096];
+    char name[32];
+    char what[64];
+    const char *full[32];
+    long long count[TU_NFILES] = {0};
+    size_t i;
+    int n = 0;
+    int p;
+    int f;
 
     for (i = 0; i < in->n; i++)
         count[cls[i]]++;
@@ -111,14 +114,13 @@ static void expect_dedup(const char *bin, const tu_lines_t *in,
         tu_check_ok(&r);
         for (f = 0; f < TU_NFILES; f++) {
             tu_lines_t got;
-            tu_lines_t want = { 0 };
+            tu_lines_t want = {0};
 
             for (i = 0; i < in->n; i++)
                 if (cls[i] == f)
                     tu_lines_push(&want, in->v[i].p, in->v[i].len);
             tu_read_output(&got, outdir, tu_dedup_files[f]);
-            snprintf(what, sizeof(what), "P=%d %s", pars[p],
-                     tu_dedup_files[f]);
+            snprintf(what, sizeof(what), "P=%d %s", pars[p], tu_dedup_files[f]);
             if (pars[p] == 1)
                 tu_check_lines_exact(what, &got, &want);
             else
@@ -126,8 +128,8 @@ static void expect_dedup(const char *bin, const tu_lines_t *in,
             tu_lines_free(&got);
             tu_lines_free(&want);
         }
-        tu_check_summary(&r, (long long)in->n, count[U], count[D],
-                         count[LT], count[E]);
+        tu_check_summary(&r, (long long)in->n, count[U], count[D], count[LT],
+                         count[E]);
         tu_run_free(&r);
     }
     tu_rmtree(dir);
@@ -137,9 +139,9 @@ static void expect_dedup_table(const bline_t *t, size_t n,
                                const char *const *args)
 {
     const char *bin = tu_tool("WEIR_DEDUP_BIN");
-    tu_lines_t  in = { 0 };
-    int        *cls;
-    size_t      i;
+    tu_lines_t in = {0};
+    int *cls;
+    size_t i;
 
     if (bin == NULL)
         skip();
@@ -197,7 +199,7 @@ static const bline_t wrong_types[] = {
 
 static void dedup_wrong_types(void **state)
 {
-    static const char *const args[] = { "--key", "id", NULL };
+    static const char *const args[] = {"--key", "id", NULL};
 
     (void)state;
     expect_dedup_table(wrong_types, NELEM(wrong_types), args);
@@ -207,19 +209,26 @@ static void dedup_wrong_types(void **state)
  * counted. */
 static void window_wrong_types(void **state)
 {
-    static const char *const args[] = {
-        "--input", "@IN", "--output-dir", "@OUT", "--key", "id",
-        "--window", "tumbling:10ms", "--max-out-of-orderness", "1h", NULL
-    };
+    static const char *const args[] = {"--input",
+                                       "@IN",
+                                       "--output-dir",
+                                       "@OUT",
+                                       "--key",
+                                       "id",
+                                       "--window",
+                                       "tumbling:10ms",
+                                       "--max-out-of-orderness",
+                                       "1h",
+                                       NULL};
     const char *bin = tu_tool("WEIR_WINDOW_BIN");
-    char        dir[4096];
-    char        input[4096];
-    char        outdir[4096];
-    tu_lines_t  in = { 0 };
-    tu_lines_t  want = { 0 };
-    tu_lines_t  got;
-    tu_run_t    r;
-    size_t      i;
+    char dir[4096];
+    char input[4096];
+    char outdir[4096];
+    tu_lines_t in = {0};
+    tu_lines_t want = {0};
+    tu_lines_t got;
+    tu_run_t r;
+    size_t i;
 
     (void)state;
     if (bin == NULL)
@@ -264,7 +273,7 @@ static void nul_bytes(void **state)
         BL("{\"id\":\"g\",\0\"ts\":7}", E),
         BL("{\"id\":\"a\",\"ts\":8}", D),
     };
-    static const char *const args[] = { "--key", "id", NULL };
+    static const char *const args[] = {"--key", "id", NULL};
 
     (void)state;
     expect_dedup_table(t, NELEM(t), args);
@@ -281,7 +290,7 @@ static void escaped_nul_in_keys(void **state)
         BL("{\"id\":\"x\",\"ts\":9}", U),
         BL("{\"id\":\"x\",\"ts\":10,\"s\":\"\\u0000\"}", D),
     };
-    static const char *const args[] = { "--key", "id", NULL };
+    static const char *const args[] = {"--key", "id", NULL};
 
     (void)state;
     expect_dedup_table(t, NELEM(t), args);
@@ -301,7 +310,7 @@ static void invalid_utf8(void **state)
         BL("{\"id\":\"\xc3\xa9\",\"ts\":7}", U),
         BL("{\"id\":\"\\u00e9\",\"ts\":8}", D),
     };
-    static const char *const args[] = { "--key", "id", NULL };
+    static const char *const args[] = {"--key", "id", NULL};
 
     (void)state;
     expect_dedup_table(t, NELEM(t), args);
@@ -313,15 +322,14 @@ static void invalid_utf8(void **state)
 static void big_numbers(void **state)
 {
     static const bline_t t[] = {
-        BL("{\"id\":\"a\",\"ts\":1,\"n\":123456789012345678901234567890}",
-           U),
+        BL("{\"id\":\"a\",\"ts\":1,\"n\":123456789012345678901234567890}", U),
         BL("{\"id\":\"b\",\"ts\":2,\"f\":1e400}", U),
         BL("{\"id\":123456789012345678901234567890,\"ts\":3}", U),
         BL("{\"id\":123456789012345678901234567891,\"ts\":4}", U),
         BL("{\"id\":123456789012345678901234567890,\"ts\":5}", D),
         BL("{\"id\":\"a\",\"ts\":6}", D),
     };
-    static const char *const args[] = { "--key", "id", NULL };
+    static const char *const args[] = {"--key", "id", NULL};
 
     (void)state;
     expect_dedup_table(t, NELEM(t), args);
@@ -332,12 +340,12 @@ static void big_numbers(void **state)
 static void huge_lines(void **state)
 {
     const size_t pad = 10u << 20;
-    const char  *bin = tu_tool("WEIR_DEDUP_BIN");
-    static const char *const args[] = { "--key", "id", NULL };
-    tu_lines_t   in = { 0 };
-    tu_buf_t     b = { 0 };
-    int          cls[6] = { U, U, D, E, U, U };
-    char        *fill;
+    const char *bin = tu_tool("WEIR_DEDUP_BIN");
+    static const char *const args[] = {"--key", "id", NULL};
+    tu_lines_t in = {0};
+    tu_buf_t b = {0};
+    int cls[6] = {U, U, D, E, U, U};
+    char *fill;
 
     (void)state;
     if (bin == NULL)
@@ -372,20 +380,19 @@ static void huge_lines(void **state)
 static void deep_nesting(void **state)
 {
     const size_t depth = 1000000;
-    const char  *bin = tu_tool("WEIR_DEDUP_BIN");
-    char         dir[4096];
-    char         input[4096];
-    char         outdir[4096];
-    tu_lines_t   in = { 0 };
-    tu_lines_t   files[TU_NFILES];
-    tu_buf_t     b = { 0 };
-    tu_run_t     r;
-    size_t       i;
-    size_t       j;
-    int          f;
+    const char *bin = tu_tool("WEIR_DEDUP_BIN");
+    char dir[4096];
+    char input[4096];
+    char outdir[4096];
+    tu_lines_t in = {0};
+    tu_lines_t files[TU_NFILES];
+    tu_buf_t b = {0};
+    tu_run_t r;
+    size_t i;
+    size_t j;
+    int f;
     static const char *const args[] = {
-        "--input", "@IN", "--output-dir", "@OUT", "--key", "id", NULL
-    };
+        "--input", "@IN", "--output-dir", "@OUT", "--key", "id", NULL};
 
     (void)state;
     if (bin == NULL)
@@ -394,15 +401,15 @@ static void deep_nesting(void **state)
     tu_buf_puts(&b, "{\"id\":\"deep\",\"ts\":2,\"x\":");
     for (i = 0; i < depth; i++)
         tu_buf_puts(&b, "[");
-    tu_lines_push(&in, b.data, b.len);               /* unbalanced */
+    tu_lines_push(&in, b.data, b.len); /* unbalanced */
     for (i = 0; i < depth; i++)
         tu_buf_puts(&b, "]");
     tu_buf_puts(&b, "}");
-    tu_lines_push(&in, b.data, b.len);               /* balanced */
+    tu_lines_push(&in, b.data, b.len); /* balanced */
     b.len = 0;
     for (i = 0; i < depth; i++)
         tu_buf_puts(&b, "{\"a\":");
-    tu_lines_push(&in, b.data, b.len);               /* unbalanced */
+    tu_lines_push(&in, b.data, b.len); /* unbalanced */
     tu_lines_push_str(&in, "{\"id\":\"a\",\"ts\":3}");
     tu_mkdtemp(dir, sizeof(dir), "bad-deep");
     tu_path(input, sizeof(input), dir, "input.jsonl");
@@ -418,8 +425,7 @@ static void deep_nesting(void **state)
     TU_CHECK(files[D].n == 1 && tu_line_eq(&files[D].v[0], &in.v[4]),
              "last good line not in duplicates.jsonl");
     TU_CHECK(files[E].n >= 2 && files[LT].n == 0,
-             "unbalanced lines: %zu errors, %zu late", files[E].n,
-             files[LT].n);
+             "unbalanced lines: %zu errors, %zu late", files[E].n, files[LT].n);
     for (i = 1; i < 4; i++) {
         size_t seen = 0;
 
@@ -428,8 +434,7 @@ static void deep_nesting(void **state)
                 seen += tu_line_eq(&files[f].v[j], &in.v[i]);
         TU_CHECK(seen == 1, "nested line %zu found %zu times", i + 1, seen);
     }
-    TU_CHECK(files[U].n + files[D].n + files[E].n == 5,
-             "%zu lines out, want 5",
+    TU_CHECK(files[U].n + files[D].n + files[E].n == 5, "%zu lines out, want 5",
              files[U].n + files[D].n + files[E].n);
     for (f = 0; f < TU_NFILES; f++)
         tu_lines_free(&files[f]);
@@ -454,32 +459,32 @@ static void extreme_timestamps(void **state)
         "{\"id\":\"max\",\"ts\":-9223372036854775808}",
     };
     static const char *const variants[][12] = {
-        { "--key", "id", NULL },
-        { "--key", "id", "--window", "rolling:1d", "--allowed-lateness",
-          "1d", "--max-out-of-orderness", "1d", NULL },
-        { "--key", "id", "--window", "tumbling:1h", "--allowed-lateness",
-          "1h", "--max-out-of-orderness", "5ms", NULL },
-        { "--key", "id", "--window", "session:1h", "--allowed-lateness",
-          "1h", "--max-out-of-orderness", "5ms", NULL },
+        {"--key", "id", NULL},
+        {"--key", "id", "--window", "rolling:1d", "--allowed-lateness", "1d",
+         "--max-out-of-orderness", "1d", NULL},
+        {"--key", "id", "--window", "tumbling:1h", "--allowed-lateness", "1h",
+         "--max-out-of-orderness", "5ms", NULL},
+        {"--key", "id", "--window", "session:1h", "--allowed-lateness", "1h",
+         "--max-out-of-orderness", "5ms", NULL},
     };
     static const char *const wvariants[][12] = {
-        { "--key", "id", "--window", "tumbling:1h", "--allowed-lateness",
-          "1h", "--max-out-of-orderness", "5ms", NULL },
-        { "--key", "id", "--window", "sliding:1h/10m", "--allowed-lateness",
-          "1h", "--max-out-of-orderness", "5ms", NULL },
-        { "--key", "id", "--window", "session:1h", "--allowed-lateness",
-          "1h", "--max-out-of-orderness", "5ms", NULL },
+        {"--key", "id", "--window", "tumbling:1h", "--allowed-lateness", "1h",
+         "--max-out-of-orderness", "5ms", NULL},
+        {"--key", "id", "--window", "sliding:1h/10m", "--allowed-lateness",
+         "1h", "--max-out-of-orderness", "5ms", NULL},
+        {"--key", "id", "--window", "session:1h", "--allowed-lateness", "1h",
+         "--max-out-of-orderness", "5ms", NULL},
     };
     const char *bin = tu_tool("WEIR_DEDUP_BIN");
     const char *wbin = tu_tool("WEIR_WINDOW_BIN");
-    char        dir[4096];
-    char        input[4096];
-    char        outdir[4096];
-    char        name[32];
+    char dir[4096];
+    char input[4096];
+    char outdir[4096];
+    char name[32];
     const char *full[24];
-    tu_lines_t  in = { 0 };
-    size_t      i;
-    size_t      v;
+    tu_lines_t in = {0};
+    size_t i;
+    size_t v;
 
     (void)state;
     if (bin == NULL && wbin == NULL)
@@ -491,11 +496,11 @@ static void extreme_timestamps(void **state)
     write_lines(input, &in);
     for (v = 0; bin != NULL && v < NELEM(variants); v++) {
         tu_lines_t files[TU_NFILES];
-        tu_run_t   r;
-        size_t     total = 0;
-        size_t     j;
-        int        n = 0;
-        int        f;
+        tu_run_t r;
+        size_t total = 0;
+        size_t j;
+        int n = 0;
+        int f;
 
         tu_set_ctx("weir-dedup %s %s", variants[v][2] ? variants[v][2] : "",
                    variants[v][2] ? variants[v][3] : "");
@@ -529,8 +534,8 @@ static void extreme_timestamps(void **state)
     }
     for (v = 0; wbin != NULL && v < NELEM(wvariants); v++) {
         tu_run_t r;
-        size_t   j;
-        int      n = 0;
+        size_t j;
+        int n = 0;
 
         tu_set_ctx("weir-window %s", wvariants[v][3]);
         snprintf(name, sizeof(name), "window-%zu", v);
@@ -554,24 +559,20 @@ static void extreme_timestamps(void **state)
 /* Empty input                                                         */
 /* ------------------------------------------------------------------ */
 
-static void empty_input_one(const char *bin, const char *content,
-                            int is_dedup)
+static void empty_input_one(const char *bin, const char *content, int is_dedup)
 {
-    static const char *const wfiles[3] = {
-        "results.jsonl", "late.jsonl", "errors.jsonl"
-    };
+    static const char *const wfiles[3] = {"results.jsonl", "late.jsonl",
+                                          "errors.jsonl"};
     static const char *const dargs[] = {
-        "--input", "@IN", "--output-dir", "@OUT", "--key", "id", NULL
-    };
+        "--input", "@IN", "--output-dir", "@OUT", "--key", "id", NULL};
     static const char *const wargs[] = {
-        "--input", "@IN", "--output-dir", "@OUT", "--key", "id",
-        "--window", "tumbling:1s", NULL
-    };
-    char     dir[4096];
-    char     input[4096];
-    char     outdir[4096];
+        "--input", "@IN",      "--output-dir", "@OUT", "--key",
+        "id",      "--window", "tumbling:1s",  NULL};
+    char dir[4096];
+    char input[4096];
+    char outdir[4096];
     tu_run_t r;
-    int      f;
+    int f;
 
     tu_mkdtemp(dir, sizeof(dir), "bad-empty");
     tu_path(input, sizeof(input), dir, "input.jsonl");
@@ -581,11 +582,10 @@ static void empty_input_one(const char *bin, const char *content,
     tu_check_ok(&r);
     for (f = 0; f < (is_dedup ? TU_NFILES : 3); f++) {
         const char *name = is_dedup ? tu_dedup_files[f] : wfiles[f];
-        tu_lines_t  got;
+        tu_lines_t got;
 
         tu_read_output(&got, outdir, name);
-        TU_CHECK(got.n == 0, "%s: %zu lines, want an empty file", name,
-                 got.n);
+        TU_CHECK(got.n == 0, "%s: %zu lines, want an empty file", name, got.n);
         tu_lines_free(&got);
     }
     if (is_dedup)
@@ -626,13 +626,13 @@ static void empty_input(void **state)
 static void expect_rejected(const char *bin, const char *const *args,
                             const char *what)
 {
-    char      dir[4096];
-    char      input[4096];
-    char      outdir[4096];
-    char      nofile[4096];
-    tu_argv_t a = { 0 };
-    tu_run_t  r;
-    int       i;
+    char dir[4096];
+    char input[4096];
+    char outdir[4096];
+    char nofile[4096];
+    tu_argv_t a = {0};
+    tu_run_t r;
+    int i;
 
     tu_mkdtemp(dir, sizeof(dir), "bad-args");
     tu_path(input, sizeof(input), dir, "input.jsonl");
@@ -662,9 +662,9 @@ static void expect_rejected(const char *bin, const char *const *args,
 /* Runs bin with args and expects success (the baseline of a table). */
 static void expect_accepted(const char *bin, const char *const *args)
 {
-    char     dir[4096];
-    char     input[4096];
-    char     outdir[4096];
+    char dir[4096];
+    char input[4096];
+    char outdir[4096];
     tu_run_t r;
 
     tu_mkdtemp(dir, sizeof(dir), "good-args");
@@ -682,11 +682,9 @@ static void expect_accepted(const char *bin, const char *const *args)
 static void dedup_unreadable_input(void **state)
 {
     static const char *const nofile[] = {
-        "--input", "@NOFILE", "--output-dir", "@OUT", "--key", "id", NULL
-    };
+        "--input", "@NOFILE", "--output-dir", "@OUT", "--key", "id", NULL};
     static const char *const isdir[] = {
-        "--input", "@DIR", "--output-dir", "@OUT", "--key", "id", NULL
-    };
+        "--input", "@DIR", "--output-dir", "@OUT", "--key", "id", NULL};
     const char *bin = tu_tool("WEIR_DEDUP_BIN");
 
     (void)state;
@@ -699,13 +697,11 @@ static void dedup_unreadable_input(void **state)
 static void window_unreadable_input(void **state)
 {
     static const char *const nofile[] = {
-        "--input", "@NOFILE", "--output-dir", "@OUT", "--key", "id",
-        "--window", "tumbling:1s", NULL
-    };
+        "--input", "@NOFILE",  "--output-dir", "@OUT", "--key",
+        "id",      "--window", "tumbling:1s",  NULL};
     static const char *const isdir[] = {
-        "--input", "@DIR", "--output-dir", "@OUT", "--key", "id",
-        "--window", "tumbling:1s", NULL
-    };
+        "--input", "@DIR",     "--output-dir", "@OUT", "--key",
+        "id",      "--window", "tumbling:1s",  NULL};
     const char *bin = tu_tool("WEIR_WINDOW_BIN");
 
     (void)state;
@@ -720,11 +716,11 @@ static void unreadable_permissions(void **state)
 {
     const char *bin = tu_tool("WEIR_DEDUP_BIN");
     const char *wbin = tu_tool("WEIR_WINDOW_BIN");
-    char        dir[4096];
-    char        input[4096];
-    char        outdir[4096];
-    tu_argv_t   a = { 0 };
-    tu_run_t    r;
+    char dir[4096];
+    char input[4096];
+    char outdir[4096];
+    tu_argv_t a = {0};
+    tu_run_t r;
 
     (void)state;
     if ((bin == NULL && wbin == NULL) || geteuid() == 0)
@@ -772,67 +768,59 @@ typedef struct {
 
 static void dedup_bad_arguments(void **state)
 {
-    static const char *const good[] = { IO, "--key", "id", NULL };
+    static const char *const good[] = {IO, "--key", "id", NULL};
     static const char *const good_all[] = {
-        IO, "--key", "id,x", "--time-field", "ts", "--window", "session:5m",
-        "--max-out-of-orderness", "0", "--allowed-lateness", "2d",
-        "--watermark-every", "3", "--parallelism", "2", NULL
-    };
+        IO,           "--key",
+        "id,x",       "--time-field",
+        "ts",         "--window",
+        "session:5m", "--max-out-of-orderness",
+        "0",          "--allowed-lateness",
+        "2d",         "--watermark-every",
+        "3",          "--parallelism",
+        "2",          NULL};
     static const bad_args_t bad[] = {
-        { "no arguments", { NULL } },
-        { "missing --input", { "--output-dir", "@OUT", "--key", "id" } },
-        { "missing --output-dir", { "--input", "@IN", "--key", "id" } },
-        { "missing --key", { IO } },
-        { "unknown option", { IO, "--key", "id", "--bogus", "1" } },
-        { "unknown flag", { IO, "--key", "id", "--frobnicate" } },
-        { "stray argument", { IO, "--key", "id", "stray" } },
-        { "option without value", { IO, "--key" } },
-        { "DUR without unit", { IO, "--key", "id", "--window",
-                                "rolling:10" } },
-        { "DUR with bad unit", { IO, "--key", "id", "--window",
-                                 "rolling:5x" } },
-        { "negative DUR", { IO, "--key", "id", "--window",
-                            "rolling:-1s" } },
-        { "fractional DUR", { IO, "--key", "id", "--window",
-                              "rolling:1.5s" } },
-        { "DUR unit only", { IO, "--key", "id", "--window",
-                             "rolling:s" } },
-        { "window without DUR", { IO, "--key", "id", "--window",
-                                  "rolling" } },
-        { "window empty DUR", { IO, "--key", "id", "--window",
-                                "rolling:" } },
-        { "unknown scope", { IO, "--key", "id", "--window",
-                             "hopping:1s" } },
-        { "sliding is no dedup scope", { IO, "--key", "id", "--window",
-                                         "sliding:1s/1s" } },
-        { "out-of-orderness without unit",
-          { IO, "--key", "id", "--max-out-of-orderness", "10" } },
-        { "out-of-orderness bad unit",
-          { IO, "--key", "id", "--max-out-of-orderness", "5x" } },
-        { "out-of-orderness negative",
-          { IO, "--key", "id", "--max-out-of-orderness", "-1s" } },
-        { "lateness without unit",
-          { IO, "--key", "id", "--allowed-lateness", "10" } },
-        { "lateness negative",
-          { IO, "--key", "id", "--allowed-lateness", "-1s" } },
-        { "lateness empty", { IO, "--key", "id", "--allowed-lateness",
-                              "" } },
-        { "parallelism 0", { IO, "--key", "id", "--parallelism", "0" } },
-        { "parallelism negative", { IO, "--key", "id", "--parallelism",
-                                    "-1" } },
-        { "parallelism not a number", { IO, "--key", "id",
-                                        "--parallelism", "abc" } },
-        { "parallelism trailing junk", { IO, "--key", "id",
-                                         "--parallelism", "2x" } },
-        { "watermark-every 0", { IO, "--key", "id", "--watermark-every",
-                                 "0" } },
-        { "watermark-every negative", { IO, "--key", "id",
-                                        "--watermark-every", "-2" } },
-        { "watermark-every not a number", { IO, "--key", "id",
-                                            "--watermark-every", "x" } },
+        {"no arguments", {NULL}},
+        {"missing --input", {"--output-dir", "@OUT", "--key", "id"}},
+        {"missing --output-dir", {"--input", "@IN", "--key", "id"}},
+        {"missing --key", {IO}},
+        {"unknown option", {IO, "--key", "id", "--bogus", "1"}},
+        {"unknown flag", {IO, "--key", "id", "--frobnicate"}},
+        {"stray argument", {IO, "--key", "id", "stray"}},
+        {"option without value", {IO, "--key"}},
+        {"DUR without unit", {IO, "--key", "id", "--window", "rolling:10"}},
+        {"DUR with bad unit", {IO, "--key", "id", "--window", "rolling:5x"}},
+        {"negative DUR", {IO, "--key", "id", "--window", "rolling:-1s"}},
+        {"fractional DUR", {IO, "--key", "id", "--window", "rolling:1.5s"}},
+        {"DUR unit only", {IO, "--key", "id", "--window", "rolling:s"}},
+        {"window without DUR", {IO, "--key", "id", "--window", "rolling"}},
+        {"window empty DUR", {IO, "--key", "id", "--window", "rolling:"}},
+        {"unknown scope", {IO, "--key", "id", "--window", "hopping:1s"}},
+        {"sliding is no dedup scope",
+         {IO, "--key", "id", "--window", "sliding:1s/1s"}},
+        {"out-of-orderness without unit",
+         {IO, "--key", "id", "--max-out-of-orderness", "10"}},
+        {"out-of-orderness bad unit",
+         {IO, "--key", "id", "--max-out-of-orderness", "5x"}},
+        {"out-of-orderness negative",
+         {IO, "--key", "id", "--max-out-of-orderness", "-1s"}},
+        {"lateness without unit",
+         {IO, "--key", "id", "--allowed-lateness", "10"}},
+        {"lateness negative", {IO, "--key", "id", "--allowed-lateness", "-1s"}},
+        {"lateness empty", {IO, "--key", "id", "--allowed-lateness", ""}},
+        {"parallelism 0", {IO, "--key", "id", "--parallelism", "0"}},
+        {"parallelism negative", {IO, "--key", "id", "--parallelism", "-1"}},
+        {"parallelism not a number",
+         {IO, "--key", "id", "--parallelism", "abc"}},
+        {"parallelism trailing junk",
+         {IO, "--key", "id", "--parallelism", "2x"}},
+        {"watermark-every 0", {IO, "--key", "id", "--watermark-every", "0"}},
+        {"watermark-every negative",
+         {IO, "--key", "id", "--watermark-every", "-2"}},
+        {"watermark-every not a number",
+         {IO, "--key", "id", "--watermark-every", "x"}},
     };
     const char *bin = tu_tool("WEIR_DEDUP_BIN");
-    size_t      i;
+    size_t i;
 
     (void)state;
     if (bin == NULL)
@@ -849,58 +837,65 @@ static void dedup_bad_arguments(void **state)
 
 static void window_bad_arguments(void **state)
 {
-    static const char *const good[] = {
-        IO, "--key", "id", "--window", "tumbling:1s", NULL
-    };
-    static const char *const good_all[] = {
-        IO, "--key", "id,x", "--time-field", "ts", "--window",
-        "sliding:1h/10m", "--agg", "max:v", "--max-out-of-orderness", "0",
-        "--allowed-lateness", "3s", "--watermark-every", "2",
-        "--parallelism", "3", NULL
-    };
+    static const char *const good[] = {IO,         "--key",       "id",
+                                       "--window", "tumbling:1s", NULL};
+    static const char *const good_all[] = {IO,
+                                           "--key",
+                                           "id,x",
+                                           "--time-field",
+                                           "ts",
+                                           "--window",
+                                           "sliding:1h/10m",
+                                           "--agg",
+                                           "max:v",
+                                           "--max-out-of-orderness",
+                                           "0",
+                                           "--allowed-lateness",
+                                           "3s",
+                                           "--watermark-every",
+                                           "2",
+                                           "--parallelism",
+                                           "3",
+                                           NULL};
     static const bad_args_t bad[] = {
-        { "no arguments", { NULL } },
-        { "missing --window", { IO, "--key", "id" } },
-        { "missing --input", { "--output-dir", "@OUT", "--key", "id",
-                               "--window", "tumbling:1s" } },
-        { "missing --output-dir", { "--input", "@IN", "--key", "id",
-                                    "--window", "tumbling:1s" } },
-        { "missing --key", { IO, "--window", "tumbling:1s" } },
-        { "unknown option", { IO, "--key", "id", "--window", "tumbling:1s",
-                              "--bogus", "1" } },
-        { "DUR without unit", { IO, "--key", "id", "--window",
-                                "tumbling:10" } },
-        { "DUR with bad unit", { IO, "--key", "id", "--window",
-                                 "tumbling:5x" } },
-        { "negative DUR", { IO, "--key", "id", "--window",
-                            "session:-1s" } },
-        { "sliding without slide", { IO, "--key", "id", "--window",
-                                     "sliding:10ms" } },
-        { "sliding bad slide", { IO, "--key", "id", "--window",
-                                 "sliding:10ms/5x" } },
-        { "rolling is no window", { IO, "--key", "id", "--window",
-                                    "rolling:1s" } },
-        { "unknown window", { IO, "--key", "id", "--window", "hop:1s" } },
-        { "unknown aggregate", { IO, "--key", "id", "--window",
-                                 "tumbling:1s", "--agg", "avg:v" } },
-        { "aggregate without field", { IO, "--key", "id", "--window",
-                                       "tumbling:1s", "--agg", "sum" } },
-        { "bad aggregate", { IO, "--key", "id", "--window", "tumbling:1s",
-                             "--agg", "bogus" } },
-        { "out-of-orderness without unit",
-          { IO, "--key", "id", "--window", "tumbling:1s",
-            "--max-out-of-orderness", "10" } },
-        { "lateness negative",
-          { IO, "--key", "id", "--window", "tumbling:1s",
-            "--allowed-lateness", "-1s" } },
-        { "parallelism 0", { IO, "--key", "id", "--window", "tumbling:1s",
-                             "--parallelism", "0" } },
-        { "watermark-every 0", { IO, "--key", "id", "--window",
-                                 "tumbling:1s", "--watermark-every",
-                                 "0" } },
+        {"no arguments", {NULL}},
+        {"missing --window", {IO, "--key", "id"}},
+        {"missing --input",
+         {"--output-dir", "@OUT", "--key", "id", "--window", "tumbling:1s"}},
+        {"missing --output-dir",
+         {"--input", "@IN", "--key", "id", "--window", "tumbling:1s"}},
+        {"missing --key", {IO, "--window", "tumbling:1s"}},
+        {"unknown option",
+         {IO, "--key", "id", "--window", "tumbling:1s", "--bogus", "1"}},
+        {"DUR without unit", {IO, "--key", "id", "--window", "tumbling:10"}},
+        {"DUR with bad unit", {IO, "--key", "id", "--window", "tumbling:5x"}},
+        {"negative DUR", {IO, "--key", "id", "--window", "session:-1s"}},
+        {"sliding without slide",
+         {IO, "--key", "id", "--window", "sliding:10ms"}},
+        {"sliding bad slide",
+         {IO, "--key", "id", "--window", "sliding:10ms/5x"}},
+        {"rolling is no window", {IO, "--key", "id", "--window", "rolling:1s"}},
+        {"unknown window", {IO, "--key", "id", "--window", "hop:1s"}},
+        {"unknown aggregate",
+         {IO, "--key", "id", "--window", "tumbling:1s", "--agg", "avg:v"}},
+        {"aggregate without field",
+         {IO, "--key", "id", "--window", "tumbling:1s", "--agg", "sum"}},
+        {"bad aggregate",
+         {IO, "--key", "id", "--window", "tumbling:1s", "--agg", "bogus"}},
+        {"out-of-orderness without unit",
+         {IO, "--key", "id", "--window", "tumbling:1s",
+          "--max-out-of-orderness", "10"}},
+        {"lateness negative",
+         {IO, "--key", "id", "--window", "tumbling:1s", "--allowed-lateness",
+          "-1s"}},
+        {"parallelism 0",
+         {IO, "--key", "id", "--window", "tumbling:1s", "--parallelism", "0"}},
+        {"watermark-every 0",
+         {IO, "--key", "id", "--window", "tumbling:1s", "--watermark-every",
+          "0"}},
     };
     const char *bin = tu_tool("WEIR_WINDOW_BIN");
-    size_t      i;
+    size_t i;
 
     (void)state;
     if (bin == NULL)

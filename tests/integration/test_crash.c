@@ -28,21 +28,21 @@
  */
 #include "tool_util.h"
 
-#define CRASH_LINES       20000
-#define CRASH_TRIALS_P1   24
-#define CRASH_TRIALS_P2   4
-#define CRASH_SEED        7001
+#define CRASH_LINES     20000
+#define CRASH_TRIALS_P1 24
+#define CRASH_TRIALS_P2 4
+#define CRASH_SEED      7001
 
 /* The input: ids from a pool of 3000, times moving forward with jitter,
  * some records far behind, errors and blank lines. */
 static void gen_input(tu_buf_t *b, tu_rng_t *r)
 {
     int64_t base = 1700000000000LL;
-    size_t  i;
+    size_t i;
 
     for (i = 0; i < CRASH_LINES; i++) {
         int64_t ts;
-        int     pick = (int)tu_rng_range(r, 0, 999);
+        int pick = (int)tu_rng_range(r, 0, 999);
 
         base += tu_rng_range(r, 0, 6);
         if (pick < 5) {
@@ -50,8 +50,10 @@ static void gen_input(tu_buf_t *b, tu_rng_t *r)
             continue;
         }
         if (pick < 25) {
-            tu_buf_printf(b, pick < 15 ? "{\"id\":\"u%zu\",\"ts\":\"x\"}\n"
-                                       : "not json %zu\n", i);
+            tu_buf_printf(b,
+                          pick < 15 ? "{\"id\":\"u%zu\",\"ts\":\"x\"}\n"
+                                    : "not json %zu\n",
+                          i);
             continue;
         }
         ts = base + tu_rng_range(r, -100, 100);
@@ -64,22 +66,21 @@ static void gen_input(tu_buf_t *b, tu_rng_t *r)
 
 /* Dedup scopes; trials rotate through them. */
 #define NSCOPES 3
-static const char *const scopes[NSCOPES] = {
-    "rolling:20s", "tumbling:10s", "session:1s"
-};
+static const char *const scopes[NSCOPES] = {"rolling:20s", "tumbling:10s",
+                                            "session:1s"};
 
 typedef struct {
-    char        input[4096];
-    char        dir[4096];                 /* scratch dir of the test */
-    tu_lines_t  ref[NSCOPES][TU_NFILES];   /* reference output */
-    double      ref_seconds[NSCOPES];      /* wall time of the reference */
-    int         have_ref[NSCOPES];
+    char input[4096];
+    char dir[4096];                     /* scratch dir of the test */
+    tu_lines_t ref[NSCOPES][TU_NFILES]; /* reference output */
+    double ref_seconds[NSCOPES];        /* wall time of the reference */
+    int have_ref[NSCOPES];
     const char *bin;
 } crash_t;
 
 /* argv for one start: output in trial/out, checkpoints in trial/ckpt. */
-static void crash_argv(const crash_t *c, const char *trial, int scope,
-                       int par, int every, tu_argv_t *a)
+static void crash_argv(const crash_t *c, const char *trial, int scope, int par,
+                       int every, tu_argv_t *a)
 {
     tu_argv_add(a, c->bin);
     tu_argv_add(a, "--input");
@@ -118,7 +119,7 @@ static void new_trial(const crash_t *c, const char *name, char *trial,
 static void read_outputs(const char *trial, tu_lines_t *files)
 {
     char out[4096];
-    int  f;
+    int f;
 
     tu_path(out, sizeof(out), trial, "out");
     for (f = 0; f < TU_NFILES; f++)
@@ -138,10 +139,10 @@ static void free_outputs(tu_lines_t *files)
 static double run_complete(const crash_t *c, const char *trial, int scope,
                            int par, int every)
 {
-    tu_argv_t a = { 0 };
-    tu_run_t  r;
-    double    t0 = tu_now();
-    double    t;
+    tu_argv_t a = {0};
+    tu_run_t r;
+    double t0 = tu_now();
+    double t;
 
     crash_argv(c, trial, scope, par, every, &a);
     tu_run(a.v, trial, &r);
@@ -154,16 +155,16 @@ static double run_complete(const crash_t *c, const char *trial, int scope,
 
 /* Starts a run and SIGKILLs it after delay seconds. Returns 1 when the
  * kill ended it, 0 when it had finished (status 0) before. */
-static int run_killed(const crash_t *c, const char *trial, int scope,
-                      int par, int every, double delay)
+static int run_killed(const crash_t *c, const char *trial, int scope, int par,
+                      int every, double delay)
 {
-    char            out_path[4096];
-    char            err_path[4096];
-    char            how[512];
-    tu_argv_t       a = { 0 };
-    tu_run_t        r;
+    char out_path[4096];
+    char err_path[4096];
+    char how[512];
+    tu_argv_t a = {0};
+    tu_run_t r;
     struct timespec ts;
-    pid_t           pid;
+    pid_t pid;
 
     memset(&r, 0, sizeof(r));
     tu_path(out_path, sizeof(out_path), trial, "killed.stdout");
@@ -193,34 +194,32 @@ static int run_killed(const crash_t *c, const char *trial, int scope,
 static void trial(crash_t *c, int n, int scope, int par, int every,
                   const double *delays, int nkills)
 {
-    char       trial_dir[4096];
-    char       name[64];
-    char       log[1024];
-    size_t     used = 0;
+    char trial_dir[4096];
+    char name[64];
+    char log[1024];
+    size_t used = 0;
     tu_lines_t files[TU_NFILES];
-    int        k;
-    int        f;
+    int k;
+    int f;
 
     snprintf(name, sizeof(name), "trial-%02d-p%d", n, par);
     new_trial(c, name, trial_dir, sizeof(trial_dir));
-    tu_set_ctx("seed=%d trial %d %s P=%d every %d, reference %.3fs",
-               CRASH_SEED, n, scopes[scope], par, every,
-               c->ref_seconds[scope]);
+    tu_set_ctx("seed=%d trial %d %s P=%d every %d, reference %.3fs", CRASH_SEED,
+               n, scopes[scope], par, every, c->ref_seconds[scope]);
     log[0] = '\0';
     for (k = 0; k < nkills; k++) {
-        int killed = run_killed(c, trial_dir, scope, par, every,
-                                delays[k]);
+        int killed = run_killed(c, trial_dir, scope, par, every, delays[k]);
 
-        used += (size_t)snprintf(log + used, sizeof(log) - used,
-                                 "%s%.3fs(%s)", k > 0 ? ", " : "",
-                                 delays[k],
+        used += (size_t)snprintf(log + used, sizeof(log) - used, "%s%.3fs(%s)",
+                                 k > 0 ? ", " : "", delays[k],
                                  killed ? "killed" : "had finished");
         if (used >= sizeof(log))
             used = sizeof(log) - 1;
     }
     tu_set_ctx("seed=%d trial %d %s P=%d every %d, reference %.3fs, "
-               "kills at %s", CRASH_SEED, n, scopes[scope], par, every,
-               c->ref_seconds[scope], log);
+               "kills at %s",
+               CRASH_SEED, n, scopes[scope], par, every, c->ref_seconds[scope],
+               log);
     (void)run_complete(c, trial_dir, scope, par, every);
     read_outputs(trial_dir, files);
     for (f = 0; f < TU_NFILES; f++) {
@@ -238,8 +237,8 @@ static void trial(crash_t *c, int n, int scope, int par, int every,
 static int crash_setup(void **state)
 {
     crash_t *c = calloc(1, sizeof(*c));
-    tu_buf_t b = { 0 };
-    tu_rng_t r = { CRASH_SEED };
+    tu_buf_t b = {0};
+    tu_rng_t r = {CRASH_SEED};
 
     assert_non_null(c);
     *state = c;
@@ -258,8 +257,8 @@ static int crash_setup(void **state)
 static int crash_teardown(void **state)
 {
     crash_t *c = *state;
-    int      s;
-    int      f;
+    int s;
+    int f;
 
     for (s = 0; s < NSCOPES; s++)
         for (f = 0; f < TU_NFILES; f++)
@@ -274,11 +273,11 @@ static int crash_teardown(void **state)
  * the files are the same. */
 static void reference(crash_t *c, int scope)
 {
-    char        trial_dir[4096];
-    tu_lines_t  plain[TU_NFILES];
+    char trial_dir[4096];
+    tu_lines_t plain[TU_NFILES];
     tu_lines_t *ref = c->ref[scope];
-    size_t      total = 0;
-    int         f;
+    size_t total = 0;
+    int f;
 
     tu_set_ctx("seed=%d reference %s", CRASH_SEED, scopes[scope]);
     new_trial(c, "reference", trial_dir, sizeof(trial_dir));
@@ -289,8 +288,7 @@ static void reference(crash_t *c, int scope)
                  tu_dedup_files[f], ref[f].n);
         total += ref[f].n;
     }
-    TU_CHECK(total > CRASH_LINES * 9 / 10, "reference holds %zu lines",
-             total);
+    TU_CHECK(total > CRASH_LINES * 9 / 10, "reference holds %zu lines", total);
     tu_rmtree(trial_dir);
     new_trial(c, "plain", trial_dir, sizeof(trial_dir));
     (void)run_complete(c, trial_dir, scope, 1, 0);
@@ -304,26 +302,26 @@ static void reference(crash_t *c, int scope)
 static void kill_and_restart(void **state)
 {
     crash_t *c = *state;
-    tu_rng_t r = { CRASH_SEED + 1 };
-    int      n;
+    tu_rng_t r = {CRASH_SEED + 1};
+    int n;
 
     if (c->bin == NULL)
         skip();
     for (n = 0; n < NSCOPES; n++)
         reference(c, n);
     for (n = 0; n < CRASH_TRIALS_P1 + CRASH_TRIALS_P2; n++) {
-        int    scope = (n + n / 6) % NSCOPES;
+        int scope = (n + n / 6) % NSCOPES;
         double t = c->ref_seconds[scope];
-        double left = t;   /* the work a restarted run still has, roughly */
+        double left = t; /* the work a restarted run still has, roughly */
         double delays[3];
-        int    nkills = n % 6 == 2 ? 3 : n % 6 == 0 || n % 6 == 3 ? 2 : 1;
-        int    k;
+        int nkills = n % 6 == 2 ? 3 : n % 6 == 0 || n % 6 == 3 ? 2 : 1;
+        int k;
 
         for (k = 0; k < nkills; k++) {
             double frac = (double)tu_rng_range(&r, 0, 1000) / 1000.0;
 
             if (n % 6 == 0 && k == 0)
-                frac = 0;                       /* right after the start */
+                frac = 0; /* right after the start */
             else if (n % 6 == 1 || (n % 6 == 3 && k == 1))
                 frac = (double)tu_rng_range(&r, 900, 1000) / 1000.0;
             else if (n % 6 == 3 && k == 0)

@@ -46,10 +46,10 @@
 #include "../../examples/dedup_kafka.h"
 #include "test_kafka_util.h"
 
-#define NCHUNKS 20
-#define CHUNK 10000
-#define NEVENTS (NCHUNKS * CHUNK)
-#define NPART 8
+#define NCHUNKS           20
+#define CHUNK             10000
+#define NEVENTS           (NCHUNKS * CHUNK)
+#define NPART             8
 #define MAX_KILL_DELAY_MS 300
 
 static struct kt_cluster cluster;

@@ -33,14 +33,14 @@
 #include "test_kafka_util.h"
 
 #define NEVENTS 20000
-#define NPART 4
+#define NPART   4
 
 /* Kafka API keys of the requests we fail. */
-#define API_PRODUCE 0
+#define API_PRODUCE               0
 #define API_ADD_PARTITIONS_TO_TXN 24
-#define API_ADD_OFFSETS_TO_TXN 25
-#define API_END_TXN 26
-#define API_TXN_OFFSET_COMMIT 28
+#define API_ADD_OFFSETS_TO_TXN    25
+#define API_END_TXN               26
+#define API_TXN_OFFSET_COMMIT     28
 
 #define SCHEMA                                                                 \
     "{\"type\":\"record\",\"name\":\"Event\",\"namespace\":\"weir.test\","     \

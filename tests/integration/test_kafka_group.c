@@ -33,7 +33,7 @@
 #include "test_kafka_util.h"
 
 #define NEVENTS 24000
-#define NPART 4
+#define NPART   4
 
 static struct kt_cluster cluster;
 

@@ -30,22 +30,27 @@
 #include "tool_util.h"
 
 enum { SCOPE_ROLLING, SCOPE_TUMBLING, SCOPE_SESSION };
-enum { CLS_UNIQUE = TU_UNIQUE, CLS_DUP = TU_DUPLICATES, CLS_LATE = TU_LATE,
-       CLS_ERROR = TU_ERRORS, CLS_BLANK };
+enum {
+    CLS_UNIQUE = TU_UNIQUE,
+    CLS_DUP = TU_DUPLICATES,
+    CLS_LATE = TU_LATE,
+    CLS_ERROR = TU_ERRORS,
+    CLS_BLANK
+};
 
 /* ------------------------------------------------------------------ */
 /* Configuration, from the same arguments the tool gets                */
 /* ------------------------------------------------------------------ */
 
 typedef struct {
-    char    keys[8][64];
-    int     nkeys;
-    char    time_field[64];
-    int     scope;
-    int64_t size;    /* R, S or G */
-    int64_t bound;   /* B: max out-of-orderness */
-    int64_t late;    /* L: allowed lateness */
-    long    every;   /* N: watermark cadence */
+    char keys[8][64];
+    int nkeys;
+    char time_field[64];
+    int scope;
+    int64_t size;  /* R, S or G */
+    int64_t bound; /* B: max out-of-orderness */
+    int64_t late;  /* L: allowed lateness */
+    long every;    /* N: watermark cadence */
 } dcfg_t;
 
 static void cfg_keys(dcfg_t *c, const char *list)
@@ -134,10 +139,10 @@ static int parse_record(const dcfg_t *c, const tu_line_t *l, char **key,
                         int64_t *ts)
 {
     json_error_t jerr;
-    json_t      *o;
-    json_t      *t;
-    json_t      *arr;
-    int          i;
+    json_t *o;
+    json_t *t;
+    json_t *arr;
+    int i;
 
     o = json_loadb(l->p, l->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (o == NULL)
@@ -167,7 +172,7 @@ static int parse_record(const dcfg_t *c, const tu_line_t *l, char **key,
 
 static char *line_key(const tu_line_t *l, void *opaque)
 {
-    char   *key = NULL;
+    char *key = NULL;
     int64_t ts;
 
     if (parse_record(opaque, l, &key, &ts) != 0)
@@ -185,20 +190,20 @@ typedef struct {
 } iv_t;
 
 typedef struct {
-    char    *key;
-    int      has_entry;   /* rolling */
-    int64_t  first;
-    int64_t *starts;      /* tumbling: windows with state */
-    size_t   nstarts;
-    iv_t    *sess;        /* session: live sessions */
-    size_t   nsess;
+    char *key;
+    int has_entry; /* rolling */
+    int64_t first;
+    int64_t *starts; /* tumbling: windows with state */
+    size_t nstarts;
+    iv_t *sess; /* session: live sessions */
+    size_t nsess;
 } mkey_t;
 
 typedef struct {
     mkey_t *v;
-    size_t  n;
-    size_t  cap;
-    int     wm_set;       /* W > -inf */
+    size_t n;
+    size_t cap;
+    int wm_set; /* W > -inf */
     int64_t wm;
 } model_t;
 
@@ -239,8 +244,7 @@ static int behind(const model_t *m, int64_t x)
     return m->wm_set && x <= m->wm;
 }
 
-static int classify_rolling(const dcfg_t *c, model_t *m, mkey_t *k,
-                            int64_t ts)
+static int classify_rolling(const dcfg_t *c, model_t *m, mkey_t *k, int64_t ts)
 {
     if (k->has_entry && !behind(m, k->first + c->size - 1 + c->late))
         return CLS_DUP;
@@ -251,11 +255,10 @@ static int classify_rolling(const dcfg_t *c, model_t *m, mkey_t *k,
     return CLS_UNIQUE;
 }
 
-static int classify_tumbling(const dcfg_t *c, model_t *m, mkey_t *k,
-                             int64_t ts)
+static int classify_tumbling(const dcfg_t *c, model_t *m, mkey_t *k, int64_t ts)
 {
     int64_t start = tu_floordiv(ts, c->size) * c->size;
-    size_t  i;
+    size_t i;
 
     if (behind(m, start + c->size - 1 + c->late))
         return CLS_LATE;
@@ -267,11 +270,10 @@ static int classify_tumbling(const dcfg_t *c, model_t *m, mkey_t *k,
     return CLS_UNIQUE;
 }
 
-static int classify_session(const dcfg_t *c, model_t *m, mkey_t *k,
-                            int64_t ts)
+static int classify_session(const dcfg_t *c, model_t *m, mkey_t *k, int64_t ts)
 {
-    iv_t   w = { ts, ts + c->size };
-    int    merged = 0;
+    iv_t w = {ts, ts + c->size};
+    int merged = 0;
     size_t i = 0;
 
     /* Sessions whose state is gone (end - 1 + L <= W) are dropped. */
@@ -305,13 +307,13 @@ static int classify_session(const dcfg_t *c, model_t *m, mkey_t *k,
 /* Classifies every line of in (CLS_*); cls has in->n slots. */
 static void run_model(const dcfg_t *c, const tu_lines_t *in, int *cls)
 {
-    model_t m = { 0 };
+    model_t m = {0};
     int64_t max_ts = 0;
-    long    count = 0;
-    size_t  i;
+    long count = 0;
+    size_t i;
 
     for (i = 0; i < in->n; i++) {
-        char   *key;
+        char *key;
         int64_t ts;
         mkey_t *k;
 
@@ -333,8 +335,7 @@ static void run_model(const dcfg_t *c, const tu_lines_t *in, int *cls)
         if (count == 0 || ts > max_ts)
             max_ts = ts;
         count++;
-        if (count % c->every == 0 &&
-            (!m.wm_set || max_ts - c->bound > m.wm)) {
+        if (count % c->every == 0 && (!m.wm_set || max_ts - c->bound > m.wm)) {
             m.wm = max_ts - c->bound;
             m.wm_set = 1;
         }
@@ -362,8 +363,8 @@ static void run_dedup(const char *bin, const char *dir, const char *input,
                       const char *outdir, const char *const *args, int par,
                       tu_run_t *r)
 {
-    tu_argv_t a = { 0 };
-    int       i;
+    tu_argv_t a = {0};
+    int i;
 
     tu_argv_add(&a, bin);
     tu_argv_add(&a, "--input");
@@ -386,13 +387,13 @@ static void check_tool(const char *bin, const char *dir, const char *input,
                        const dcfg_t *c, const char *const *args,
                        const tu_lines_t *in, const int *cls, int par)
 {
-    char      outdir[4096];
-    char      name[64];
-    char      what[128];
-    long long count[TU_NFILES] = { 0 };
-    tu_run_t  r;
-    size_t    i;
-    int       f;
+    char outdir[4096];
+    char name[64];
+    char what[128];
+    long long count[TU_NFILES] = {0};
+    tu_run_t r;
+    size_t i;
+    int f;
 
     snprintf(name, sizeof(name), "out-p%d", par);
     tu_subdir(outdir, sizeof(outdir), dir, name);
@@ -418,8 +419,8 @@ static void check_tool(const char *bin, const char *dir, const char *input,
         tu_lines_free(&got);
         tu_lines_free(&want);
     }
-    tu_check_summary(&r, count[0] + count[1] + count[2] + count[3],
-                     count[0], count[1], count[2], count[3]);
+    tu_check_summary(&r, count[0] + count[1] + count[2] + count[3], count[0],
+                     count[1], count[2], count[3]);
     tu_run_free(&r);
 }
 
@@ -430,21 +431,21 @@ static void check_tool(const char *bin, const char *dir, const char *input,
 #define MAXL 40
 
 typedef struct {
-    const char *args[20];        /* tool options, NULL-terminated */
-    const char *lines[MAXL];     /* input lines, NULL-terminated */
-    int         unique[MAXL];    /* 1-based line numbers, 0-terminated */
-    int         dup[MAXL];
-    int         late[MAXL];
-    int         err[MAXL];
-    int         no_final_newline;
+    const char *args[20];    /* tool options, NULL-terminated */
+    const char *lines[MAXL]; /* input lines, NULL-terminated */
+    int unique[MAXL];        /* 1-based line numbers, 0-terminated */
+    int dup[MAXL];
+    int late[MAXL];
+    int err[MAXL];
+    int no_final_newline;
 } dcase_t;
 
 static void case_classes(const dcase_t *dc, size_t n, int *cls)
 {
     const int *lists[4];
-    size_t     i;
-    int        f;
-    int        j;
+    size_t i;
+    int f;
+    int j;
 
     lists[CLS_UNIQUE] = dc->unique;
     lists[CLS_DUP] = dc->dup;
@@ -468,15 +469,15 @@ static const char *cls_name(int c)
 
 static void run_case(const char *name, const dcase_t *dc)
 {
-    char        dir[4096];
-    char        input[4096];
-    tu_lines_t  in = { 0 };
-    tu_buf_t    text = { 0 };
-    dcfg_t      c;
-    int         want[MAXL];
-    int         got[MAXL];
+    char dir[4096];
+    char input[4096];
+    tu_lines_t in = {0};
+    tu_buf_t text = {0};
+    dcfg_t c;
+    int want[MAXL];
+    int got[MAXL];
     const char *bin;
-    size_t      i;
+    size_t i;
 
     tu_set_ctx("case %s", name);
     for (i = 0; dc->lines[i] != NULL; i++) {
@@ -491,8 +492,8 @@ static void run_case(const char *name, const dcase_t *dc)
     for (i = 0; i < in.n; i++)
         TU_CHECK(got[i] == want[i],
                  "test case and model disagree on line %zu: case says %s, "
-                 "model says %s", i + 1, cls_name(want[i]),
-                 cls_name(got[i]));
+                 "model says %s",
+                 i + 1, cls_name(want[i]), cls_name(got[i]));
     bin = tu_tool("WEIR_DEDUP_BIN");
     if (bin == NULL) {
         tu_lines_free(&in);
@@ -513,23 +514,21 @@ static void run_case(const char *name, const dcase_t *dc)
 static void rolling_boundaries(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "rolling:10ms",
-                  "--allowed-lateness", "5ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":100,\"n\":1}",  /* W=-inf; W:=100 */
-            "{\"id\":\"b\",\"ts\":113,\"n\":2}",  /* W:=113 */
-            "{\"id\":\"a\",\"ts\":100,\"n\":3}",  /* 114 > 113: live */
-            "{\"id\":\"b\",\"ts\":114,\"n\":4}",  /* W:=114 */
-            "{\"id\":\"a\",\"ts\":200,\"n\":5}",  /* 114 == W: gone */
-            "{\"id\":\"c\",\"ts\":195,\"n\":6}",  /* 195+5 == W=200 */
-            "{\"id\":\"c\",\"ts\":196,\"n\":7}",  /* 201 > 200 */
-            "{\"id\":\"c\",\"ts\":150,\"n\":8}",  /* behind W, but live */
-            "{\"id\":\"d\",\"ts\":10,\"n\":9}",
-            NULL },
-        .unique = { 1, 2, 5, 7, 0 },
-        .dup = { 3, 4, 8, 0 },
-        .late = { 6, 9, 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "rolling:10ms",
+                 "--allowed-lateness", "5ms", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":100,\"n\":1}", /* W=-inf; W:=100 */
+                  "{\"id\":\"b\",\"ts\":113,\"n\":2}", /* W:=113 */
+                  "{\"id\":\"a\",\"ts\":100,\"n\":3}", /* 114 > 113: live */
+                  "{\"id\":\"b\",\"ts\":114,\"n\":4}", /* W:=114 */
+                  "{\"id\":\"a\",\"ts\":200,\"n\":5}", /* 114 == W: gone */
+                  "{\"id\":\"c\",\"ts\":195,\"n\":6}", /* 195+5 == W=200 */
+                  "{\"id\":\"c\",\"ts\":196,\"n\":7}", /* 201 > 200 */
+                  "{\"id\":\"c\",\"ts\":150,\"n\":8}", /* behind W, but live */
+                  "{\"id\":\"d\",\"ts\":10,\"n\":9}", NULL},
+        .unique = {1, 2, 5, 7, 0},
+        .dup = {3, 4, 8, 0},
+        .late = {6, 9, 0},
+        .err = {0},
     };
 
     (void)state;
@@ -541,18 +540,16 @@ static void rolling_boundaries(void **state)
 static void rolling_first_seen_is_kept(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "rolling:10ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":0}",
-            "{\"id\":\"a\",\"ts\":8}",   /* 9 > 0: duplicate; W:=8 */
-            "{\"id\":\"b\",\"ts\":9}",   /* W:=9: a's entry is gone */
-            "{\"id\":\"a\",\"ts\":10}",  /* unique (not live from ts 8) */
-            "{\"id\":\"a\",\"ts\":12}",
-            NULL },
-        .unique = { 1, 3, 4, 0 },
-        .dup = { 2, 5, 0 },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "rolling:10ms", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":0}",
+                  "{\"id\":\"a\",\"ts\":8}",  /* 9 > 0: duplicate; W:=8 */
+                  "{\"id\":\"b\",\"ts\":9}",  /* W:=9: a's entry is gone */
+                  "{\"id\":\"a\",\"ts\":10}", /* unique (not live from ts 8) */
+                  "{\"id\":\"a\",\"ts\":12}", NULL},
+        .unique = {1, 3, 4, 0},
+        .dup = {2, 5, 0},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -563,24 +560,20 @@ static void rolling_first_seen_is_kept(void **state)
 static void tumbling_boundaries(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "tumbling:10ms",
-                  "--allowed-lateness", "3ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":0}",
-            "{\"id\":\"a\",\"ts\":9}",
-            "{\"id\":\"a\",\"ts\":10}",  /* W:=10 */
-            "{\"id\":\"a\",\"ts\":5}",   /* [0,10): 12 > 10 */
-            "{\"id\":\"b\",\"ts\":12}",  /* W:=12 */
-            "{\"id\":\"a\",\"ts\":3}",   /* [0,10): 12 <= 12 */
-            "{\"id\":\"b\",\"ts\":2}",
-            "{\"id\":\"a\",\"ts\":-1}",  /* [-10,0) */
-            "{\"id\":\"a\",\"ts\":19}",
-            "{\"id\":\"a\",\"ts\":20}",
-            NULL },
-        .unique = { 1, 3, 5, 10, 0 },
-        .dup = { 2, 4, 9, 0 },
-        .late = { 6, 7, 8, 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "tumbling:10ms",
+                 "--allowed-lateness", "3ms", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":0}", "{\"id\":\"a\",\"ts\":9}",
+                  "{\"id\":\"a\",\"ts\":10}", /* W:=10 */
+                  "{\"id\":\"a\",\"ts\":5}",  /* [0,10): 12 > 10 */
+                  "{\"id\":\"b\",\"ts\":12}", /* W:=12 */
+                  "{\"id\":\"a\",\"ts\":3}",  /* [0,10): 12 <= 12 */
+                  "{\"id\":\"b\",\"ts\":2}",
+                  "{\"id\":\"a\",\"ts\":-1}", /* [-10,0) */
+                  "{\"id\":\"a\",\"ts\":19}", "{\"id\":\"a\",\"ts\":20}", NULL},
+        .unique = {1, 3, 5, 10, 0},
+        .dup = {2, 4, 9, 0},
+        .late = {6, 7, 8, 0},
+        .err = {0},
     };
 
     (void)state;
@@ -591,24 +584,22 @@ static void tumbling_boundaries(void **state)
 static void tumbling_negative_times(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "tumbling:10ms",
-                  "--max-out-of-orderness", "100ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":-1}",   /* [-10,0) */
-            "{\"id\":\"a\",\"ts\":-10}",
-            "{\"id\":\"a\",\"ts\":-11}",  /* [-20,-10) */
-            "{\"id\":\"a\",\"ts\":0}",    /* [0,10) */
-            "{\"id\":\"a\",\"ts\":-20}",
-            "{\"id\":\"a\",\"ts\":9}",
-            "{\"id\":\"a\",\"ts\":-5}",
-            "{\"id\":\"a\",\"ts\":-21}",  /* [-30,-20) */
-            "{\"id\":\"a\",\"ts\":-30}",
-            "{\"id\":\"a\",\"ts\":-31}",  /* [-40,-30) */
-            NULL },
-        .unique = { 1, 3, 4, 8, 10, 0 },
-        .dup = { 2, 5, 6, 7, 9, 0 },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "tumbling:10ms",
+                 "--max-out-of-orderness", "100ms", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":-1}", /* [-10,0) */
+                  "{\"id\":\"a\",\"ts\":-10}",
+                  "{\"id\":\"a\",\"ts\":-11}", /* [-20,-10) */
+                  "{\"id\":\"a\",\"ts\":0}",   /* [0,10) */
+                  "{\"id\":\"a\",\"ts\":-20}", "{\"id\":\"a\",\"ts\":9}",
+                  "{\"id\":\"a\",\"ts\":-5}",
+                  "{\"id\":\"a\",\"ts\":-21}", /* [-30,-20) */
+                  "{\"id\":\"a\",\"ts\":-30}",
+                  "{\"id\":\"a\",\"ts\":-31}", /* [-40,-30) */
+                  NULL},
+        .unique = {1, 3, 4, 8, 10, 0},
+        .dup = {2, 5, 6, 7, 9, 0},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -619,24 +610,24 @@ static void tumbling_negative_times(void **state)
 static void session_touching(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "session:10ms",
-                  "--max-out-of-orderness", "1000ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":100}",  /* [100,110) */
-            "{\"id\":\"a\",\"ts\":110}",  /* touches: [100,120) */
-            "{\"id\":\"a\",\"ts\":130}",  /* [130,140) */
-            "{\"id\":\"a\",\"ts\":120}",  /* bridges: [100,140) */
-            "{\"id\":\"a\",\"ts\":150}",  /* [150,160) */
-            "{\"id\":\"a\",\"ts\":90}",   /* [90,100) touches: [90,140) */
-            "{\"id\":\"b\",\"ts\":95}",
-            "{\"id\":\"a\",\"ts\":79}",   /* [79,89): gap of 1 */
-            "{\"id\":\"a\",\"ts\":140}",  /* joins [90,140) and [150,160) */
-            "{\"id\":\"a\",\"ts\":89}",   /* joins [79,89) and [90,160) */
-            NULL },
-        .unique = { 1, 3, 5, 7, 8, 0 },
-        .dup = { 2, 4, 6, 9, 10, 0 },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "session:10ms",
+                 "--max-out-of-orderness", "1000ms", NULL},
+        .lines =
+            {"{\"id\":\"a\",\"ts\":100}", /* [100,110) */
+             "{\"id\":\"a\",\"ts\":110}", /* touches: [100,120) */
+             "{\"id\":\"a\",\"ts\":130}", /* [130,140) */
+             "{\"id\":\"a\",\"ts\":120}", /* bridges: [100,140) */
+             "{\"id\":\"a\",\"ts\":150}", /* [150,160) */
+             "{\"id\":\"a\",\"ts\":90}",  /* [90,100) touches: [90,140) */
+             "{\"id\":\"b\",\"ts\":95}",
+             "{\"id\":\"a\",\"ts\":79}",  /* [79,89): gap of 1 */
+             "{\"id\":\"a\",\"ts\":140}", /* joins [90,140) and [150,160) */
+             "{\"id\":\"a\",\"ts\":89}",  /* joins [79,89) and [90,160) */
+             NULL},
+        .unique = {1, 3, 5, 7, 8, 0},
+        .dup = {2, 4, 6, 9, 10, 0},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -647,23 +638,22 @@ static void session_touching(void **state)
 static void session_lateness(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "session:10ms",
-                  "--allowed-lateness", "5ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":100}",  /* [100,110); W:=100 */
-            "{\"id\":\"b\",\"ts\":200}",  /* W:=200; a's session gone */
-            "{\"id\":\"a\",\"ts\":105}",  /* 119 <= 200 */
-            "{\"id\":\"a\",\"ts\":186}",  /* 186+9+5 == 200 */
-            "{\"id\":\"a\",\"ts\":187}",  /* 201 > 200: [187,197) */
-            "{\"id\":\"a\",\"ts\":180}",  /* merges a live session */
-            "{\"id\":\"a\",\"ts\":170}",  /* touches [180,197) */
-            "{\"id\":\"c\",\"ts\":170}",
-            "{\"id\":\"a\",\"ts\":160}",  /* touches [170,197) */
-            NULL },
-        .unique = { 1, 2, 5, 0 },
-        .dup = { 6, 7, 9, 0 },
-        .late = { 3, 4, 8, 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "session:10ms",
+                 "--allowed-lateness", "5ms", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":100}", /* [100,110); W:=100 */
+                  "{\"id\":\"b\",\"ts\":200}", /* W:=200; a's session gone */
+                  "{\"id\":\"a\",\"ts\":105}", /* 119 <= 200 */
+                  "{\"id\":\"a\",\"ts\":186}", /* 186+9+5 == 200 */
+                  "{\"id\":\"a\",\"ts\":187}", /* 201 > 200: [187,197) */
+                  "{\"id\":\"a\",\"ts\":180}", /* merges a live session */
+                  "{\"id\":\"a\",\"ts\":170}", /* touches [180,197) */
+                  "{\"id\":\"c\",\"ts\":170}",
+                  "{\"id\":\"a\",\"ts\":160}", /* touches [170,197) */
+                  NULL},
+        .unique = {1, 2, 5, 0},
+        .dup = {6, 7, 9, 0},
+        .late = {3, 4, 8, 0},
+        .err = {0},
     };
 
     (void)state;
@@ -674,30 +664,24 @@ static void session_lateness(void **state)
 static void multi_field_keys(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "a,b", "--max-out-of-orderness", "1h", NULL },
-        .lines = {
-            "{\"a\":1,\"b\":2,\"ts\":0}",
-            "{\"b\":2,\"a\":1,\"ts\":1}",
-            "{\"a\":2,\"b\":1,\"ts\":2}",
-            "{\"a\":1,\"b\":\"2\",\"ts\":3}",
-            "{\"a\":1,\"ts\":4}",
-            "{\"a\":1,\"b\":2,\"c\":9,\"ts\":5}",
-            "{\"a\":\"1\",\"b\":\"23\",\"ts\":6}",
-            "{\"a\":\"12\",\"b\":\"3\",\"ts\":7}",
-            "{\"a\":12,\"b\":3,\"ts\":8}",
-            "{\"a\":1,\"b\":23,\"ts\":9}",
-            "{\"b\":2,\"ts\":10}",
-            "{\"a\":\"12\",\"b\":\"3\",\"ts\":11}",
-            "{\"a\":\"1,2\",\"b\":3,\"ts\":12}",
-            "{\"a\":1,\"b\":\"2,3\",\"ts\":13}",
-            "{\"a\":[1,2],\"b\":3,\"ts\":14}",
-            "{\"a\":1,\"b\":[2,3],\"ts\":15}",
-            "{\"a\":[1,2],\"b\":3,\"ts\":16}",
-            NULL },
-        .unique = { 1, 3, 4, 7, 8, 9, 10, 13, 14, 15, 16, 0 },
-        .dup = { 2, 6, 12, 17, 0 },
-        .late = { 0 },
-        .err = { 5, 11, 0 },
+        .args = {"--key", "a,b", "--max-out-of-orderness", "1h", NULL},
+        .lines = {"{\"a\":1,\"b\":2,\"ts\":0}", "{\"b\":2,\"a\":1,\"ts\":1}",
+                  "{\"a\":2,\"b\":1,\"ts\":2}",
+                  "{\"a\":1,\"b\":\"2\",\"ts\":3}", "{\"a\":1,\"ts\":4}",
+                  "{\"a\":1,\"b\":2,\"c\":9,\"ts\":5}",
+                  "{\"a\":\"1\",\"b\":\"23\",\"ts\":6}",
+                  "{\"a\":\"12\",\"b\":\"3\",\"ts\":7}",
+                  "{\"a\":12,\"b\":3,\"ts\":8}", "{\"a\":1,\"b\":23,\"ts\":9}",
+                  "{\"b\":2,\"ts\":10}", "{\"a\":\"12\",\"b\":\"3\",\"ts\":11}",
+                  "{\"a\":\"1,2\",\"b\":3,\"ts\":12}",
+                  "{\"a\":1,\"b\":\"2,3\",\"ts\":13}",
+                  "{\"a\":[1,2],\"b\":3,\"ts\":14}",
+                  "{\"a\":1,\"b\":[2,3],\"ts\":15}",
+                  "{\"a\":[1,2],\"b\":3,\"ts\":16}", NULL},
+        .unique = {1, 3, 4, 7, 8, 9, 10, 13, 14, 15, 16, 0},
+        .dup = {2, 6, 12, 17, 0},
+        .late = {0},
+        .err = {5, 11, 0},
     };
 
     (void)state;
@@ -708,47 +692,46 @@ static void multi_field_keys(void **state)
 static void keys_compare_by_json_value(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--max-out-of-orderness", "1h", NULL },
-        .lines = {
-            "{\"id\":1,\"ts\":0}",
-            "{\"id\":\"1\",\"ts\":0}",
-            "{\"id\":{\"a\":1,\"b\":2},\"ts\":0}",
-            "{\"id\":{\"b\":2,\"a\":1},\"ts\":0}",
-            "{  \"id\" :  1 ,  \"ts\" : 0 }",
-            "{\"id\":\"\\u0061\",\"ts\":0}",
-            "{\"id\":\"a\",\"ts\":0}",
-            "{\"id\":\"\xc3\xa9\",\"ts\":0}",
-            "{\"id\":\"\\u00e9\",\"ts\":0}",
-            "{\"id\":\"\\u00E9\",\"ts\":0}",
-            "{\"id\":[1,2],\"ts\":0}",
-            "{\"id\":[2,1],\"ts\":0}",
-            "{\"id\":[ 1 , 2 ],\"ts\":0}",
-            "{\"id\":true,\"ts\":0}",
-            "{\"id\":false,\"ts\":0}",
-            "{\"id\":{\"a\":{\"x\":1,\"y\":2}},\"ts\":0}",
-            "{\"id\":{\"a\":{\"y\":2,\"x\":1}},\"ts\":0}",
-            "{\"id\":\"a\\\"b\",\"ts\":0}",
-            "{\"id\":\"a\\u0022b\",\"ts\":0}",
-            "{\"id\":\"\\ud83d\\ude00\",\"ts\":0}",
-            "{\"id\":\"\xf0\x9f\x98\x80\",\"ts\":0}",
-            "{\"id\":{},\"ts\":0}",
-            "{\"id\":[],\"ts\":0}",
-            "{\"id\":\"\",\"ts\":0}",
-            "{\"id\":0,\"ts\":0}",
-            "{\"id\":{\"a\":1,\"b\":2,\"c\":3},\"ts\":0}",
-            "{\"id\":\"a\\/b\",\"ts\":0}",
-            "{\"id\":\"a/b\",\"ts\":0}",
-            "{\"id\":-7,\"ts\":0}",
-            "{\"id\":7,\"ts\":0}",
-            "{\"id\":null,\"ts\":0}",
-            "{\"id\":null,\"ts\":1}",
-            "{\"id\":\"null\",\"ts\":0}",
-            NULL },
-        .unique = { 1, 2, 3, 6, 8, 11, 12, 14, 15, 16, 18, 20, 22, 23, 24,
-                    25, 26, 27, 29, 30, 31, 33, 0 },
-        .dup = { 4, 5, 7, 9, 10, 13, 17, 19, 21, 28, 32, 0 },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--max-out-of-orderness", "1h", NULL},
+        .lines = {"{\"id\":1,\"ts\":0}",
+                  "{\"id\":\"1\",\"ts\":0}",
+                  "{\"id\":{\"a\":1,\"b\":2},\"ts\":0}",
+                  "{\"id\":{\"b\":2,\"a\":1},\"ts\":0}",
+                  "{  \"id\" :  1 ,  \"ts\" : 0 }",
+                  "{\"id\":\"\\u0061\",\"ts\":0}",
+                  "{\"id\":\"a\",\"ts\":0}",
+                  "{\"id\":\"\xc3\xa9\",\"ts\":0}",
+                  "{\"id\":\"\\u00e9\",\"ts\":0}",
+                  "{\"id\":\"\\u00E9\",\"ts\":0}",
+                  "{\"id\":[1,2],\"ts\":0}",
+                  "{\"id\":[2,1],\"ts\":0}",
+                  "{\"id\":[ 1 , 2 ],\"ts\":0}",
+                  "{\"id\":true,\"ts\":0}",
+                  "{\"id\":false,\"ts\":0}",
+                  "{\"id\":{\"a\":{\"x\":1,\"y\":2}},\"ts\":0}",
+                  "{\"id\":{\"a\":{\"y\":2,\"x\":1}},\"ts\":0}",
+                  "{\"id\":\"a\\\"b\",\"ts\":0}",
+                  "{\"id\":\"a\\u0022b\",\"ts\":0}",
+                  "{\"id\":\"\\ud83d\\ude00\",\"ts\":0}",
+                  "{\"id\":\"\xf0\x9f\x98\x80\",\"ts\":0}",
+                  "{\"id\":{},\"ts\":0}",
+                  "{\"id\":[],\"ts\":0}",
+                  "{\"id\":\"\",\"ts\":0}",
+                  "{\"id\":0,\"ts\":0}",
+                  "{\"id\":{\"a\":1,\"b\":2,\"c\":3},\"ts\":0}",
+                  "{\"id\":\"a\\/b\",\"ts\":0}",
+                  "{\"id\":\"a/b\",\"ts\":0}",
+                  "{\"id\":-7,\"ts\":0}",
+                  "{\"id\":7,\"ts\":0}",
+                  "{\"id\":null,\"ts\":0}",
+                  "{\"id\":null,\"ts\":1}",
+                  "{\"id\":\"null\",\"ts\":0}",
+                  NULL},
+        .unique = {1,  2,  3,  6,  8,  11, 12, 14, 15, 16, 18, 20,
+                   22, 23, 24, 25, 26, 27, 29, 30, 31, 33, 0},
+        .dup = {4, 5, 7, 9, 10, 13, 17, 19, 21, 28, 32, 0},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -760,22 +743,19 @@ static void keys_compare_by_json_value(void **state)
 static void bytes_are_kept(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--max-out-of-orderness", "1h", NULL },
-        .lines = {
-            "  {\"id\" :\"x\",   \"ts\":1}   ",
-            "{\"id\":\"\\u00e9\\n\",\"ts\":2,\"s\":\"tab\\there\"}",
-            "{\"id\":\"y\",\"ts\":3,\"u\":\"\xe6\x97\xa5\","
-            "\"e\":\"\\u65e5\\/\"}",
-            "{\"id\":\"x\",\"ts\":4}\t",
-            "{\"id\":\"w\",\"ts\":6,\"f\":1.50,\"g\":1E+2,\"h\":-0.0}",
-            "{ \"id\" : \"x\" ",
-            "\t{\"ts\":-5,\r\"id\":\"v\"}",
-            "{\"id\":\"crlf\",\"ts\":8}\r",
-            NULL },
-        .unique = { 1, 2, 3, 5, 7, 8, 0 },
-        .dup = { 4, 0 },
-        .late = { 0 },
-        .err = { 6, 0 },
+        .args = {"--key", "id", "--max-out-of-orderness", "1h", NULL},
+        .lines = {"  {\"id\" :\"x\",   \"ts\":1}   ",
+                  "{\"id\":\"\\u00e9\\n\",\"ts\":2,\"s\":\"tab\\there\"}",
+                  "{\"id\":\"y\",\"ts\":3,\"u\":\"\xe6\x97\xa5\","
+                  "\"e\":\"\\u65e5\\/\"}",
+                  "{\"id\":\"x\",\"ts\":4}\t",
+                  "{\"id\":\"w\",\"ts\":6,\"f\":1.50,\"g\":1E+2,\"h\":-0.0}",
+                  "{ \"id\" : \"x\" ", "\t{\"ts\":-5,\r\"id\":\"v\"}",
+                  "{\"id\":\"crlf\",\"ts\":8}\r", NULL},
+        .unique = {1, 2, 3, 5, 7, 8, 0},
+        .dup = {4, 0},
+        .late = {0},
+        .err = {6, 0},
     };
 
     (void)state;
@@ -786,19 +766,13 @@ static void bytes_are_kept(void **state)
 static void blank_lines_ignored(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", NULL },
-        .lines = {
-            "",
-            "{\"id\":\"a\",\"ts\":1}",
-            "",
-            "",
-            "{\"id\":\"a\",\"ts\":2}",
-            "{\"id\":\"b\",\"ts\":3}",
-            NULL },
-        .unique = { 2, 6, 0 },
-        .dup = { 5, 0 },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", NULL},
+        .lines = {"", "{\"id\":\"a\",\"ts\":1}", "", "",
+                  "{\"id\":\"a\",\"ts\":2}", "{\"id\":\"b\",\"ts\":3}", NULL},
+        .unique = {2, 6, 0},
+        .dup = {5, 0},
+        .late = {0},
+        .err = {0},
         .no_final_newline = 1,
     };
 
@@ -810,18 +784,13 @@ static void blank_lines_ignored(void **state)
 static void whitespace_lines_are_blank(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", NULL },
-        .lines = {
-            "   ",
-            "{\"id\":\"a\",\"ts\":1}",
-            "\t",
-            " \t ",
-            "{\"id\":\"a\",\"ts\":2}",
-            NULL },
-        .unique = { 2, 0 },
-        .dup = { 5, 0 },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", NULL},
+        .lines = {"   ", "{\"id\":\"a\",\"ts\":1}", "\t", " \t ",
+                  "{\"id\":\"a\",\"ts\":2}", NULL},
+        .unique = {2, 0},
+        .dup = {5, 0},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -831,19 +800,15 @@ static void whitespace_lines_are_blank(void **state)
 static void time_field_option(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--time-field", "t", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"t\":5,\"ts\":\"x\"}",
-            "{\"id\":\"a\",\"ts\":5}",
-            "{\"id\":\"b\",\"t\":-5}",
-            "{\"id\":\"a\",\"t\":\"5\"}",
-            "{\"id\":\"c\",\"t\":6}",
-            "{\"id\":\"a\",\"t\":7}",
-            NULL },
-        .unique = { 1, 5, 0 },
-        .dup = { 6, 0 },
-        .late = { 3, 0 },
-        .err = { 2, 4, 0 },
+        .args = {"--key", "id", "--time-field", "t", NULL},
+        .lines = {"{\"id\":\"a\",\"t\":5,\"ts\":\"x\"}",
+                  "{\"id\":\"a\",\"ts\":5}", "{\"id\":\"b\",\"t\":-5}",
+                  "{\"id\":\"a\",\"t\":\"5\"}", "{\"id\":\"c\",\"t\":6}",
+                  "{\"id\":\"a\",\"t\":7}", NULL},
+        .unique = {1, 5, 0},
+        .dup = {6, 0},
+        .late = {3, 0},
+        .err = {2, 4, 0},
     };
 
     (void)state;
@@ -855,23 +820,19 @@ static void time_field_option(void **state)
 static void watermark_cadence(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "rolling:10ms",
-                  "--watermark-every", "2", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":100}",  /* 1st */
-            "",
-            "garbage",
-            "{\"id\":\"b\",\"ts\":50}",   /* 2nd: W:=100 after it */
-            "{\"id\":\"c\",\"ts\":300}",  /* 3rd */
-            "{\"id\":\"d\",\"ts\":250}",  /* W still 100; 4th: W:=300 */
-            "[]",
-            "{\"id\":\"e\",\"ts\":300}",  /* 300 <= 300 */
-            "{\"id\":\"f\",\"ts\":301}",
-            NULL },
-        .unique = { 1, 4, 5, 6, 9, 0 },
-        .dup = { 0 },
-        .late = { 8, 0 },
-        .err = { 3, 7, 0 },
+        .args = {"--key", "id", "--window", "rolling:10ms", "--watermark-every",
+                 "2", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":100}", /* 1st */
+                  "", "garbage",
+                  "{\"id\":\"b\",\"ts\":50}",  /* 2nd: W:=100 after it */
+                  "{\"id\":\"c\",\"ts\":300}", /* 3rd */
+                  "{\"id\":\"d\",\"ts\":250}", /* W still 100; 4th: W:=300 */
+                  "[]", "{\"id\":\"e\",\"ts\":300}", /* 300 <= 300 */
+                  "{\"id\":\"f\",\"ts\":301}", NULL},
+        .unique = {1, 4, 5, 6, 9, 0},
+        .dup = {0},
+        .late = {8, 0},
+        .err = {3, 7, 0},
     };
 
     (void)state;
@@ -881,22 +842,19 @@ static void watermark_cadence(void **state)
 static void out_of_orderness(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "rolling:1s",
-                  "--max-out-of-orderness", "5ms",
-                  "--allowed-lateness", "2ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":100}",  /* W:=95 */
-            "{\"id\":\"b\",\"ts\":93}",   /* 95 <= 95 */
-            "{\"id\":\"c\",\"ts\":94}",
-            "{\"id\":\"a\",\"ts\":50}",
-            "{\"id\":\"d\",\"ts\":106}",  /* W:=101 */
-            "{\"id\":\"e\",\"ts\":99}",
-            "{\"id\":\"f\",\"ts\":100}",
-            NULL },
-        .unique = { 1, 3, 5, 7, 0 },
-        .dup = { 4, 0 },
-        .late = { 2, 6, 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "rolling:1s",
+                 "--max-out-of-orderness", "5ms", "--allowed-lateness", "2ms",
+                 NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":100}", /* W:=95 */
+                  "{\"id\":\"b\",\"ts\":93}",  /* 95 <= 95 */
+                  "{\"id\":\"c\",\"ts\":94}", "{\"id\":\"a\",\"ts\":50}",
+                  "{\"id\":\"d\",\"ts\":106}", /* W:=101 */
+                  "{\"id\":\"e\",\"ts\":99}", "{\"id\":\"f\",\"ts\":100}",
+                  NULL},
+        .unique = {1, 3, 5, 7, 0},
+        .dup = {4, 0},
+        .late = {2, 6, 0},
+        .err = {0},
     };
 
     (void)state;
@@ -907,20 +865,16 @@ static void out_of_orderness(void **state)
 static void duration_minutes_hours(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "tumbling:1m",
-                  "--max-out-of-orderness", "1h",
-                  "--allowed-lateness", "0", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":0}",
-            "{\"id\":\"a\",\"ts\":59999}",
-            "{\"id\":\"a\",\"ts\":60000}",
-            "{\"id\":\"a\",\"ts\":-1}",
-            "{\"id\":\"a\",\"ts\":-60000}",
-            NULL },
-        .unique = { 1, 3, 4, 0 },
-        .dup = { 2, 5, 0 },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "tumbling:1m",
+                 "--max-out-of-orderness", "1h", "--allowed-lateness", "0",
+                 NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":0}", "{\"id\":\"a\",\"ts\":59999}",
+                  "{\"id\":\"a\",\"ts\":60000}", "{\"id\":\"a\",\"ts\":-1}",
+                  "{\"id\":\"a\",\"ts\":-60000}", NULL},
+        .unique = {1, 3, 4, 0},
+        .dup = {2, 5, 0},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -931,19 +885,18 @@ static void duration_minutes_hours(void **state)
 static void duration_seconds(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "rolling:1s",
-                  "--max-out-of-orderness", "1s", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":0}",     /* W:=-1000 */
-            "{\"id\":\"b\",\"ts\":1998}",  /* W:=998 */
-            "{\"id\":\"a\",\"ts\":1000}",  /* 999 > 998 */
-            "{\"id\":\"b\",\"ts\":1999}",  /* W:=999 */
-            "{\"id\":\"a\",\"ts\":1500}",  /* a gone; 1500 > 999 */
-            NULL },
-        .unique = { 1, 2, 5, 0 },
-        .dup = { 3, 4, 0 },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "rolling:1s",
+                 "--max-out-of-orderness", "1s", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":0}",    /* W:=-1000 */
+                  "{\"id\":\"b\",\"ts\":1998}", /* W:=998 */
+                  "{\"id\":\"a\",\"ts\":1000}", /* 999 > 998 */
+                  "{\"id\":\"b\",\"ts\":1999}", /* W:=999 */
+                  "{\"id\":\"a\",\"ts\":1500}", /* a gone; 1500 > 999 */
+                  NULL},
+        .unique = {1, 2, 5, 0},
+        .dup = {3, 4, 0},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -954,22 +907,18 @@ static void duration_seconds(void **state)
 static void duration_days(void **state)
 {
     static const dcase_t dc = {
-        .args = { "--key", "id", "--window", "rolling:1d",
-                  "--allowed-lateness", "1h",
-                  "--max-out-of-orderness", "0", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":0}",
-            "{\"id\":\"b\",\"ts\":86400000}",
-            "{\"id\":\"a\",\"ts\":5}",          /* 89999999 > W */
-            "{\"id\":\"c\",\"ts\":89999999}",   /* W:=89999999 */
-            "{\"id\":\"a\",\"ts\":7}",
-            "{\"id\":\"d\",\"ts\":86399999}",   /* +1h == W */
-            "{\"id\":\"e\",\"ts\":86400000}",
-            NULL },
-        .unique = { 1, 2, 4, 7, 0 },
-        .dup = { 3, 0 },
-        .late = { 5, 6, 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "rolling:1d", "--allowed-lateness",
+                 "1h", "--max-out-of-orderness", "0", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":0}", "{\"id\":\"b\",\"ts\":86400000}",
+                  "{\"id\":\"a\",\"ts\":5}",        /* 89999999 > W */
+                  "{\"id\":\"c\",\"ts\":89999999}", /* W:=89999999 */
+                  "{\"id\":\"a\",\"ts\":7}",
+                  "{\"id\":\"d\",\"ts\":86399999}", /* +1h == W */
+                  "{\"id\":\"e\",\"ts\":86400000}", NULL},
+        .unique = {1, 2, 4, 7, 0},
+        .dup = {3, 0},
+        .late = {5, 6, 0},
+        .err = {0},
     };
 
     (void)state;
@@ -981,7 +930,7 @@ static void duration_days(void **state)
 /* ------------------------------------------------------------------ */
 
 typedef struct {
-    uint64_t    seed;
+    uint64_t seed;
     const char *window;
     const char *bound;
     const char *late;
@@ -991,24 +940,31 @@ typedef struct {
 
 static void random_run(const rcfg_t *rc)
 {
-    static const int pars[3] = { 1, 2, 4 };
+    static const int pars[3] = {1, 2, 4};
     const char *args[16];
     const char *bin;
-    char        dir[4096];
-    char        input[4096];
-    tu_buf_t    text = { 0 };
-    tu_lines_t  in = { 0 };
-    tu_rng_t    rng = { rc->seed };
-    tu_gen_t    g = {
-        .lines = 3000, .ts_start = -20000, .step_max = 20, .jitter = 150,
-        .far_pct = 4, .far_max = 2000, .error_pct = 3, .blank_pct = 1,
-        .groups = 3, .bad_v_pct = 5,
+    char dir[4096];
+    char input[4096];
+    tu_buf_t text = {0};
+    tu_lines_t in = {0};
+    tu_rng_t rng = {rc->seed};
+    tu_gen_t g = {
+        .lines = 3000,
+        .ts_start = -20000,
+        .step_max = 20,
+        .jitter = 150,
+        .far_pct = 4,
+        .far_max = 2000,
+        .error_pct = 3,
+        .blank_pct = 1,
+        .groups = 3,
+        .bad_v_pct = 5,
     };
-    long long   count[5] = { 0 };
-    dcfg_t      c;
-    int        *cls;
-    size_t      i;
-    int         n = 0;
+    long long count[5] = {0};
+    dcfg_t c;
+    int *cls;
+    size_t i;
+    int n = 0;
 
     tu_set_ctx("seed=%" PRIu64 " window=%s B=%s L=%s N=%s key=%s", rc->seed,
                rc->window, rc->bound, rc->late, rc->every, rc->keys);
@@ -1032,9 +988,10 @@ static void random_run(const rcfg_t *rc)
         count[cls[i]]++;
     /* The input must exercise every outcome, or the test proves little. */
     TU_CHECK(count[CLS_UNIQUE] > 100 && count[CLS_DUP] > 100 &&
-             count[CLS_LATE] > 20 && count[CLS_ERROR] > 20,
+                 count[CLS_LATE] > 20 && count[CLS_ERROR] > 20,
              "degenerate input: %lld unique, %lld dup, %lld late, "
-             "%lld errors", count[0], count[1], count[2], count[3]);
+             "%lld errors",
+             count[0], count[1], count[2], count[3]);
     bin = tu_tool("WEIR_DEDUP_BIN");
     if (bin == NULL) {
         free(cls);
@@ -1056,9 +1013,9 @@ static void random_run(const rcfg_t *rc)
 static void random_rolling(void **state)
 {
     static const rcfg_t cfgs[] = {
-        { 1001, "rolling:300ms", "0", "0", "1", "k,g" },
-        { 1002, "rolling:300ms", "50ms", "100ms", "7", "k,g" },
-        { 1003, "rolling:1s", "20ms", "0", "3", "k" },
+        {1001, "rolling:300ms", "0", "0", "1", "k,g"},
+        {1002, "rolling:300ms", "50ms", "100ms", "7", "k,g"},
+        {1003, "rolling:1s", "20ms", "0", "3", "k"},
     };
     size_t i;
 
@@ -1070,9 +1027,9 @@ static void random_rolling(void **state)
 static void random_tumbling(void **state)
 {
     static const rcfg_t cfgs[] = {
-        { 2001, "tumbling:500ms", "0", "0", "1", "k,g" },
-        { 2002, "tumbling:500ms", "40ms", "200ms", "5", "k,g" },
-        { 2003, "tumbling:120ms", "10ms", "30ms", "2", "k" },
+        {2001, "tumbling:500ms", "0", "0", "1", "k,g"},
+        {2002, "tumbling:500ms", "40ms", "200ms", "5", "k,g"},
+        {2003, "tumbling:120ms", "10ms", "30ms", "2", "k"},
     };
     size_t i;
 
@@ -1084,9 +1041,9 @@ static void random_tumbling(void **state)
 static void random_session(void **state)
 {
     static const rcfg_t cfgs[] = {
-        { 3001, "session:80ms", "0", "0", "1", "k,g" },
-        { 3002, "session:80ms", "60ms", "120ms", "3", "k,g" },
-        { 3003, "session:30ms", "100ms", "50ms", "11", "k" },
+        {3001, "session:80ms", "0", "0", "1", "k,g"},
+        {3002, "session:80ms", "60ms", "120ms", "3", "k,g"},
+        {3003, "session:30ms", "100ms", "50ms", "11", "k"},
     };
     size_t i;
 

@@ -41,17 +41,17 @@ enum { CLS_OK, CLS_LATE, CLS_ERROR, CLS_BLANK };
 /* ------------------------------------------------------------------ */
 
 typedef struct {
-    char    keys[8][64];
-    int     nkeys;
-    char    time_field[64];
-    int     kind;
-    int64_t size;    /* tumbling/sliding size, session gap */
+    char keys[8][64];
+    int nkeys;
+    char time_field[64];
+    int kind;
+    int64_t size; /* tumbling/sliding size, session gap */
     int64_t slide;
-    int     agg;
-    char    agg_field[64];
+    int agg;
+    char agg_field[64];
     int64_t bound;
     int64_t late;
-    long    every;
+    long every;
 } wcfg_t;
 
 static void cfg_keys(wcfg_t *c, const char *list)
@@ -74,9 +74,9 @@ static void cfg_keys(wcfg_t *c, const char *list)
 
 static void cfg_window(wcfg_t *c, const char *spec)
 {
-    char        buf[64];
+    char buf[64];
     const char *colon = strchr(spec, ':');
-    char       *slash;
+    char *slash;
 
     assert_non_null(colon);
     snprintf(buf, sizeof(buf), "%s", colon + 1);
@@ -172,10 +172,10 @@ static int parse_record(const wcfg_t *c, const tu_line_t *l, char **key,
                         int64_t *ts, int64_t *val)
 {
     json_error_t jerr;
-    json_t      *o;
-    json_t      *t;
-    json_t      *arr;
-    int          i;
+    json_t *o;
+    json_t *t;
+    json_t *arr;
+    int i;
 
     o = json_loadb(l->p, l->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (o == NULL)
@@ -215,7 +215,7 @@ static int parse_record(const wcfg_t *c, const tu_line_t *l, char **key,
 
 static char *line_key(const tu_line_t *l, void *opaque)
 {
-    char   *key = NULL;
+    char *key = NULL;
     int64_t ts;
     int64_t val;
 
@@ -235,24 +235,24 @@ typedef struct {
     int64_t sum;
     int64_t min;
     int64_t max;
-    int     pending;   /* a firing is due when W reaches e - 1 */
+    int pending; /* a firing is due when W reaches e - 1 */
 } mwin_t;
 
 typedef struct {
-    char   *key;
+    char *key;
     mwin_t *w;
-    size_t  n;
+    size_t n;
 } wkey_t;
 
 typedef struct {
     const wcfg_t *c;
-    wkey_t       *v;
-    size_t        n;
-    size_t        cap;
-    int           wm_set;
-    int64_t       wm;
-    tu_lines_t    results;   /* "key|start|end|value" per firing */
-    long          refires;   /* firings caused by a record, not by W */
+    wkey_t *v;
+    size_t n;
+    size_t cap;
+    int wm_set;
+    int64_t wm;
+    tu_lines_t results; /* "key|start|end|value" per firing */
+    long refires;       /* firings caused by a record, not by W */
 } wmodel_t;
 
 static wkey_t *model_key(wmodel_t *m, char *key)
@@ -300,8 +300,8 @@ static void result_text(tu_buf_t *b, const char *key, int64_t s, int64_t e,
 
 static void emit(wmodel_t *m, const wkey_t *k, const mwin_t *w)
 {
-    tu_buf_t b = { 0 };
-    int64_t  v;
+    tu_buf_t b = {0};
+    int64_t v;
 
     switch (m->c->agg) {
     case AGG_SUM:
@@ -374,9 +374,9 @@ static void add_and_trigger(wmodel_t *m, wkey_t *k, mwin_t *w)
 static int process_fixed(wmodel_t *m, wkey_t *k, int64_t ts, int64_t v)
 {
     const wcfg_t *c = m->c;
-    int64_t       slide = c->kind == WIN_TUMBLING ? c->size : c->slide;
-    int64_t       kk = tu_floordiv(ts, slide);
-    int           kept = 0;
+    int64_t slide = c->kind == WIN_TUMBLING ? c->size : c->slide;
+    int64_t kk = tu_floordiv(ts, slide);
+    int kept = 0;
 
     for (; kk * slide + c->size > ts; kk--) {
         int64_t s = kk * slide;
@@ -395,9 +395,9 @@ static int process_fixed(wmodel_t *m, wkey_t *k, int64_t ts, int64_t v)
 static int process_session(wmodel_t *m, wkey_t *k, int64_t ts, int64_t v)
 {
     const wcfg_t *c = m->c;
-    mwin_t        nw = { 0 };
-    int           merged = 0;
-    size_t        i;
+    mwin_t nw = {0};
+    int merged = 0;
+    size_t i;
 
     nw.s = ts;
     nw.e = ts + c->size;
@@ -452,13 +452,13 @@ static void run_model(wmodel_t *m, const wcfg_t *c, const tu_lines_t *in,
                       int *cls)
 {
     int64_t max_ts = 0;
-    long    count = 0;
-    size_t  i;
+    long count = 0;
+    size_t i;
 
     memset(m, 0, sizeof(*m));
     m->c = c;
     for (i = 0; i < in->n; i++) {
-        char   *key;
+        char *key;
         int64_t ts;
         int64_t v;
         wkey_t *k;
@@ -479,8 +479,7 @@ static void run_model(wmodel_t *m, const wcfg_t *c, const tu_lines_t *in,
         if (count == 0 || ts > max_ts)
             max_ts = ts;
         count++;
-        if (count % c->every == 0 &&
-            (!m->wm_set || max_ts - c->bound > m->wm))
+        if (count % c->every == 0 && (!m->wm_set || max_ts - c->bound > m->wm))
             advance(m, max_ts - c->bound, 0);
     }
     advance(m, m->wm, 1);
@@ -494,13 +493,13 @@ static void run_model(wmodel_t *m, const wcfg_t *c, const tu_lines_t *in,
 static void canon_result(const wcfg_t *c, const tu_line_t *l, tu_buf_t *b)
 {
     json_error_t jerr;
-    json_t      *o;
-    json_t      *key;
-    json_t      *s;
-    json_t      *e;
-    json_t      *v;
-    char         shown[256];
-    char        *k;
+    json_t *o;
+    json_t *key;
+    json_t *s;
+    json_t *e;
+    json_t *v;
+    char shown[256];
+    char *k;
 
     o = json_loadb(l->p, l->len, 0, &jerr);
     key = json_object_get(o, "key");
@@ -509,17 +508,15 @@ static void canon_result(const wcfg_t *c, const tu_line_t *l, tu_buf_t *b)
     v = json_object_get(o, "value");
     if (o == NULL || !json_is_object(o) || json_object_size(o) != 4 ||
         !json_is_array(key) || (int)json_array_size(key) != c->nkeys ||
-        !json_is_integer(s) || !json_is_integer(e) ||
-        !json_is_integer(v)) {
+        !json_is_integer(s) || !json_is_integer(e) || !json_is_integer(v)) {
         json_decref(o);
         TU_FAIL("results.jsonl: not {\"key\":[%d values],\"start\":S,"
-                "\"end\":E,\"value\":V}: '%s'", c->nkeys,
-                tu_show(l->p, l->len, shown, sizeof(shown)));
+                "\"end\":E,\"value\":V}: '%s'",
+                c->nkeys, tu_show(l->p, l->len, shown, sizeof(shown)));
     }
     k = tu_json_canon(key);
     result_text(b, k, (int64_t)json_integer_value(s),
-                (int64_t)json_integer_value(e),
-                (int64_t)json_integer_value(v));
+                (int64_t)json_integer_value(e), (int64_t)json_integer_value(v));
     free(k);
     json_decref(o);
 }
@@ -539,8 +536,8 @@ static void run_window(const char *bin, const char *dir, const char *input,
                        const char *outdir, const char *const *args, int par,
                        tu_run_t *r)
 {
-    tu_argv_t a = { 0 };
-    int       i;
+    tu_argv_t a = {0};
+    int i;
 
     tu_argv_add(&a, bin);
     tu_argv_add(&a, "--input");
@@ -560,17 +557,17 @@ static void check_tool(const char *bin, const char *dir, const char *input,
                        const tu_lines_t *in, const int *cls,
                        const tu_lines_t *want_results, int par)
 {
-    static const char *const side[2] = { "late.jsonl", "errors.jsonl" };
-    static const int         side_cls[2] = { CLS_LATE, CLS_ERROR };
-    char       outdir[4096];
-    char       name[64];
-    char       what[128];
-    tu_run_t   r;
+    static const char *const side[2] = {"late.jsonl", "errors.jsonl"};
+    static const int side_cls[2] = {CLS_LATE, CLS_ERROR};
+    char outdir[4096];
+    char name[64];
+    char what[128];
+    tu_run_t r;
     tu_lines_t got;
-    tu_lines_t canon = { 0 };
-    tu_buf_t   b = { 0 };
-    size_t     i;
-    int        f;
+    tu_lines_t canon = {0};
+    tu_buf_t b = {0};
+    size_t i;
+    int f;
 
     snprintf(name, sizeof(name), "out-p%d", par);
     tu_subdir(outdir, sizeof(outdir), dir, name);
@@ -613,30 +610,30 @@ static void check_tool(const char *bin, const char *dir, const char *input,
 #define MAXL 40
 
 typedef struct {
-    const char *key;     /* JSON text of the key array; NULL ends */
-    int64_t     start;
-    int64_t     end;
-    int64_t     value;
+    const char *key; /* JSON text of the key array; NULL ends */
+    int64_t start;
+    int64_t end;
+    int64_t value;
 } wres_t;
 
 typedef struct {
     const char *args[20];
     const char *lines[MAXL];
-    wres_t      results[MAXL];
-    int         late[MAXL];   /* 1-based line numbers, 0-terminated */
-    int         err[MAXL];
+    wres_t results[MAXL];
+    int late[MAXL]; /* 1-based line numbers, 0-terminated */
+    int err[MAXL];
 } wcase_t;
 
 static void case_results(const wcase_t *wc, tu_lines_t *out)
 {
-    tu_buf_t b = { 0 };
-    int      i;
+    tu_buf_t b = {0};
+    int i;
 
     memset(out, 0, sizeof(*out));
     for (i = 0; wc->results[i].key != NULL; i++) {
         json_error_t jerr;
-        json_t      *k = json_loads(wc->results[i].key, 0, &jerr);
-        char        *ks;
+        json_t *k = json_loads(wc->results[i].key, 0, &jerr);
+        char *ks;
 
         assert_non_null(k);
         ks = tu_json_canon(k);
@@ -651,17 +648,17 @@ static void case_results(const wcase_t *wc, tu_lines_t *out)
 
 static void run_case(const char *name, const wcase_t *wc)
 {
-    char        dir[4096];
-    char        input[4096];
-    tu_lines_t  in = { 0 };
-    tu_lines_t  want = { 0 };
-    tu_buf_t    text = { 0 };
-    wmodel_t    m;
-    wcfg_t      c;
-    int         cls[MAXL];
+    char dir[4096];
+    char input[4096];
+    tu_lines_t in = {0};
+    tu_lines_t want = {0};
+    tu_buf_t text = {0};
+    wmodel_t m;
+    wcfg_t c;
+    int cls[MAXL];
     const char *bin;
-    size_t      i;
-    int         j;
+    size_t i;
+    int j;
 
     tu_set_ctx("case %s", name);
     for (i = 0; wc->lines[i] != NULL; i++) {
@@ -688,8 +685,7 @@ static void run_case(const char *name, const wcase_t *wc)
         TU_CHECK(listed || cls[i] == CLS_OK || cls[i] == CLS_BLANK,
                  "test case and model disagree: line %zu", i + 1);
     }
-    tu_check_lines_multiset("test case vs model results", &m.results,
-                            &want);
+    tu_check_lines_multiset("test case vs model results", &m.results, &want);
     model_free(&m);
     bin = tu_tool("WEIR_WINDOW_BIN");
     if (bin == NULL) {
@@ -712,23 +708,20 @@ static void run_case(const char *name, const wcase_t *wc)
 static void tumbling_count(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "id", "--window", "tumbling:10ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":1}",
-            "{\"id\":\"a\",\"ts\":5}",
-            "{\"id\":\"b\",\"ts\":3}",
-            "{\"id\":\"a\",\"ts\":9}",   /* W:=9 fires [0,10) */
-            "{\"id\":\"a\",\"ts\":8}",   /* L=0: late */
-            "{\"id\":\"a\",\"ts\":10}",
-            "{\"id\":\"a\",\"ts\":-1}",  /* [-10,0): late */
-            NULL },
-        .results = {
-            { "[\"a\"]", 0, 10, 3 },
-            { "[\"b\"]", 0, 10, 1 },
-            { "[\"a\"]", 10, 20, 1 },
-            { NULL, 0, 0, 0 } },
-        .late = { 5, 7, 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "tumbling:10ms", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":1}", "{\"id\":\"a\",\"ts\":5}",
+                  "{\"id\":\"b\",\"ts\":3}",
+                  "{\"id\":\"a\",\"ts\":9}", /* W:=9 fires [0,10) */
+                  "{\"id\":\"a\",\"ts\":8}", /* L=0: late */
+                  "{\"id\":\"a\",\"ts\":10}",
+                  "{\"id\":\"a\",\"ts\":-1}", /* [-10,0): late */
+                  NULL},
+        .results = {{"[\"a\"]", 0, 10, 3},
+                    {"[\"b\"]", 0, 10, 1},
+                    {"[\"a\"]", 10, 20, 1},
+                    {NULL, 0, 0, 0}},
+        .late = {5, 7, 0},
+        .err = {0},
     };
 
     (void)state;
@@ -737,40 +730,37 @@ static void tumbling_count(void **state)
 
 /* The input shared by the aggregate cases: records with v, records whose
  * v is missing or not an integer, and plain errors. */
-#define AGG_INPUT                                        \
-    {                                                    \
-        "{\"id\":\"a\",\"ts\":1,\"v\":5}",               \
-        "{\"id\":\"a\",\"ts\":2}",                       \
-        "{\"id\":\"a\",\"ts\":3,\"v\":\"5\"}",           \
-        "{\"id\":\"a\",\"ts\":4,\"v\":1.5}",             \
-        "{\"id\":\"a\",\"ts\":5,\"v\":null}",            \
-        "{\"id\":\"a\",\"ts\":6,\"v\":-7}",              \
-        "{\"ts\":7,\"v\":1}",                            \
-        "nope",                                          \
-        "{\"id\":\"b\",\"ts\":-3,\"v\":4}",              \
-        "{\"id\":\"a\",\"ts\":15,\"v\":10}",             \
-        "{\"id\":\"b\",\"ts\":-10,\"v\":-4}",            \
-        "{\"id\":\"a\",\"ts\":9,\"v\":0}",               \
-        "{\"id\":\"a\",\"ts\":\"9\",\"v\":0}",           \
-        NULL                                             \
+#define AGG_INPUT                                                              \
+    {                                                                          \
+        "{\"id\":\"a\",\"ts\":1,\"v\":5}", "{\"id\":\"a\",\"ts\":2}",          \
+            "{\"id\":\"a\",\"ts\":3,\"v\":\"5\"}",                             \
+            "{\"id\":\"a\",\"ts\":4,\"v\":1.5}",                               \
+            "{\"id\":\"a\",\"ts\":5,\"v\":null}",                              \
+            "{\"id\":\"a\",\"ts\":6,\"v\":-7}", "{\"ts\":7,\"v\":1}", "nope",  \
+            "{\"id\":\"b\",\"ts\":-3,\"v\":4}",                                \
+            "{\"id\":\"a\",\"ts\":15,\"v\":10}",                               \
+            "{\"id\":\"b\",\"ts\":-10,\"v\":-4}",                              \
+            "{\"id\":\"a\",\"ts\":9,\"v\":0}",                                 \
+            "{\"id\":\"a\",\"ts\":\"9\",\"v\":0}", NULL                        \
     }
 
-#define AGG_ARGS(agg)                                                 \
-    { "--key", "id", "--window", "tumbling:10ms",                     \
-      "--max-out-of-orderness", "1h", "--agg", agg, NULL }
+#define AGG_ARGS(agg)                                                          \
+    {                                                                          \
+        "--key", "id", "--window", "tumbling:10ms", "--max-out-of-orderness",  \
+            "1h", "--agg", agg, NULL                                           \
+    }
 
 static void agg_count(void **state)
 {
     static const wcase_t wc = {
         .args = AGG_ARGS("count"),
         .lines = AGG_INPUT,
-        .results = {
-            { "[\"a\"]", 0, 10, 7 },
-            { "[\"a\"]", 10, 20, 1 },
-            { "[\"b\"]", -10, 0, 2 },
-            { NULL, 0, 0, 0 } },
-        .late = { 0 },
-        .err = { 7, 8, 13, 0 },
+        .results = {{"[\"a\"]", 0, 10, 7},
+                    {"[\"a\"]", 10, 20, 1},
+                    {"[\"b\"]", -10, 0, 2},
+                    {NULL, 0, 0, 0}},
+        .late = {0},
+        .err = {7, 8, 13, 0},
     };
 
     (void)state;
@@ -782,13 +772,12 @@ static void agg_sum(void **state)
     static const wcase_t wc = {
         .args = AGG_ARGS("sum:v"),
         .lines = AGG_INPUT,
-        .results = {
-            { "[\"a\"]", 0, 10, -2 },
-            { "[\"a\"]", 10, 20, 10 },
-            { "[\"b\"]", -10, 0, 0 },
-            { NULL, 0, 0, 0 } },
-        .late = { 0 },
-        .err = { 2, 3, 4, 5, 7, 8, 13, 0 },
+        .results = {{"[\"a\"]", 0, 10, -2},
+                    {"[\"a\"]", 10, 20, 10},
+                    {"[\"b\"]", -10, 0, 0},
+                    {NULL, 0, 0, 0}},
+        .late = {0},
+        .err = {2, 3, 4, 5, 7, 8, 13, 0},
     };
 
     (void)state;
@@ -800,13 +789,12 @@ static void agg_min(void **state)
     static const wcase_t wc = {
         .args = AGG_ARGS("min:v"),
         .lines = AGG_INPUT,
-        .results = {
-            { "[\"a\"]", 0, 10, -7 },
-            { "[\"a\"]", 10, 20, 10 },
-            { "[\"b\"]", -10, 0, -4 },
-            { NULL, 0, 0, 0 } },
-        .late = { 0 },
-        .err = { 2, 3, 4, 5, 7, 8, 13, 0 },
+        .results = {{"[\"a\"]", 0, 10, -7},
+                    {"[\"a\"]", 10, 20, 10},
+                    {"[\"b\"]", -10, 0, -4},
+                    {NULL, 0, 0, 0}},
+        .late = {0},
+        .err = {2, 3, 4, 5, 7, 8, 13, 0},
     };
 
     (void)state;
@@ -818,13 +806,12 @@ static void agg_max(void **state)
     static const wcase_t wc = {
         .args = AGG_ARGS("max:v"),
         .lines = AGG_INPUT,
-        .results = {
-            { "[\"a\"]", 0, 10, 5 },
-            { "[\"a\"]", 10, 20, 10 },
-            { "[\"b\"]", -10, 0, 4 },
-            { NULL, 0, 0, 0 } },
-        .late = { 0 },
-        .err = { 2, 3, 4, 5, 7, 8, 13, 0 },
+        .results = {{"[\"a\"]", 0, 10, 5},
+                    {"[\"a\"]", 10, 20, 10},
+                    {"[\"b\"]", -10, 0, 4},
+                    {NULL, 0, 0, 0}},
+        .late = {0},
+        .err = {2, 3, 4, 5, 7, 8, 13, 0},
     };
 
     (void)state;
@@ -835,26 +822,21 @@ static void agg_max(void **state)
 static void sliding_windows(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "id", "--window", "sliding:10ms/5ms",
-                  "--max-out-of-orderness", "1h", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":7}",
-            "{\"id\":\"a\",\"ts\":-3}",
-            "{\"id\":\"a\",\"ts\":5}",
-            "{\"id\":\"a\",\"ts\":10}",
-            "{\"id\":\"b\",\"ts\":0}",
-            NULL },
-        .results = {
-            { "[\"a\"]", -10, 0, 1 },
-            { "[\"a\"]", -5, 5, 1 },
-            { "[\"a\"]", 0, 10, 2 },
-            { "[\"a\"]", 5, 15, 3 },
-            { "[\"a\"]", 10, 20, 1 },
-            { "[\"b\"]", -5, 5, 1 },
-            { "[\"b\"]", 0, 10, 1 },
-            { NULL, 0, 0, 0 } },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "sliding:10ms/5ms",
+                 "--max-out-of-orderness", "1h", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":7}", "{\"id\":\"a\",\"ts\":-3}",
+                  "{\"id\":\"a\",\"ts\":5}", "{\"id\":\"a\",\"ts\":10}",
+                  "{\"id\":\"b\",\"ts\":0}", NULL},
+        .results = {{"[\"a\"]", -10, 0, 1},
+                    {"[\"a\"]", -5, 5, 1},
+                    {"[\"a\"]", 0, 10, 2},
+                    {"[\"a\"]", 5, 15, 3},
+                    {"[\"a\"]", 10, 20, 1},
+                    {"[\"b\"]", -5, 5, 1},
+                    {"[\"b\"]", 0, 10, 1},
+                    {NULL, 0, 0, 0}},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -865,22 +847,19 @@ static void sliding_windows(void **state)
 static void sliding_uneven(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "id", "--window", "sliding:10ms/3ms",
-                  "--max-out-of-orderness", "1h", "--agg", "sum:v", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":7,\"v\":1}",
-            "{\"id\":\"a\",\"ts\":0,\"v\":10}",
-            NULL },
-        .results = {
-            { "[\"a\"]", -9, 1, 10 },
-            { "[\"a\"]", -6, 4, 10 },
-            { "[\"a\"]", -3, 7, 10 },
-            { "[\"a\"]", 0, 10, 11 },
-            { "[\"a\"]", 3, 13, 1 },
-            { "[\"a\"]", 6, 16, 1 },
-            { NULL, 0, 0, 0 } },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "sliding:10ms/3ms",
+                 "--max-out-of-orderness", "1h", "--agg", "sum:v", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":7,\"v\":1}",
+                  "{\"id\":\"a\",\"ts\":0,\"v\":10}", NULL},
+        .results = {{"[\"a\"]", -9, 1, 10},
+                    {"[\"a\"]", -6, 4, 10},
+                    {"[\"a\"]", -3, 7, 10},
+                    {"[\"a\"]", 0, 10, 11},
+                    {"[\"a\"]", 3, 13, 1},
+                    {"[\"a\"]", 6, 16, 1},
+                    {NULL, 0, 0, 0}},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -891,19 +870,17 @@ static void sliding_uneven(void **state)
 static void sliding_partly_late(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "id", "--window", "sliding:10ms/5ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":12}",  /* [5,15), [10,20) */
-            "{\"id\":\"a\",\"ts\":14}",  /* W:=14 fires [5,15) */
-            "{\"id\":\"a\",\"ts\":13}",  /* only [10,20) still kept */
-            "{\"id\":\"a\",\"ts\":4}",   /* [-5,5), [0,10): both gone */
-            NULL },
-        .results = {
-            { "[\"a\"]", 5, 15, 2 },
-            { "[\"a\"]", 10, 20, 3 },
-            { NULL, 0, 0, 0 } },
-        .late = { 4, 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "sliding:10ms/5ms", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":12}", /* [5,15), [10,20) */
+                  "{\"id\":\"a\",\"ts\":14}", /* W:=14 fires [5,15) */
+                  "{\"id\":\"a\",\"ts\":13}", /* only [10,20) still kept */
+                  "{\"id\":\"a\",\"ts\":4}",  /* [-5,5), [0,10): both gone */
+                  NULL},
+        .results = {{"[\"a\"]", 5, 15, 2},
+                    {"[\"a\"]", 10, 20, 3},
+                    {NULL, 0, 0, 0}},
+        .late = {4, 0},
+        .err = {0},
     };
 
     (void)state;
@@ -915,27 +892,24 @@ static void sliding_partly_late(void **state)
 static void refire_within_lateness(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "id", "--window", "tumbling:10ms",
-                  "--allowed-lateness", "5ms", "--agg", "sum:v", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":1,\"v\":1}",
-            "{\"id\":\"b\",\"ts\":9,\"v\":2}",    /* W:=9: a, b fire */
-            "{\"id\":\"a\",\"ts\":3,\"v\":10}",   /* fires a again */
-            "{\"id\":\"c\",\"ts\":13,\"v\":4}",   /* W:=13 */
-            "{\"id\":\"a\",\"ts\":4,\"v\":100}",  /* 9+5 > 13: again */
-            "{\"id\":\"c\",\"ts\":14,\"v\":8}",   /* W:=14 drops [0,10) */
-            "{\"id\":\"a\",\"ts\":5,\"v\":1000}",
-            "{\"id\":\"b\",\"ts\":0,\"v\":1000}",
-            NULL },
-        .results = {
-            { "[\"a\"]", 0, 10, 1 },
-            { "[\"b\"]", 0, 10, 2 },
-            { "[\"a\"]", 0, 10, 11 },
-            { "[\"a\"]", 0, 10, 111 },
-            { "[\"c\"]", 10, 20, 12 },
-            { NULL, 0, 0, 0 } },
-        .late = { 7, 8, 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "tumbling:10ms",
+                 "--allowed-lateness", "5ms", "--agg", "sum:v", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":1,\"v\":1}",
+                  "{\"id\":\"b\",\"ts\":9,\"v\":2}",   /* W:=9: a, b fire */
+                  "{\"id\":\"a\",\"ts\":3,\"v\":10}",  /* fires a again */
+                  "{\"id\":\"c\",\"ts\":13,\"v\":4}",  /* W:=13 */
+                  "{\"id\":\"a\",\"ts\":4,\"v\":100}", /* 9+5 > 13: again */
+                  "{\"id\":\"c\",\"ts\":14,\"v\":8}",  /* W:=14 drops [0,10) */
+                  "{\"id\":\"a\",\"ts\":5,\"v\":1000}",
+                  "{\"id\":\"b\",\"ts\":0,\"v\":1000}", NULL},
+        .results = {{"[\"a\"]", 0, 10, 1},
+                    {"[\"b\"]", 0, 10, 2},
+                    {"[\"a\"]", 0, 10, 11},
+                    {"[\"a\"]", 0, 10, 111},
+                    {"[\"c\"]", 10, 20, 12},
+                    {NULL, 0, 0, 0}},
+        .late = {7, 8, 0},
+        .err = {0},
     };
 
     (void)state;
@@ -947,22 +921,20 @@ static void refire_within_lateness(void **state)
 static void end_of_input(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "id", "--window", "tumbling:10ms",
-                  "--allowed-lateness", "100ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":1}",
-            "{\"id\":\"a\",\"ts\":10}",  /* W:=10 fires a [0,10) */
-            "{\"id\":\"a\",\"ts\":2}",   /* fires it again */
-            "{\"id\":\"b\",\"ts\":5}",   /* new window, already due */
-            NULL },
-        .results = {
-            { "[\"a\"]", 0, 10, 1 },
-            { "[\"a\"]", 0, 10, 2 },
-            { "[\"b\"]", 0, 10, 1 },
-            { "[\"a\"]", 10, 20, 1 },
-            { NULL, 0, 0, 0 } },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "tumbling:10ms",
+                 "--allowed-lateness", "100ms", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":1}",
+                  "{\"id\":\"a\",\"ts\":10}", /* W:=10 fires a [0,10) */
+                  "{\"id\":\"a\",\"ts\":2}",  /* fires it again */
+                  "{\"id\":\"b\",\"ts\":5}",  /* new window, already due */
+                  NULL},
+        .results = {{"[\"a\"]", 0, 10, 1},
+                    {"[\"a\"]", 0, 10, 2},
+                    {"[\"b\"]", 0, 10, 1},
+                    {"[\"a\"]", 10, 20, 1},
+                    {NULL, 0, 0, 0}},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -973,28 +945,26 @@ static void end_of_input(void **state)
 static void sessions(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "id", "--window", "session:10ms",
-                  "--allowed-lateness", "20ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":100}",  /* [100,110) */
-            "{\"id\":\"a\",\"ts\":105}",  /* [100,115) */
-            "{\"id\":\"b\",\"ts\":120}",  /* W:=120: a [100,115) fires */
-            "{\"id\":\"a\",\"ts\":115}",  /* touches: [100,125), due 124 */
-            "{\"id\":\"b\",\"ts\":130}",  /* W:=130: a [100,125) fires */
-            "{\"id\":\"a\",\"ts\":101}",  /* kept, past end: fires */
-            "{\"id\":\"c\",\"ts\":50}",   /* 59+20 <= 130: late */
-            "{\"id\":\"a\",\"ts\":60}",   /* merges nothing: late */
-            "{\"id\":\"a\",\"ts\":95}",   /* touches: [95,125) fires */
-            NULL },
-        .results = {
-            { "[\"a\"]", 100, 115, 2 },
-            { "[\"a\"]", 100, 125, 3 },
-            { "[\"a\"]", 100, 125, 4 },
-            { "[\"a\"]", 95, 125, 5 },
-            { "[\"b\"]", 120, 140, 2 },
-            { NULL, 0, 0, 0 } },
-        .late = { 7, 8, 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "session:10ms",
+                 "--allowed-lateness", "20ms", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":100}", /* [100,110) */
+                  "{\"id\":\"a\",\"ts\":105}", /* [100,115) */
+                  "{\"id\":\"b\",\"ts\":120}", /* W:=120: a [100,115) fires */
+                  "{\"id\":\"a\",\"ts\":115}", /* touches: [100,125), due 124 */
+                  "{\"id\":\"b\",\"ts\":130}", /* W:=130: a [100,125) fires */
+                  "{\"id\":\"a\",\"ts\":101}", /* kept, past end: fires */
+                  "{\"id\":\"c\",\"ts\":50}",  /* 59+20 <= 130: late */
+                  "{\"id\":\"a\",\"ts\":60}",  /* merges nothing: late */
+                  "{\"id\":\"a\",\"ts\":95}",  /* touches: [95,125) fires */
+                  NULL},
+        .results = {{"[\"a\"]", 100, 115, 2},
+                    {"[\"a\"]", 100, 125, 3},
+                    {"[\"a\"]", 100, 125, 4},
+                    {"[\"a\"]", 95, 125, 5},
+                    {"[\"b\"]", 120, 140, 2},
+                    {NULL, 0, 0, 0}},
+        .late = {7, 8, 0},
+        .err = {0},
     };
 
     (void)state;
@@ -1005,22 +975,19 @@ static void sessions(void **state)
 static void session_bridge(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "id", "--window", "session:10ms",
-                  "--max-out-of-orderness", "1h", "--agg", "min:v", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":0,\"v\":3}",
-            "{\"id\":\"a\",\"ts\":20,\"v\":-2}",
-            "{\"id\":\"a\",\"ts\":10,\"v\":7}",
-            "{\"id\":\"a\",\"ts\":41,\"v\":9}",
-            "{\"id\":\"a\",\"ts\":-50,\"v\":1}",
-            NULL },
-        .results = {
-            { "[\"a\"]", 0, 30, -2 },
-            { "[\"a\"]", 41, 51, 9 },
-            { "[\"a\"]", -50, -40, 1 },
-            { NULL, 0, 0, 0 } },
-        .late = { 0 },
-        .err = { 0 },
+        .args = {"--key", "id", "--window", "session:10ms",
+                 "--max-out-of-orderness", "1h", "--agg", "min:v", NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":0,\"v\":3}",
+                  "{\"id\":\"a\",\"ts\":20,\"v\":-2}",
+                  "{\"id\":\"a\",\"ts\":10,\"v\":7}",
+                  "{\"id\":\"a\",\"ts\":41,\"v\":9}",
+                  "{\"id\":\"a\",\"ts\":-50,\"v\":1}", NULL},
+        .results = {{"[\"a\"]", 0, 30, -2},
+                    {"[\"a\"]", 41, 51, 9},
+                    {"[\"a\"]", -50, -40, 1},
+                    {NULL, 0, 0, 0}},
+        .late = {0},
+        .err = {0},
     };
 
     (void)state;
@@ -1032,24 +999,21 @@ static void session_bridge(void **state)
 static void key_array_in_key_order(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "b,a", "--window", "tumbling:10ms",
-                  "--max-out-of-orderness", "1h", NULL },
-        .lines = {
-            "{\"a\":\"x\",\"b\":1,\"ts\":1}",
-            "{\"b\":1,\"a\":\"x\",\"ts\":2}",
-            "{\"a\":{\"p\":1,\"q\":2},\"b\":[1],\"ts\":3}",
-            "{\"a\":{\"q\":2,\"p\":1},\"b\":[1],\"ts\":4}",
-            "{\"a\":\"\\u0078\",\"b\":1,\"ts\":5}",
-            "{\"a\":\"x\",\"b\":\"1\",\"ts\":6}",
-            "{\"a\":\"x\",\"ts\":6}",
-            NULL },
-        .results = {
-            { "[1,\"x\"]", 0, 10, 3 },
-            { "[[1],{\"p\":1,\"q\":2}]", 0, 10, 2 },
-            { "[\"1\",\"x\"]", 0, 10, 1 },
-            { NULL, 0, 0, 0 } },
-        .late = { 0 },
-        .err = { 7, 0 },
+        .args = {"--key", "b,a", "--window", "tumbling:10ms",
+                 "--max-out-of-orderness", "1h", NULL},
+        .lines = {"{\"a\":\"x\",\"b\":1,\"ts\":1}",
+                  "{\"b\":1,\"a\":\"x\",\"ts\":2}",
+                  "{\"a\":{\"p\":1,\"q\":2},\"b\":[1],\"ts\":3}",
+                  "{\"a\":{\"q\":2,\"p\":1},\"b\":[1],\"ts\":4}",
+                  "{\"a\":\"\\u0078\",\"b\":1,\"ts\":5}",
+                  "{\"a\":\"x\",\"b\":\"1\",\"ts\":6}",
+                  "{\"a\":\"x\",\"ts\":6}", NULL},
+        .results = {{"[1,\"x\"]", 0, 10, 3},
+                    {"[[1],{\"p\":1,\"q\":2}]", 0, 10, 2},
+                    {"[\"1\",\"x\"]", 0, 10, 1},
+                    {NULL, 0, 0, 0}},
+        .late = {0},
+        .err = {7, 0},
     };
 
     (void)state;
@@ -1060,26 +1024,23 @@ static void key_array_in_key_order(void **state)
 static void watermark_cadence(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "id", "--window", "tumbling:10ms",
-                  "--watermark-every", "3",
-                  "--max-out-of-orderness", "2ms", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"ts\":5}",
-            "garbage",
-            "{\"id\":\"a\",\"ts\":12}",
-            "{\"id\":\"a\",\"ts\":11}",  /* 3rd: W:=10 fires [0,10) */
-            "{\"id\":\"a\",\"ts\":9}",   /* late (4th) */
-            "{\"id\":\"a\",\"ts\":19}",
-            "{\"id\":\"a\",\"ts\":30}",  /* 6th: W:=28 fires [10,20) */
-            "{\"id\":\"a\",\"ts\":15}",  /* late */
-            NULL },
-        .results = {
-            { "[\"a\"]", 0, 10, 1 },
-            { "[\"a\"]", 10, 20, 3 },
-            { "[\"a\"]", 30, 40, 1 },
-            { NULL, 0, 0, 0 } },
-        .late = { 5, 8, 0 },
-        .err = { 2, 0 },
+        .args = {"--key", "id", "--window", "tumbling:10ms",
+                 "--watermark-every", "3", "--max-out-of-orderness", "2ms",
+                 NULL},
+        .lines = {"{\"id\":\"a\",\"ts\":5}", "garbage",
+                  "{\"id\":\"a\",\"ts\":12}",
+                  "{\"id\":\"a\",\"ts\":11}", /* 3rd: W:=10 fires [0,10) */
+                  "{\"id\":\"a\",\"ts\":9}",  /* late (4th) */
+                  "{\"id\":\"a\",\"ts\":19}",
+                  "{\"id\":\"a\",\"ts\":30}", /* 6th: W:=28 fires [10,20) */
+                  "{\"id\":\"a\",\"ts\":15}", /* late */
+                  NULL},
+        .results = {{"[\"a\"]", 0, 10, 1},
+                    {"[\"a\"]", 10, 20, 3},
+                    {"[\"a\"]", 30, 40, 1},
+                    {NULL, 0, 0, 0}},
+        .late = {5, 8, 0},
+        .err = {2, 0},
     };
 
     (void)state;
@@ -1089,22 +1050,18 @@ static void watermark_cadence(void **state)
 static void time_field_option(void **state)
 {
     static const wcase_t wc = {
-        .args = { "--key", "id", "--time-field", "when", "--window",
-                  "tumbling:1s", "--max-out-of-orderness", "1m", NULL },
-        .lines = {
-            "{\"id\":\"a\",\"when\":-1,\"ts\":5000}",
-            "{\"id\":\"a\",\"ts\":5}",
-            "{\"id\":\"a\",\"when\":-1000}",
-            "{\"id\":\"a\",\"when\":999}",
-            "{\"id\":\"a\",\"when\":1000}",
-            NULL },
-        .results = {
-            { "[\"a\"]", -1000, 0, 2 },
-            { "[\"a\"]", 0, 1000, 1 },
-            { "[\"a\"]", 1000, 2000, 1 },
-            { NULL, 0, 0, 0 } },
-        .late = { 0 },
-        .err = { 2, 0 },
+        .args = {"--key", "id", "--time-field", "when", "--window",
+                 "tumbling:1s", "--max-out-of-orderness", "1m", NULL},
+        .lines = {"{\"id\":\"a\",\"when\":-1,\"ts\":5000}",
+                  "{\"id\":\"a\",\"ts\":5}", "{\"id\":\"a\",\"when\":-1000}",
+                  "{\"id\":\"a\",\"when\":999}", "{\"id\":\"a\",\"when\":1000}",
+                  NULL},
+        .results = {{"[\"a\"]", -1000, 0, 2},
+                    {"[\"a\"]", 0, 1000, 1},
+                    {"[\"a\"]", 1000, 2000, 1},
+                    {NULL, 0, 0, 0}},
+        .late = {0},
+        .err = {2, 0},
     };
 
     (void)state;
@@ -1116,7 +1073,7 @@ static void time_field_option(void **state)
 /* ------------------------------------------------------------------ */
 
 typedef struct {
-    uint64_t    seed;
+    uint64_t seed;
     const char *window;
     const char *agg;
     const char *bound;
@@ -1127,29 +1084,36 @@ typedef struct {
 
 static void random_run(const rcfg_t *rc)
 {
-    static const int pars[3] = { 1, 2, 4 };
+    static const int pars[3] = {1, 2, 4};
     const char *args[20];
     const char *bin;
-    char        dir[4096];
-    char        input[4096];
-    tu_buf_t    text = { 0 };
-    tu_lines_t  in = { 0 };
-    tu_rng_t    rng = { rc->seed };
-    tu_gen_t    g = {
-        .lines = 3000, .ts_start = -20000, .step_max = 20, .jitter = 150,
-        .far_pct = 4, .far_max = 2000, .error_pct = 3, .blank_pct = 1,
-        .groups = 3, .bad_v_pct = 5,
+    char dir[4096];
+    char input[4096];
+    tu_buf_t text = {0};
+    tu_lines_t in = {0};
+    tu_rng_t rng = {rc->seed};
+    tu_gen_t g = {
+        .lines = 3000,
+        .ts_start = -20000,
+        .step_max = 20,
+        .jitter = 150,
+        .far_pct = 4,
+        .far_max = 2000,
+        .error_pct = 3,
+        .blank_pct = 1,
+        .groups = 3,
+        .bad_v_pct = 5,
     };
-    long long   count[4] = { 0 };
-    wmodel_t    m;
-    wcfg_t      c;
-    int        *cls;
-    size_t      i;
-    int         n = 0;
+    long long count[4] = {0};
+    wmodel_t m;
+    wcfg_t c;
+    int *cls;
+    size_t i;
+    int n = 0;
 
     tu_set_ctx("seed=%" PRIu64 " window=%s agg=%s B=%s L=%s N=%s key=%s",
-               rc->seed, rc->window, rc->agg, rc->bound, rc->late,
-               rc->every, rc->keys);
+               rc->seed, rc->window, rc->agg, rc->bound, rc->late, rc->every,
+               rc->keys);
     args[n++] = "--key";
     args[n++] = rc->keys;
     args[n++] = "--window";
@@ -1171,10 +1135,10 @@ static void random_run(const rcfg_t *rc)
     for (i = 0; i < in.n; i++)
         count[cls[i]]++;
     TU_CHECK(m.results.n > 100 && count[CLS_LATE] > 20 &&
-             count[CLS_ERROR] > 20 && (c.late == 0 || m.refires > 10),
+                 count[CLS_ERROR] > 20 && (c.late == 0 || m.refires > 10),
              "degenerate input: %zu results, %lld late, %lld errors, "
-             "%ld re-firings", m.results.n, count[CLS_LATE],
-             count[CLS_ERROR], m.refires);
+             "%ld re-firings",
+             m.results.n, count[CLS_LATE], count[CLS_ERROR], m.refires);
     bin = tu_tool("WEIR_WINDOW_BIN");
     if (bin == NULL) {
         model_free(&m);
@@ -1187,8 +1151,7 @@ static void random_run(const rcfg_t *rc)
     tu_path(input, sizeof(input), dir, "input.jsonl");
     tu_write_file(input, text.data, text.len);
     for (i = 0; i < 3; i++)
-        check_tool(bin, dir, input, &c, args, &in, cls, &m.results,
-                   pars[i]);
+        check_tool(bin, dir, input, &c, args, &in, cls, &m.results, pars[i]);
     tu_rmtree(dir);
     model_free(&m);
     free(cls);
@@ -1199,9 +1162,9 @@ static void random_run(const rcfg_t *rc)
 static void random_tumbling(void **state)
 {
     static const rcfg_t cfgs[] = {
-        { 4001, "tumbling:200ms", "count", "0", "0", "1", "k,g" },
-        { 4002, "tumbling:200ms", "sum:v", "30ms", "100ms", "5", "k,g" },
-        { 4003, "tumbling:70ms", "max:v", "0", "40ms", "2", "k" },
+        {4001, "tumbling:200ms", "count", "0", "0", "1", "k,g"},
+        {4002, "tumbling:200ms", "sum:v", "30ms", "100ms", "5", "k,g"},
+        {4003, "tumbling:70ms", "max:v", "0", "40ms", "2", "k"},
     };
     size_t i;
 
@@ -1213,9 +1176,9 @@ static void random_tumbling(void **state)
 static void random_sliding(void **state)
 {
     static const rcfg_t cfgs[] = {
-        { 5001, "sliding:300ms/100ms", "max:v", "20ms", "50ms", "3", "k,g" },
-        { 5002, "sliding:250ms/100ms", "count", "0", "0", "1", "k,g" },
-        { 5003, "sliding:90ms/40ms", "min:v", "10ms", "30ms", "1", "k" },
+        {5001, "sliding:300ms/100ms", "max:v", "20ms", "50ms", "3", "k,g"},
+        {5002, "sliding:250ms/100ms", "count", "0", "0", "1", "k,g"},
+        {5003, "sliding:90ms/40ms", "min:v", "10ms", "30ms", "1", "k"},
     };
     size_t i;
 
@@ -1227,9 +1190,9 @@ static void random_sliding(void **state)
 static void random_session(void **state)
 {
     static const rcfg_t cfgs[] = {
-        { 6001, "session:40ms", "min:v", "0", "0", "1", "k,g" },
-        { 6002, "session:40ms", "count", "50ms", "80ms", "4", "k,g" },
-        { 6003, "session:15ms", "sum:v", "0", "60ms", "1", "k" },
+        {6001, "session:40ms", "min:v", "0", "0", "1", "k,g"},
+        {6002, "session:40ms", "count", "50ms", "80ms", "4", "k,g"},
+        {6003, "session:15ms", "sum:v", "0", "60ms", "1", "k"},
     };
     size_t i;
 

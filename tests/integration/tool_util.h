@@ -59,8 +59,7 @@ extern char **environ;
 enum { TU_UNIQUE, TU_DUPLICATES, TU_LATE, TU_ERRORS, TU_NFILES };
 
 static const char *const tu_dedup_files[TU_NFILES] = {
-    "unique.jsonl", "duplicates.jsonl", "late.jsonl", "errors.jsonl"
-};
+    "unique.jsonl", "duplicates.jsonl", "late.jsonl", "errors.jsonl"};
 
 /* ------------------------------------------------------------------ */
 /* Failure reporting                                                   */
@@ -80,7 +79,7 @@ static inline void tu_set_ctx(const char *fmt, ...)
 
 static inline void tu_report(const char *file, int line, const char *fmt, ...)
 {
-    char    msg[4096];
+    char msg[4096];
     va_list ap;
 
     va_start(ap, fmt);
@@ -91,12 +90,12 @@ static inline void tu_report(const char *file, int line, const char *fmt, ...)
                 tu_ctx[0] != '\0' ? "]" : "");
 }
 
-#define TU_CHECK(cond, ...)                                             \
-    do {                                                                \
-        if (!(cond)) {                                                  \
-            tu_report(__FILE__, __LINE__, __VA_ARGS__);                 \
-            _fail(__FILE__, __LINE__);                                  \
-        }                                                               \
+#define TU_CHECK(cond, ...)                                                    \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            tu_report(__FILE__, __LINE__, __VA_ARGS__);                        \
+            _fail(__FILE__, __LINE__);                                         \
+        }                                                                      \
     } while (0)
 
 #define TU_FAIL(...) TU_CHECK(0, __VA_ARGS__)
@@ -144,7 +143,7 @@ static inline char *tu_xstrdup(const char *s)
 }
 
 typedef struct {
-    char  *data;
+    char *data;
     size_t len;
     size_t cap;
 } tu_buf_t;
@@ -172,9 +171,9 @@ static inline void tu_buf_puts(tu_buf_t *b, const char *s)
 
 static inline void tu_buf_printf(tu_buf_t *b, const char *fmt, ...)
 {
-    char    small[512];
+    char small[512];
     va_list ap;
-    int     n;
+    int n;
 
     va_start(ap, fmt);
     n = vsnprintf(small, sizeof(small), fmt, ap);
@@ -209,10 +208,10 @@ static inline void tu_buf_free(tu_buf_t *b)
 /* Reads a whole file; returns 0, or -errno (and *data NULL). */
 static inline int tu_read_file(const char *path, char **data, size_t *len)
 {
-    tu_buf_t b = { 0 };
-    char     chunk[65536];
-    ssize_t  n;
-    int      fd;
+    tu_buf_t b = {0};
+    char chunk[65536];
+    ssize_t n;
+    int fd;
 
     *data = NULL;
     *len = 0;
@@ -242,12 +241,11 @@ static inline int tu_read_file(const char *path, char **data, size_t *len)
     return 0;
 }
 
-static inline void tu_write_file(const char *path, const void *data,
-                                 size_t len)
+static inline void tu_write_file(const char *path, const void *data, size_t len)
 {
     const char *p = data;
-    size_t      done = 0;
-    int         fd;
+    size_t done = 0;
+    int fd;
 
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     TU_CHECK(fd >= 0, "cannot create %s: %s", path, strerror(errno));
@@ -274,7 +272,7 @@ static inline void tu_path(char *out, size_t size, const char *dir,
 static inline void tu_mkdtemp(char *out, size_t size, const char *tag)
 {
     const char *base = getenv("WEIR_TEST_TMP");
-    int         n;
+    int n;
 
     if (base == NULL || base[0] == '\0')
         base = "/tmp";
@@ -293,8 +291,8 @@ static inline void tu_subdir(char *out, size_t size, const char *dir,
              strerror(errno));
 }
 
-static inline int tu_rm_entry(const char *path, const struct stat *sb,
-                              int type, struct FTW *ftw)
+static inline int tu_rm_entry(const char *path, const struct stat *sb, int type,
+                              struct FTW *ftw)
 {
     (void)sb;
     (void)type;
@@ -314,15 +312,15 @@ static inline void tu_rmtree(const char *dir)
 /* ------------------------------------------------------------------ */
 
 typedef struct {
-    char  *p;   /* NUL-terminated copy; may also hold NUL bytes inside */
+    char *p; /* NUL-terminated copy; may also hold NUL bytes inside */
     size_t len;
 } tu_line_t;
 
 typedef struct {
     tu_line_t *v;
-    size_t     n;
-    size_t     cap;
-    int        unterminated;  /* last line had no '\n' */
+    size_t n;
+    size_t cap;
+    int unterminated; /* last line had no '\n' */
 } tu_lines_t;
 
 static inline void tu_lines_push(tu_lines_t *ls, const char *p, size_t len)
@@ -345,8 +343,7 @@ static inline void tu_lines_push_str(tu_lines_t *ls, const char *s)
 }
 
 /* Splits data at '\n' (each line without its '\n'). */
-static inline void tu_lines_split(tu_lines_t *ls, const char *data,
-                                  size_t len)
+static inline void tu_lines_split(tu_lines_t *ls, const char *data, size_t len)
 {
     size_t start = 0;
     size_t i;
@@ -376,9 +373,9 @@ static inline void tu_lines_free(tu_lines_t *ls)
 /* Reads path as lines; returns 0, or -errno when it cannot be read. */
 static inline int tu_lines_read(tu_lines_t *ls, const char *path)
 {
-    char  *data;
+    char *data;
     size_t len;
-    int    rc;
+    int rc;
 
     memset(ls, 0, sizeof(*ls));
     rc = tu_read_file(path, &data, &len);
@@ -394,7 +391,7 @@ static inline void tu_read_output(tu_lines_t *ls, const char *dir,
                                   const char *name)
 {
     char path[4096];
-    int  rc;
+    int rc;
 
     tu_path(path, sizeof(path), dir, name);
     rc = tu_lines_read(ls, path);
@@ -407,8 +404,8 @@ static inline int tu_line_cmp(const void *a, const void *b)
 {
     const tu_line_t *x = a;
     const tu_line_t *y = b;
-    size_t           n = x->len < y->len ? x->len : y->len;
-    int              c = n == 0 ? 0 : memcmp(x->p, y->p, n);
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n == 0 ? 0 : memcmp(x->p, y->p, n);
 
     if (c != 0)
         return c;
@@ -417,17 +414,15 @@ static inline int tu_line_cmp(const void *a, const void *b)
 
 static inline int tu_line_eq(const tu_line_t *x, const tu_line_t *y)
 {
-    return x->len == y->len && (x->len == 0 || memcmp(x->p, y->p,
-                                                      x->len) == 0);
+    return x->len == y->len && (x->len == 0 || memcmp(x->p, y->p, x->len) == 0);
 }
 
 /* got must equal want line for line, in order. */
-static inline void tu_check_lines_exact(const char *what,
-                                        const tu_lines_t *got,
+static inline void tu_check_lines_exact(const char *what, const tu_lines_t *got,
                                         const tu_lines_t *want)
 {
-    char   a[256];
-    char   b[256];
+    char a[256];
+    char b[256];
     size_t i;
     size_t n = got->n < want->n ? got->n : want->n;
 
@@ -441,9 +436,8 @@ static inline void tu_check_lines_exact(const char *what,
         TU_FAIL("%s: %zu lines, want %zu; first extra: '%s'", what, got->n,
                 want->n, tu_show(got->v[n].p, got->v[n].len, a, sizeof(a)));
     if (want->n > n)
-        TU_FAIL("%s: %zu lines, want %zu; first missing: '%s'", what,
-                got->n, want->n,
-                tu_show(want->v[n].p, want->v[n].len, a, sizeof(a)));
+        TU_FAIL("%s: %zu lines, want %zu; first missing: '%s'", what, got->n,
+                want->n, tu_show(want->v[n].p, want->v[n].len, a, sizeof(a)));
 }
 
 /* got must equal want as multisets of lines. */
@@ -453,9 +447,9 @@ static inline void tu_check_lines_multiset(const char *what,
 {
     tu_line_t *x;
     tu_line_t *y;
-    char       s[256];
-    size_t     i = 0;
-    size_t     j = 0;
+    char s[256];
+    size_t i = 0;
+    size_t j = 0;
 
     x = tu_xrealloc(NULL, (got->n + 1) * sizeof(*x));
     y = tu_xrealloc(NULL, (want->n + 1) * sizeof(*y));
@@ -480,9 +474,9 @@ static inline void tu_check_lines_multiset(const char *what,
             tu_show(l->p, l->len, s, sizeof(s));
             free(x);
             free(y);
-            TU_FAIL("%s: %zu lines, want %zu (as a multiset); %s: '%s'",
-                    what, got->n, want->n,
-                    c < 0 ? "unexpected line" : "missing line", s);
+            TU_FAIL("%s: %zu lines, want %zu (as a multiset); %s: '%s'", what,
+                    got->n, want->n, c < 0 ? "unexpected line" : "missing line",
+                    s);
         }
         i++;
         j++;
@@ -497,7 +491,7 @@ static inline void tu_check_lines_multiset(const char *what,
 
 typedef struct {
     char *v[64];
-    int   n;
+    int n;
 } tu_argv_t;
 
 static inline void tu_argv_add(tu_argv_t *a, const char *s)
@@ -509,7 +503,7 @@ static inline void tu_argv_add(tu_argv_t *a, const char *s)
 
 static inline void tu_argv_addf(tu_argv_t *a, const char *fmt, ...)
 {
-    char    s[4096];
+    char s[4096];
     va_list ap;
 
     va_start(ap, fmt);
@@ -539,14 +533,14 @@ static inline const char *tu_tool(const char *env)
 }
 
 typedef struct {
-    int    exited;     /* exited normally, with status code */
-    int    code;
-    int    signaled;   /* killed by signal sig */
-    int    sig;
-    int    timed_out;  /* ran past its deadline (then killed) */
-    char  *out;        /* captured stdout (NUL-terminated) */
+    int exited; /* exited normally, with status code */
+    int code;
+    int signaled; /* killed by signal sig */
+    int sig;
+    int timed_out; /* ran past its deadline (then killed) */
+    char *out;     /* captured stdout (NUL-terminated) */
     size_t out_len;
-    char  *err;        /* captured stderr (NUL-terminated) */
+    char *err; /* captured stderr (NUL-terminated) */
     size_t err_len;
 } tu_run_t;
 
@@ -565,26 +559,26 @@ static inline pid_t tu_spawn(char *const argv[], const char *out_path,
                              const char *err_path)
 {
     posix_spawn_file_actions_t fa;
-    posix_spawnattr_t          attr;
-    sigset_t                   empty;
-    pid_t                      pid;
-    int                        rc;
+    posix_spawnattr_t attr;
+    sigset_t empty;
+    pid_t pid;
+    int rc;
 
     tu_block_sigchld();
     sigemptyset(&empty);
     assert_int_equal(0, posix_spawn_file_actions_init(&fa));
     assert_int_equal(0, posix_spawnattr_init(&attr));
-    assert_int_equal(0, posix_spawn_file_actions_addopen(
-                            &fa, 0, "/dev/null", O_RDONLY, 0));
-    assert_int_equal(0, posix_spawn_file_actions_addopen(
-                            &fa, 1, out_path,
-                            O_WRONLY | O_CREAT | O_TRUNC, 0644));
-    assert_int_equal(0, posix_spawn_file_actions_addopen(
-                            &fa, 2, err_path,
-                            O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    assert_int_equal(
+        0, posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0));
+    assert_int_equal(0,
+                     posix_spawn_file_actions_addopen(
+                         &fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    assert_int_equal(0,
+                     posix_spawn_file_actions_addopen(
+                         &fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644));
     assert_int_equal(0, posix_spawnattr_setsigmask(&attr, &empty));
-    assert_int_equal(0, posix_spawnattr_setflags(&attr,
-                                                 POSIX_SPAWN_SETSIGMASK));
+    assert_int_equal(0,
+                     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK));
     rc = posix_spawn(&pid, argv[0], &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
@@ -604,14 +598,14 @@ static inline double tu_now(void)
 static inline void tu_wait(pid_t pid, double timeout_s, tu_run_t *r)
 {
     sigset_t set;
-    double   deadline = tu_now() + timeout_s;
-    int      status = 0;
+    double deadline = tu_now() + timeout_s;
+    int status = 0;
 
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
     for (;;) {
-        pid_t           w = waitpid(pid, &status, WNOHANG);
-        double          left;
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        double left;
         struct timespec ts;
 
         if (w == pid)
@@ -644,11 +638,10 @@ static inline void tu_run_free(tu_run_t *r)
 }
 
 /* Runs argv to completion; stdout/stderr captured via files in capdir. */
-static inline void tu_run(char *const argv[], const char *capdir,
-                          tu_run_t *r)
+static inline void tu_run(char *const argv[], const char *capdir, tu_run_t *r)
 {
-    char  out_path[4096];
-    char  err_path[4096];
+    char out_path[4096];
+    char err_path[4096];
     pid_t pid;
 
     memset(r, 0, sizeof(*r));
@@ -663,8 +656,7 @@ static inline void tu_run(char *const argv[], const char *capdir,
 }
 
 /* A one-line description of how a run ended, for messages. */
-static inline const char *tu_run_how(const tu_run_t *r, char *out,
-                                     size_t size)
+static inline const char *tu_run_how(const tu_run_t *r, char *out, size_t size)
 {
     char e[256];
 
@@ -693,18 +685,18 @@ static inline void tu_check_ok(const tu_run_t *r)
  * exactly one line on stderr. */
 static inline void tu_check_rejected(const tu_run_t *r, const char *what)
 {
-    char   how[512];
+    char how[512];
     size_t nl = 0;
     size_t i;
 
     TU_CHECK(!r->timed_out && !r->signaled, "%s: crashed: %s", what,
              tu_run_how(r, how, sizeof(how)));
-    TU_CHECK(r->exited && r->code != 0, "%s: want a non-zero exit: %s",
-             what, tu_run_how(r, how, sizeof(how)));
+    TU_CHECK(r->exited && r->code != 0, "%s: want a non-zero exit: %s", what,
+             tu_run_how(r, how, sizeof(how)));
     for (i = 0; i < r->err_len; i++)
         nl += r->err[i] == '\n';
-    TU_CHECK(r->err_len > 0 && r->err[0] != '\n', "%s: stderr empty: %s",
-             what, tu_run_how(r, how, sizeof(how)));
+    TU_CHECK(r->err_len > 0 && r->err[0] != '\n', "%s: stderr empty: %s", what,
+             tu_run_how(r, how, sizeof(how)));
     TU_CHECK(nl == 0 || (nl == 1 && r->err[r->err_len - 1] == '\n'),
              "%s: want exactly one line on stderr, got %zu: %s", what, nl,
              tu_run_how(r, how, sizeof(how)));
@@ -738,14 +730,13 @@ static inline void tu_check_summary(const tu_run_t *r, long long records,
                                     long long unique, long long dups,
                                     long long late, long long errors)
 {
-    static const char *const names[5] = {
-        "records", "unique", "duplicates", "late", "errors"
-    };
-    long long    want[5];
-    char         line[1024];
+    static const char *const names[5] = {"records", "unique", "duplicates",
+                                         "late", "errors"};
+    long long want[5];
+    char line[1024];
     json_error_t jerr;
-    json_t      *o;
-    int          i;
+    json_t *o;
+    int i;
 
     want[0] = records;
     want[1] = unique;
@@ -767,8 +758,8 @@ static inline void tu_check_summary(const tu_run_t *r, long long records,
             long long got = (long long)json_integer_value(v);
 
             json_decref(o);
-            TU_FAIL("summary '%s': %s = %lld, want %lld", line, names[i],
-                    got, want[i]);
+            TU_FAIL("summary '%s': %s = %lld, want %lld", line, names[i], got,
+                    want[i]);
         }
     }
     i = (int)json_object_size(o);
@@ -783,7 +774,7 @@ static inline void tu_check_summary(const tu_run_t *r, long long records,
 /* Parses DUR (integer + ms|s|m|h|d, or "0") into milliseconds. */
 static inline int tu_parse_dur(const char *s, int64_t *ms)
 {
-    char     *end;
+    char *end;
     long long n;
 
     if (strcmp(s, "0") == 0) {
@@ -856,31 +847,30 @@ static inline char *tu_json_canon(const json_t *v)
  * values, some of them easy to confuse (1 vs "1"). */
 #define TU_POOL_ROWS 10
 static const char *const tu_key_pool[TU_POOL_ROWS][3] = {
-    { "\"a\"", "\"\\u0061\"", NULL },
-    { "\"b\"", NULL, NULL },
-    { "1", NULL, NULL },
-    { "\"1\"", NULL, NULL },
-    { "{\"x\":1,\"y\":2}", "{\"y\":2,\"x\":1}",
-      "{ \"x\" : 1 , \"y\" :2}" },
-    { "[1,2]", "[ 1, 2 ]", NULL },
-    { "\"\\u00e9\"", "\"\xc3\xa9\"", NULL },
-    { "true", NULL, NULL },
-    { "-3", NULL, NULL },
-    { "\"a b\"", "\"a\\u0020b\"", NULL },
+    {"\"a\"", "\"\\u0061\"", NULL},
+    {"\"b\"", NULL, NULL},
+    {"1", NULL, NULL},
+    {"\"1\"", NULL, NULL},
+    {"{\"x\":1,\"y\":2}", "{\"y\":2,\"x\":1}", "{ \"x\" : 1 , \"y\" :2}"},
+    {"[1,2]", "[ 1, 2 ]", NULL},
+    {"\"\\u00e9\"", "\"\xc3\xa9\"", NULL},
+    {"true", NULL, NULL},
+    {"-3", NULL, NULL},
+    {"\"a b\"", "\"a\\u0020b\"", NULL},
 };
 
 /* How tu_gen_input draws lines. */
 typedef struct {
-    size_t  lines;      /* input lines, blank ones included */
-    int64_t ts_start;   /* the moving base time starts here */
-    int64_t step_max;   /* the base advances 0..step_max per line */
-    int64_t jitter;     /* ts = base + [-jitter, jitter] */
-    int     far_pct;    /* % of records far behind the base */
-    int64_t far_max;    /* ... by up to this much */
-    int     error_pct;  /* % of lines that are errors for every tool */
-    int     blank_pct;  /* % of blank lines */
-    int     groups;     /* "g" in 0..groups-1 (always written) */
-    int     bad_v_pct;  /* % of records whose "v" is missing or no int */
+    size_t lines;     /* input lines, blank ones included */
+    int64_t ts_start; /* the moving base time starts here */
+    int64_t step_max; /* the base advances 0..step_max per line */
+    int64_t jitter;   /* ts = base + [-jitter, jitter] */
+    int far_pct;      /* % of records far behind the base */
+    int64_t far_max;  /* ... by up to this much */
+    int error_pct;    /* % of lines that are errors for every tool */
+    int blank_pct;    /* % of blank lines */
+    int groups;       /* "g" in 0..groups-1 (always written) */
+    int bad_v_pct;    /* % of records whose "v" is missing or no int */
 } tu_gen_t;
 
 static inline void tu_gen_sep(tu_rng_t *r, tu_buf_t *b, const char *sep)
@@ -899,13 +889,12 @@ static inline void tu_gen_sep(tu_rng_t *r, tu_buf_t *b, const char *sep)
 static inline void tu_gen_record(tu_rng_t *r, tu_buf_t *b, size_t seq,
                                  int64_t ts, const tu_gen_t *g)
 {
-    char        member[5][128];
-    int         order[5] = { 0, 1, 2, 3, 4 };
-    int         row = (int)tu_rng_range(r, 0, TU_POOL_ROWS - 1);
-    int         nsp = 0;
-    int         i;
-    int         vmode = tu_rng_pct(r, g->bad_v_pct)
-                            ? (int)tu_rng_range(r, 1, 4) : 0;
+    char member[5][128];
+    int order[5] = {0, 1, 2, 3, 4};
+    int row = (int)tu_rng_range(r, 0, TU_POOL_ROWS - 1);
+    int nsp = 0;
+    int i;
+    int vmode = tu_rng_pct(r, g->bad_v_pct) ? (int)tu_rng_range(r, 1, 4) : 0;
     const char *kv;
 
     while (nsp < 3 && tu_key_pool[row][nsp] != NULL)
@@ -970,8 +959,8 @@ static const char *const tu_error_lines[] = {
 static inline void tu_gen_input(tu_rng_t *r, const tu_gen_t *g, tu_buf_t *b)
 {
     int64_t base = g->ts_start;
-    size_t  nerr = sizeof(tu_error_lines) / sizeof(tu_error_lines[0]);
-    size_t  i;
+    size_t nerr = sizeof(tu_error_lines) / sizeof(tu_error_lines[0]);
+    size_t i;
 
     for (i = 0; i < g->lines; i++) {
         int64_t ts;
@@ -1002,8 +991,8 @@ static inline void tu_gen_input(tu_rng_t *r, const tu_gen_t *g, tu_buf_t *b)
 typedef char *(*tu_key_fn)(const tu_line_t *l, void *opaque);
 
 typedef struct {
-    char            *key;
-    size_t           pos;
+    char *key;
+    size_t pos;
     const tu_line_t *line;
 } tu_keyed_t;
 
@@ -1011,7 +1000,7 @@ static inline int tu_keyed_cmp(const void *a, const void *b)
 {
     const tu_keyed_t *x = a;
     const tu_keyed_t *y = b;
-    int               c = strcmp(x->key, y->key);
+    int c = strcmp(x->key, y->key);
 
     if (c != 0)
         return c;
@@ -1022,7 +1011,7 @@ static inline tu_keyed_t *tu_keyed(const tu_lines_t *ls, tu_key_fn fn,
                                    void *opaque, size_t *n)
 {
     tu_keyed_t *v = tu_xrealloc(NULL, (ls->n + 1) * sizeof(*v));
-    size_t      i;
+    size_t i;
 
     *n = 0;
     for (i = 0; i < ls->n; i++) {
@@ -1056,11 +1045,11 @@ static inline void tu_check_key_order(const char *what, const tu_lines_t *got,
 {
     tu_keyed_t *x;
     tu_keyed_t *y;
-    size_t      nx;
-    size_t      ny;
-    size_t      i;
-    char        a[256];
-    char        b[256];
+    size_t nx;
+    size_t ny;
+    size_t i;
+    char a[256];
+    char b[256];
 
     x = tu_keyed(got, fn, opaque, &nx);
     y = tu_keyed(want, fn, opaque, &ny);
@@ -1072,7 +1061,8 @@ static inline void tu_check_key_order(const char *what, const tu_lines_t *got,
             tu_keyed_free(x, nx);
             tu_keyed_free(y, ny);
             TU_FAIL("%s: order within a key differs: got '%s' where '%s' "
-                    "was expected", what, a, b);
+                    "was expected",
+                    what, a, b);
         }
     }
     tu_keyed_free(x, nx);

@@ -33,8 +33,8 @@
 #include <weir/window.h>
 
 #define N_RECORDS 20000
-#define N_KEYS 150
-#define N_HOT 5
+#define N_KEYS    150
+#define N_HOT     5
 
 enum { UNIQUE = 0, DUPLICATE = 1, LATE = 2 };
 static const char *const tags[3] = {WEIR_TAG_MAIN, WEIR_TAG_DUPLICATE,

@@ -117,8 +117,7 @@ static void test_examples_burst_quiet_key_starts_over(void **unused)
     assert_int_equal(WEIR_OK, weir_harness_watermark(h, 29999));
     assert_int_equal(1, weir_harness_count(h, WEIR_TAG_MAIN));
     assert_int_equal(3, weir_harness_i64(h, WEIR_TAG_MAIN, 0));
-    assert_int_equal(29999,
-                     weir_record_ts(weir_harness_record(h, NULL, 0)));
+    assert_int_equal(29999, weir_record_ts(weir_harness_record(h, NULL, 0)));
     weir_harness_destroy(h);
 }
 
@@ -142,12 +141,10 @@ static void test_examples_burst_keys_fire_in_time_order(void **unused)
     assert_int_equal(2, weir_harness_count(h, WEIR_TAG_MAIN));
     assert_key(h, WEIR_TAG_MAIN, 0, "k2");
     assert_int_equal(4, weir_harness_i64(h, WEIR_TAG_MAIN, 0));
-    assert_int_equal(10999,
-                     weir_record_ts(weir_harness_record(h, NULL, 0)));
+    assert_int_equal(10999, weir_record_ts(weir_harness_record(h, NULL, 0)));
     assert_key(h, WEIR_TAG_MAIN, 1, "k1");
     assert_int_equal(3, weir_harness_i64(h, WEIR_TAG_MAIN, 1));
-    assert_int_equal(14999,
-                     weir_record_ts(weir_harness_record(h, NULL, 1)));
+    assert_int_equal(14999, weir_record_ts(weir_harness_record(h, NULL, 1)));
     weir_harness_destroy(h);
 }
 
@@ -164,8 +161,7 @@ static void test_examples_burst_late_goes_to_side_output(void **unused)
     assert_int_equal(1, weir_harness_count(h, WEIR_TAG_LATE));
     assert_value(h, WEIR_TAG_LATE, 0, "late");
     assert_int_equal(5000,
-                     weir_record_ts(weir_harness_record(h, WEIR_TAG_LATE,
-                                                        0)));
+                     weir_record_ts(weir_harness_record(h, WEIR_TAG_LATE, 0)));
 
     /* Three on-time events: the late one was not counted, no alert. */
     assert_int_equal(WEIR_OK, weir_harness_push(h, "k1", "a", 5001));
@@ -186,16 +182,14 @@ static void test_examples_burst_bad_timestamps_are_errors(void **unused)
     h = weir_harness_new(&burst_detector, &three_in_10s);
     assert_non_null(h);
 
-    assert_int_equal(WEIR_OK,
-                     weir_harness_push(h, "k1", "no-ts", WEIR_TS_MIN));
+    assert_int_equal(WEIR_OK, weir_harness_push(h, "k1", "no-ts", WEIR_TS_MIN));
     assert_int_equal(WEIR_OK,
                      weir_harness_push(h, "k1", "end-of-time", WEIR_TS_MAX));
     assert_int_equal(2, weir_harness_count(h, WEIR_TAG_ERRORS));
     assert_value(h, WEIR_TAG_ERRORS, 0, "no-ts");
-    assert_int_equal(WEIR_OK,
-                     weir_record_header(weir_harness_record(
-                                            h, WEIR_TAG_ERRORS, 0),
-                                        WEIR_HDR_ERROR, &reason));
+    assert_int_equal(
+        WEIR_OK, weir_record_header(weir_harness_record(h, WEIR_TAG_ERRORS, 0),
+                                    WEIR_HDR_ERROR, &reason));
     assert_true(buf_is(reason, "record has no timestamp"));
     assert_value(h, WEIR_TAG_ERRORS, 1, "end-of-time");
 
@@ -262,8 +256,7 @@ static void test_examples_burst_survives_restore(void **unused)
     assert_int_equal(1, weir_harness_count(h2, WEIR_TAG_MAIN));
     assert_key(h2, WEIR_TAG_MAIN, 0, "k1");
     assert_int_equal(3, weir_harness_i64(h2, WEIR_TAG_MAIN, 0));
-    assert_int_equal(10999,
-                     weir_record_ts(weir_harness_record(h2, NULL, 0)));
+    assert_int_equal(10999, weir_record_ts(weir_harness_record(h2, NULL, 0)));
     /* The watermark came back: 2500 is late after the restore. */
     assert_int_equal(1, weir_harness_count(h2, WEIR_TAG_LATE));
     /* Operator-local counters came back through snapshot/restore. */
@@ -307,8 +300,8 @@ static void test_examples_skew_guard_ignores_clock_jumps(void **unused)
     (void)unused;
     h = weir_harness_new_watermark(
         weir_watermark_custom(&skew_guard, &guard_args));
-    bounded = weir_harness_new_watermark(
-        weir_watermark_bounded(WEIR_SECONDS(2)));
+    bounded =
+        weir_harness_new_watermark(weir_watermark_bounded(WEIR_SECONDS(2)));
     assert_non_null(h);
     assert_non_null(bounded);
 
@@ -328,8 +321,8 @@ static void test_examples_skew_guard_ignores_clock_jumps(void **unused)
 
     /* The built-in bounded strategy follows the skewed clock. */
     assert_int_equal(WEIR_OK, weir_harness_push(bounded, "s", "a", 10000));
-    assert_int_equal(WEIR_OK, weir_harness_push(bounded, "s", "b",
-                                                10000 + WEIR_DAYS(1)));
+    assert_int_equal(
+        WEIR_OK, weir_harness_push(bounded, "s", "b", 10000 + WEIR_DAYS(1)));
     assert_int_equal(8000 + WEIR_DAYS(1), last_watermark(bounded));
 
     weir_harness_destroy(bounded);

@@ -36,15 +36,14 @@ typedef struct gen {
     char val[32];
 } gen_t;
 
-static int gen_fn(void *opaque, uint64_t i, weir_buf_t *key,
-                  weir_buf_t *value, weir_ts_t *ts)
+static int gen_fn(void *opaque, uint64_t i, weir_buf_t *key, weir_buf_t *value,
+                  weir_ts_t *ts)
 {
     gen_t *g = opaque;
 
     if (i >= g->n)
         return 0;
-    snprintf(g->key, sizeof(g->key), "k%llu",
-             (unsigned long long)(i % NKEYS));
+    snprintf(g->key, sizeof(g->key), "k%llu", (unsigned long long)(i % NKEYS));
     snprintf(g->val, sizeof(g->val), "%llu", (unsigned long long)i);
     *key = WEIR_BUF_STR(g->key);
     *value = WEIR_BUF_STR(g->val);
@@ -188,20 +187,19 @@ static weir_pipeline_t *build(int parallelism, gen_t *g, sink_t *main_out,
     snprintf(p, sizeof(p), "%d", parallelism);
     assert_int_equal(WEIR_OK, weir_conf_set(conf, "pipeline.parallelism", p,
                                             err, sizeof(err)));
-    assert_int_equal(WEIR_OK, weir_conf_set(conf, "batch.size", "7", err,
-                                            sizeof(err)));
+    assert_int_equal(WEIR_OK,
+                     weir_conf_set(conf, "batch.size", "7", err, sizeof(err)));
     pl = weir_pipeline_new("t", conf, err, sizeof(err));
     assert_non_null(pl);
     s = weir_source_generator(pl, "gen", gen_fn, g);
     s = weir_stream_apply(s, &asc_def, NULL);
     s = weir_stream_keyby(s, NULL, NULL);
     counted = weir_stream_apply(s, &count_def, NULL);
-    assert_int_equal(WEIR_OK, weir_stream_collect(counted, main_sink,
-                                                  main_out));
     assert_int_equal(WEIR_OK,
-                     weir_stream_collect(weir_stream_side_output(counted,
-                                                                 "tens"),
-                                         tens_sink, tens_out));
+                     weir_stream_collect(counted, main_sink, main_out));
+    assert_int_equal(
+        WEIR_OK, weir_stream_collect(weir_stream_side_output(counted, "tens"),
+                                     tens_sink, tens_out));
     assert_int_equal(WEIR_OK, weir_pipeline_error(pl));
     return pl;
 }
@@ -412,10 +410,10 @@ static void runtime_union(void **unused)
     weir_stream_t *b;
 
     (void)unused;
-    a = weir_stream_apply(weir_source_generator(pl, "a", gen_fn, &g1),
-                          &asc_def, NULL);
-    b = weir_stream_apply(weir_source_generator(pl, "b", gen_fn, &g2),
-                          &asc_def, NULL);
+    a = weir_stream_apply(weir_source_generator(pl, "a", gen_fn, &g1), &asc_def,
+                          NULL);
+    b = weir_stream_apply(weir_source_generator(pl, "b", gen_fn, &g2), &asc_def,
+                          NULL);
     weir_stream_collect(weir_stream_union(a, b), count_sink, &n);
     assert_int_equal(WEIR_OK, weir_pipeline_run(pl));
     assert_int_equal(1700, n);
@@ -452,16 +450,16 @@ static weir_conf_t *ckpt_conf(const char *dir, const char *parallelism)
     char err[256];
     weir_conf_t *conf = weir_conf_new();
 
-    assert_int_equal(WEIR_OK, weir_conf_set(conf, "checkpoint.dir", dir, err,
-                                            sizeof(err)));
+    assert_int_equal(
+        WEIR_OK, weir_conf_set(conf, "checkpoint.dir", dir, err, sizeof(err)));
     assert_int_equal(WEIR_OK, weir_conf_set(conf, "checkpoint.every.records",
                                             "700", err, sizeof(err)));
     assert_int_equal(WEIR_OK, weir_conf_set(conf, "checkpoint.fsync", "false",
                                             err, sizeof(err)));
     assert_int_equal(WEIR_OK, weir_conf_set(conf, "pipeline.parallelism",
                                             parallelism, err, sizeof(err)));
-    assert_int_equal(WEIR_OK, weir_conf_set(conf, "batch.size", "13", err,
-                                            sizeof(err)));
+    assert_int_equal(WEIR_OK,
+                     weir_conf_set(conf, "batch.size", "13", err, sizeof(err)));
     return conf;
 }
 
@@ -608,8 +606,8 @@ static void harness_timer_order_and_restore(void **unused)
     assert_int_equal(WEIR_OK, weir_harness_checkpoint(h, 1, &snap));
     assert_int_equal(WEIR_OK, weir_harness_watermark(h, 60)); /* b fires */
     assert_int_equal(1, weir_harness_count(h, NULL));
-    assert_memory_equal("b=1", weir_record_value(
-                                   weir_harness_record(h, NULL, 0)).data, 3);
+    assert_memory_equal(
+        "b=1", weir_record_value(weir_harness_record(h, NULL, 0)).data, 3);
     assert_int_equal(1, weir_harness_watermark_count(h));
     assert_int_equal(60, weir_harness_watermark_at(h, 0));
     weir_harness_destroy(h);
@@ -620,10 +618,10 @@ static void harness_timer_order_and_restore(void **unused)
     assert_int_equal(WEIR_OK, weir_harness_end(h2));
     assert_int_equal(2, weir_harness_count(h2, NULL));
     /* Timers fire in order of `when`: b (60) then a (110). */
-    assert_memory_equal("b=1", weir_record_value(
-                                   weir_harness_record(h2, NULL, 0)).data, 3);
-    assert_memory_equal("a=3", weir_record_value(
-                                   weir_harness_record(h2, NULL, 1)).data, 3);
+    assert_memory_equal(
+        "b=1", weir_record_value(weir_harness_record(h2, NULL, 0)).data, 3);
+    assert_memory_equal(
+        "a=3", weir_record_value(weir_harness_record(h2, NULL, 1)).data, 3);
     weir_snapshot_destroy(snap);
     weir_harness_destroy(h2);
 }
@@ -750,15 +748,15 @@ static void conf_rejects_bad_values(void **unused)
     weir_conf_t *d;
 
     (void)unused;
-    assert_int_equal(WEIR_ENOENT, weir_conf_set(c, "no.such", "1", err,
-                                                sizeof(err)));
+    assert_int_equal(WEIR_ENOENT,
+                     weir_conf_set(c, "no.such", "1", err, sizeof(err)));
     assert_non_null(strstr(err, "no.such"));
-    assert_int_equal(WEIR_EINVAL, weir_conf_set(c, "pipeline.parallelism",
-                                                "0", err, sizeof(err)));
-    assert_int_equal(WEIR_EINVAL, weir_conf_set(c, "batch.size", "x", err,
-                                                sizeof(err)));
-    assert_int_equal(WEIR_OK, weir_conf_set(c, "kafka.acks", "all", err,
-                                            sizeof(err)));
+    assert_int_equal(WEIR_EINVAL, weir_conf_set(c, "pipeline.parallelism", "0",
+                                                err, sizeof(err)));
+    assert_int_equal(WEIR_EINVAL,
+                     weir_conf_set(c, "batch.size", "x", err, sizeof(err)));
+    assert_int_equal(WEIR_OK,
+                     weir_conf_set(c, "kafka.acks", "all", err, sizeof(err)));
     assert_string_equal("1", weir_conf_get(c, "pipeline.parallelism"));
     d = weir_conf_dup(c);
     assert_string_equal("all", weir_conf_get(d, "kafka.acks"));

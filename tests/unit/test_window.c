@@ -87,8 +87,8 @@ static void check_fire(const weir_harness_t *h, size_t i, const char *key,
 }
 
 /* Index of the last firing of (key, start, end), or -1. */
-static long find_fire(const weir_harness_t *h, const char *key,
-                      weir_ts_t start, weir_ts_t end)
+static long find_fire(const weir_harness_t *h, const char *key, weir_ts_t start,
+                      weir_ts_t end)
 {
     size_t n = n_main(h);
     long found = -1;
@@ -224,16 +224,13 @@ static void test_window_record_window(void **state)
     rec = weir_record_new(NULL, WEIR_BUF_STR("k"), WEIR_BUF_STR("v"), 5, 0);
     assert_non_null(rec);
     assert_int_equal(WEIR_ENOENT, weir_record_window(rec, &s, &e));
-    assert_int_equal(WEIR_OK, weir_record_add_header(
-                                  rec, WEIR_HDR_WINDOW_START,
-                                  WEIR_BUF_STR("-20")));
-    assert_int_equal(WEIR_OK, weir_record_add_header(
-                                  rec, WEIR_HDR_WINDOW_END,
-                                  WEIR_BUF_STR("x1")));
+    assert_int_equal(WEIR_OK, weir_record_add_header(rec, WEIR_HDR_WINDOW_START,
+                                                     WEIR_BUF_STR("-20")));
+    assert_int_equal(WEIR_OK, weir_record_add_header(rec, WEIR_HDR_WINDOW_END,
+                                                     WEIR_BUF_STR("x1")));
     assert_int_equal(WEIR_EPARSE, weir_record_window(rec, &s, &e));
-    assert_int_equal(WEIR_OK, weir_record_add_header(
-                                  rec, WEIR_HDR_WINDOW_END,
-                                  WEIR_BUF_STR("-10")));
+    assert_int_equal(WEIR_OK, weir_record_add_header(rec, WEIR_HDR_WINDOW_END,
+                                                     WEIR_BUF_STR("-10")));
     assert_int_equal(WEIR_OK, weir_record_window(rec, &s, &e));
     assert_int_equal(-20, s);
     assert_int_equal(-10, e);
@@ -255,8 +252,8 @@ static void test_window_invalid_operator_args(void **state)
     (void)state;
     assert_null(weir_harness_new_window(NULL, &weir_agg_count));
     assert_null(weir_harness_new_window(weir_window_tumbling(10), NULL));
-    assert_null(weir_harness_new_window(weir_window_rolling(10),
-                                        &weir_agg_count));
+    assert_null(
+        weir_harness_new_window(weir_window_rolling(10), &weir_agg_count));
     assert_null(weir_harness_new_window(weir_window_session(10), &no_merge));
     agg.merge = NULL;
     assert_null(weir_harness_new_window(weir_window_session(10), &agg));
@@ -325,8 +322,7 @@ static void test_window_tumbling_late(void **state)
     push(h, "k1", "ok", 10000);   /* next window: fine */
     assert_int_equal(2, n_late(h));
     assert_true(buf_is(
-        weir_record_value(weir_harness_record(h, WEIR_TAG_LATE, 0)),
-        "late"));
+        weir_record_value(weir_harness_record(h, WEIR_TAG_LATE, 0)), "late"));
     assert_int_equal(5000,
                      weir_record_ts(weir_harness_record(h, WEIR_TAG_LATE, 0)));
     assert_int_equal(1, n_main(h)); /* no re-fire */
@@ -342,10 +338,10 @@ static void test_window_tumbling_negative(void **state)
 
     (void)state;
     h = mk(weir_window_tumbling(WEIR_SECONDS(10)), &weir_agg_count);
-    push(h, "k", "a", -1);      /* [-10000, 0) */
-    push(h, "k", "b", -10000);  /* [-10000, 0) */
-    push(h, "k", "c", -10001);  /* [-20000, -10000) */
-    push(h, "k", "d", 0);       /* [0, 10000) */
+    push(h, "k", "a", -1);     /* [-10000, 0) */
+    push(h, "k", "b", -10000); /* [-10000, 0) */
+    push(h, "k", "c", -10001); /* [-20000, -10000) */
+    push(h, "k", "d", 0);      /* [0, 10000) */
     wm(h, -10001);
     assert_int_equal(1, n_main(h));
     check_fire(h, 0, "k", -20000, -10000, "1");
@@ -388,7 +384,7 @@ static void test_window_lateness_refire(void **state)
     /* a window that never had records, first record within lateness */
     push(h, "k2", "f", 7000);
     assert_int_equal(2, n_late(h)); /* same window [0,10s): gone */
-    push(h, "k2", "g", 10500);       /* [10s, 20s): not yet fired */
+    push(h, "k2", "g", 10500);      /* [10s, 20s): not yet fired */
     assert_int_equal(3, n_main(h));
     wm(h, 21000);
     push(h, "k2", "h", 19000); /* fired already, within lateness */
@@ -503,10 +499,9 @@ static void test_window_no_timestamp(void **state)
     h = mk(weir_window_tumbling(10), &weir_agg_count);
     push(h, "k", "a", WEIR_TS_MIN);
     assert_int_equal(1, n_errors(h));
-    assert_int_equal(WEIR_OK,
-                     weir_record_header(weir_harness_record(h, WEIR_TAG_ERRORS,
-                                                            0),
-                                        WEIR_HDR_ERROR, &reason));
+    assert_int_equal(
+        WEIR_OK, weir_record_header(weir_harness_record(h, WEIR_TAG_ERRORS, 0),
+                                    WEIR_HDR_ERROR, &reason));
     assert_true(reason.len > 0);
     assert_int_equal(WEIR_OK, weir_harness_end(h));
     assert_int_equal(0, n_main(h));
@@ -628,7 +623,7 @@ static void test_window_session_bridge(void **state)
     push(h, "k", "b", 9000); /* [9000, 14000) */
     wm(h, 3000);
     push(h, "k", "c", 4500); /* [4500, 9500) bridges both */
-    wm(h, 4999); /* the old windows' timers are gone */
+    wm(h, 4999);             /* the old windows' timers are gone */
     wm(h, 13998);
     assert_int_equal(0, n_main(h));
     wm(h, 13999);
@@ -645,13 +640,13 @@ static void test_window_session_bridge_many(void **state)
 
     (void)state;
     h = mk(weir_window_session(10), &weir_agg_sum);
-    push(h, "k", "1", 0);   /* [0,10)   */
-    push(h, "k", "2", 30);  /* [30,40)  */
-    push(h, "k", "4", 60);  /* [60,70)  */
-    push(h, "k", "8", 90);  /* [90,100) */
-    push(h, "k", "16", 15); /* [15,25): nothing */
-    push(h, "k", "32", 45); /* [45,55): nothing */
-    push(h, "k", "64", 8);  /* [8,18) joins [0,10) and [15,25) */
+    push(h, "k", "1", 0);    /* [0,10)   */
+    push(h, "k", "2", 30);   /* [30,40)  */
+    push(h, "k", "4", 60);   /* [60,70)  */
+    push(h, "k", "8", 90);   /* [90,100) */
+    push(h, "k", "16", 15);  /* [15,25): nothing */
+    push(h, "k", "32", 45);  /* [45,55): nothing */
+    push(h, "k", "64", 8);   /* [8,18) joins [0,10) and [15,25) */
     push(h, "k", "128", 25); /* [25,35) joins [0,25) and [30,40) */
     assert_int_equal(WEIR_OK, weir_harness_end(h));
     assert_int_equal(4, n_main(h));
@@ -690,7 +685,7 @@ static void test_window_session_late_and_lateness(void **state)
     wm(h, 1148);
     assert_int_equal(3, n_main(h));
     check_fire(h, 2, "j", 1040, 1140, "1");
-    wm(h, 1149); /* k's session [900,1100) dropped at 1149 */
+    wm(h, 1149);             /* k's session [900,1100) dropped at 1149 */
     push(h, "k", "e", 1100); /* [1100,1200) would touch it, but it is gone */
     assert_int_equal(3, n_main(h));
     assert_int_equal(1, n_late(h));
@@ -918,14 +913,13 @@ static void test_window_aggregate_errors(void **state)
         push(h, "k", "1 ", 5);
         push(h, "k", "-", 6);
         assert_int_equal(5, n_errors(h));
-        assert_int_equal(WEIR_OK, weir_record_header(
-                                      weir_harness_record(h, WEIR_TAG_ERRORS,
-                                                          0),
-                                      WEIR_HDR_ERROR, &reason));
+        assert_int_equal(WEIR_OK, weir_record_header(weir_harness_record(
+                                                         h, WEIR_TAG_ERRORS, 0),
+                                                     WEIR_HDR_ERROR, &reason));
         assert_true(reason.len > 0);
-        assert_true(buf_is(weir_record_value(weir_harness_record(
-                               h, WEIR_TAG_ERRORS, 0)),
-                           "abc"));
+        assert_true(buf_is(
+            weir_record_value(weir_harness_record(h, WEIR_TAG_ERRORS, 0)),
+            "abc"));
         assert_int_equal(WEIR_OK, weir_harness_end(h));
         assert_int_equal(1, n_main(h));
         assert_int_equal(7, weir_harness_i64(h, WEIR_TAG_MAIN, 0));
@@ -1083,8 +1077,7 @@ static int list_fn(weir_ctx_t *ctx, weir_buf_t key, weir_ts_t start,
             memcmp(weir_record_key(recs[i]).data, key.data, key.len) != 0)
             return WEIR_EINVAL;
         len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%.*s@%lld",
-                                i ? "," : "", (int)v.len,
-                                (const char *)v.data,
+                                i ? "," : "", (int)v.len, (const char *)v.data,
                                 (long long)weir_record_ts(recs[i]));
     }
     return weir_emit_new(ctx, key, WEIR_BUF(out, len), end - 1);
@@ -1197,7 +1190,7 @@ static void test_window_apply_sliding_count(void **state)
  * ------------------------------------------------------------------ */
 
 typedef struct step {
-    char op;       /* 'r' record, 'w' watermark, 'p' processing time */
+    char op; /* 'r' record, 'w' watermark, 'p' processing time */
     const char *key;
     const char *value;
     weir_ts_t t;
@@ -1334,12 +1327,12 @@ static void check_restore(make_fn make, const step_t *steps, size_t n)
 }
 
 static const step_t restore_steps[] = {
-    {'r', "a", "1", 100},  {'r', "b", "2", 150},  {'p', NULL, NULL, 5},
-    {'r', "a", "3", 1200}, {'w', NULL, NULL, 900}, {'r', "a", "4", 300},
-    {'r', "b", "5", 1100}, {'p', NULL, NULL, 12}, {'w', NULL, NULL, 1150},
-    {'r', "a", "6", 50},   {'r', "b", "7", 1400}, {'r', "c", "8", -500},
-    {'w', NULL, NULL, 1800}, {'r', "a", "9", 1000}, {'r', "a", "10", 2500},
-    {'p', NULL, NULL, 40}, {'w', NULL, NULL, 2200}, {'r', "c", "x", 2300},
+    {'r', "a", "1", 100},    {'r', "b", "2", 150},    {'p', NULL, NULL, 5},
+    {'r', "a", "3", 1200},   {'w', NULL, NULL, 900},  {'r', "a", "4", 300},
+    {'r', "b", "5", 1100},   {'p', NULL, NULL, 12},   {'w', NULL, NULL, 1150},
+    {'r', "a", "6", 50},     {'r', "b", "7", 1400},   {'r', "c", "8", -500},
+    {'w', NULL, NULL, 1800}, {'r', "a", "9", 1000},   {'r', "a", "10", 2500},
+    {'p', NULL, NULL, 40},   {'w', NULL, NULL, 2200}, {'r', "c", "x", 2300},
 };
 
 static weir_harness_t *make_tumbling(void)

@@ -233,8 +233,8 @@ static void model_touch(model_t *m, mwin_t *win, weir_ts_t w)
 
 static void model_record_fixed(model_t *m, const ev_t *e, weir_ts_t w)
 {
-    weir_ts_t d = m->cfg.kind == WEIR_WINDOW_TUMBLING ? m->cfg.size
-                                                      : m->cfg.slide;
+    weir_ts_t d =
+        m->cfg.kind == WEIR_WINDOW_TUMBLING ? m->cfg.size : m->cfg.slide;
     weir_ts_t first;
     weir_ts_t start;
     int kept = 0;
@@ -411,8 +411,7 @@ static int parse_key(weir_buf_t k)
 {
     char tmp[16];
 
-    if (k.len < 2 || k.len >= sizeof(tmp) ||
-        ((const char *)k.data)[0] != 'k')
+    if (k.len < 2 || k.len >= sizeof(tmp) || ((const char *)k.data)[0] != 'k')
         return -1;
     memcpy(tmp, k.data, k.len);
     tmp[k.len] = '\0';
@@ -503,8 +502,7 @@ static int sum_fn(weir_ctx_t *ctx, weir_buf_t key, weir_ts_t start,
     if (rec == NULL)
         return WEIR_ENOMEM;
     snprintf(text, sizeof(text), "%" PRId64, start);
-    rc = weir_record_add_header(rec, WEIR_HDR_WINDOW_START,
-                                WEIR_BUF_STR(text));
+    rc = weir_record_add_header(rec, WEIR_HDR_WINDOW_START, WEIR_BUF_STR(text));
     snprintf(text, sizeof(text), "%" PRId64, end);
     if (rc == WEIR_OK)
         rc = weir_record_add_header(rec, WEIR_HDR_WINDOW_END,
@@ -619,8 +617,8 @@ static void run_harness(const cfg_t *c, uint64_t seed, size_t restore_at,
     snprintf(what, sizeof(what),
              "harness%s kind %d L %" PRId64 " n %" PRIu64 " seed %" PRIu64
              " restore %zu",
-             apply ? " (function)" : "", (int)c->kind, c->lateness,
-             c->count, seed, restore_at);
+             apply ? " (function)" : "", (int)c->kind, c->lateness, c->count,
+             seed, restore_at);
     compare(&m.out, &got, what);
     /* the run must exercise both outputs */
     assert_true(got.n_fires > 20);
@@ -661,8 +659,8 @@ typedef struct gen {
     char val[32];
 } gen_t;
 
-static int gen_fn(void *opaque, uint64_t i, weir_buf_t *key,
-                  weir_buf_t *value, weir_ts_t *ts)
+static int gen_fn(void *opaque, uint64_t i, weir_buf_t *key, weir_buf_t *value,
+                  weir_ts_t *ts)
 {
     gen_t *g = opaque;
     int len;
@@ -750,8 +748,8 @@ static void run_pipeline(const cfg_t *c, uint64_t seed, int parallelism,
     conf = weir_conf_new();
     assert_non_null(conf);
     snprintf(text, sizeof(text), "%d", parallelism);
-    assert_int_equal(WEIR_OK, weir_conf_set(conf, "pipeline.parallelism",
-                                            text, errstr, sizeof(errstr)));
+    assert_int_equal(WEIR_OK, weir_conf_set(conf, "pipeline.parallelism", text,
+                                            errstr, sizeof(errstr)));
     p = weir_pipeline_new("window-model", conf, errstr, sizeof(errstr));
     assert_non_null(p);
     s = weir_source_generator(p, "gen", gen_fn, &g);
@@ -765,16 +763,13 @@ static void run_pipeline(const cfg_t *c, uint64_t seed, int parallelism,
         win = weir_stream_window_apply(s, make_window(c), sum_fn, NULL);
     else
         win = weir_stream_window(s, make_window(c), &weir_agg_sum, NULL);
-    assert_int_equal(WEIR_OK, weir_stream_collect(win, collect_fn,
-                                                  &main_sink));
-    assert_int_equal(WEIR_OK,
-                     weir_stream_collect(weir_stream_side_output(
-                                             win, WEIR_TAG_LATE),
-                                         collect_fn, &late_sink));
-    assert_int_equal(WEIR_OK,
-                     weir_stream_collect(weir_stream_side_output(
-                                             win, WEIR_TAG_ERRORS),
-                                         count_fn, &err_sink));
+    assert_int_equal(WEIR_OK, weir_stream_collect(win, collect_fn, &main_sink));
+    assert_int_equal(WEIR_OK, weir_stream_collect(
+                                  weir_stream_side_output(win, WEIR_TAG_LATE),
+                                  collect_fn, &late_sink));
+    assert_int_equal(WEIR_OK, weir_stream_collect(
+                                  weir_stream_side_output(win, WEIR_TAG_ERRORS),
+                                  count_fn, &err_sink));
     rc = weir_pipeline_run(p);
     if (rc != WEIR_OK)
         fail_msg("run: %s (%s)", weir_strerror(rc), weir_pipeline_errstr(p));
@@ -785,8 +780,8 @@ static void run_pipeline(const cfg_t *c, uint64_t seed, int parallelism,
     main_sink.out.bad += late_sink.out.bad;
     snprintf(what, sizeof(what),
              "pipeline%s P=%d kind %d L %" PRId64 " seed %" PRIu64,
-             apply ? " (function)" : "", parallelism, (int)c->kind,
-             c->lateness, seed);
+             apply ? " (function)" : "", parallelism, (int)c->kind, c->lateness,
+             seed);
     compare(&m.out, &main_sink.out, what);
     assert_int_equal(0, err_sink.errors);
     assert_true(main_sink.out.n_fires > 100);
@@ -844,8 +839,8 @@ static void test_window_builder_errors(void **state)
     bad[3].w = weir_window_session(10);
     bad[3].agg = &no_merge;
     for (i = 0; i < 4; i++) {
-        weir_pipeline_t *p = weir_pipeline_new("bad", NULL, errstr,
-                                               sizeof(errstr));
+        weir_pipeline_t *p =
+            weir_pipeline_new("bad", NULL, errstr, sizeof(errstr));
         weir_stream_t *s;
 
         assert_non_null(p);
