@@ -22,6 +22,10 @@
  *   Every consumer here uses fetch.wait.max.ms=10: the mock does not
  *   answer a waiting fetch when data arrives, so the default 500 ms would
  *   be measured instead of the pipeline (a real broker answers at once).
+ *   The mock's sockets get TCP_NODELAY (weir_kafka_mock_nodelay): with
+ *   Nagle on, every acknowledgement and commit waits ~40 ms for a delayed
+ *   ACK, which a real broker does not. BENCH_KAFKA_NAGLE=1 leaves them.
+ *   BENCH_KAFKA_ONLY=raw|eos|alos runs one measurement (for profiling).
  *
  *   Latency: an event generator offers half of the measured maximum
  *   rate for a few seconds, stamping each value with the time it was
@@ -72,8 +76,15 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *group,
                           sizeof(err));
         rd_kafka_conf_set(conf, "session.timeout.ms", "6000", err, sizeof(err));
     }
-    if (type == RD_KAFKA_CONSUMER)
+    if (type == RD_KAFKA_CONSUMER) {
         rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", err, sizeof(err));
+        /* As weir's source sets them (see kafka_source.c): librdkafka's
+         * default queued.min.messages stalls a fast consumer. */
+        rd_kafka_conf_set(conf, "queued.min.messages", "10000000", err,
+                          sizeof(err));
+        rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "65536", err,
+                          sizeof(err));
+    }
     if (txn_id != NULL) {
         rd_kafka_conf_set(conf, "transactional.id", txn_id, err, sizeof(err));
         rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
@@ -543,6 +554,8 @@ int main(int argc, char **argv)
     host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     mc = rd_kafka_mock_cluster_new(host, 3);
     bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+    if (getenv("BENCH_KAFKA_NAGLE") == NULL)
+        weir_kafka_mock_nodelay(bootstrap);
     producer = client(RD_KAFKA_PRODUCER, NULL, NULL);
     new_topic(input, sizeof(input), "in");
     for (i = 0; i < n; i++) {
@@ -564,6 +577,16 @@ int main(int argc, char **argv)
     printf("bench-kafka: %" PRIu64 " events, %d partitions, 3-broker mock "
            "cluster, commit interval %d ms, %d rounds\n",
            n, NPART, COMMIT_MS, ROUNDS);
+    if (getenv("BENCH_KAFKA_ONLY") != NULL) {
+        /* One measurement only (for profiling): raw, eos or alos. */
+        const char *only = getenv("BENCH_KAFKA_ONLY");
+        double rate = strcmp(only, "raw") == 0
+                          ? raw_ceiling(input, n, 0)
+                          : weir_rate(input, n, strcmp(only, "alos") == 0);
+
+        printf("%s: %.0f/s\n", only, rate);
+        return 0;
+    }
     for (r = 0; r < ROUNDS; r++) {
         raw[r] = raw_ceiling(input, n, r);
         eos[r] = weir_rate(input, n, 0);

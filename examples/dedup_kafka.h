@@ -568,6 +568,7 @@ dk_mock(rd_kafka_t **host, const char **bootstrap, char *msg)
         return NULL;
     }
     *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+    weir_kafka_mock_nodelay(*bootstrap); /* answer at once, as a broker */
     return mc;
 }
 

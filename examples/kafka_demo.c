@@ -437,6 +437,7 @@ int main(void)
         return 1;
     }
     bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+    weir_kafka_mock_nodelay(bootstrap); /* answer at once, as a broker */
     for (i = 0; i < 5; i++)
         rd_kafka_mock_topic_create(mc, topics[i], NPART, 3);
     printf("weir demo: deduplicating Kafka orders exactly once\n");

@@ -81,6 +81,7 @@
 #define TXN_TIMEOUT_MS   60000
 #define INIT_TIMEOUT_MS  30000
 #define FLUSH_TIMEOUT_MS 60000
+#define WARM_TIMEOUT_MS  5000
 #define COMMIT_RETRIES   5
 
 /* ------------------------------------------------------------------ *
@@ -642,6 +643,26 @@ int weir__kafka_link_start_producer(weir__kafka_link_t *l, weir_ctx_t *ctx,
     }
     pthread_mutex_unlock(&l->mu);
     return rc;
+}
+
+void weir__kafka_link_warm(weir__kafka_link_t *l, const char *topic)
+{
+    const struct rd_kafka_metadata *md;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_t *rk;
+
+    pthread_mutex_lock(&l->mu);
+    rk = l->producer; /* stays while this instance is open */
+    pthread_mutex_unlock(&l->mu);
+    if (rk == NULL || topic == NULL)
+        return;
+    rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (rkt == NULL)
+        return;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, WARM_TIMEOUT_MS) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
 }
 
 /* Destroys the producer when the last instance closes. l->mu held. */

@@ -45,6 +45,7 @@ struct weir_kafka_source_conf_s {
     weir_ts_t idle_exit_ms;   /* 0 = never                */
     int key_header;           /* copy key into a header   */
     int poll_batch;           /* messages per poll        */
+    int poll_wait_ms;         /* block when nothing came  */
     const weir_kafka_extractor_t *ex;
     const void *ex_opaque;
 };
@@ -183,6 +184,10 @@ int weir__kafka_link_start_producer(weir__kafka_link_t *l, weir_ctx_t *ctx,
 void weir__kafka_link_restored(weir__kafka_link_t *l, uint64_t id);
 struct kafka_topic_count *weir__kafka_link_topic(weir__kafka_link_t *l,
                                                  const char *topic);
+/* Looks the topic's partitions and leaders up once at open, so the first
+ * record written does not wait for that lookup (an at-least-once barrier
+ * would wait with it). Failures are left for produce to report. */
+void weir__kafka_link_warm(weir__kafka_link_t *l, const char *topic);
 /* Produces (or holds) one message of epoch `epoch`. Takes hdrs. */
 int weir__kafka_link_send(weir__kafka_link_t *l, weir_ctx_t *ctx,
                           struct kafka_topic_count *tc, uint64_t epoch,

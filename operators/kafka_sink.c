@@ -197,6 +197,7 @@ static int sink_open(weir_ctx_t *ctx, void *st)
     k->tc = weir__kafka_link_topic(k->a->l, k->a->kc->topic);
     if (k->tc == NULL)
         return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+    weir__kafka_link_warm(k->a->l, k->a->kc->topic);
     return WEIR_OK;
 }
 

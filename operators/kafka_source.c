@@ -6,9 +6,11 @@
  *
  *   One librdkafka consumer per source (parallelism 1; processes scale
  *   out by sharing the group). open() subscribes; every poll() serves the
- *   consumer without blocking (rd_kafka_consumer_poll with timeout 0, at
- *   most poll.batch messages) and returns WEIR_IDLE when nothing came, so
- *   the runtime can inject barriers between polls.
+ *   consumer (rd_kafka_consumer_poll, at most poll.batch messages). When
+ *   nothing is queued it blocks for poll.wait.ms (2 ms) for the first
+ *   message, so a new message is emitted as soon as it arrives, and
+ *   returns; the runtime injects barriers between polls. It returns
+ *   WEIR_IDLE (the runtime's idle wait) only with poll.wait.ms = 0.
  *
  *   Per partition we keep the next offset to emit, the largest timestamp
  *   seen and the partition watermark W_p = max(W_p, maxTs_p - B),
@@ -48,10 +50,15 @@
  *   hold their records, so it must be aborted and the pipeline restarted.
  *   While closing, revocations are released at once.
  *
- *   Backpressure: a poll whose emits block for more than 200 ms pauses
- *   the assigned partitions for 100 ms, so the consumer keeps being
- *   served (group membership) while the fetch queue stops filling; the
- *   fetch queue is also bounded (queued.max.messages.kbytes).
+ *   Backpressure: emits block while downstream is full, and the fetch
+ *   queue is bounded (queued.max.messages.kbytes, 64 MiB unless set). A
+ *   poll whose emits block for more than a second pauses the assigned
+ *   partitions for 100 ms, so the consumer keeps being served (group
+ *   membership) while its queue stops filling. Pausing is kept for long
+ *   stalls only: librdkafka 2.0 resumes fetching up to a second after
+ *   resume (and after its queue thresholds), which would cost more than
+ *   a short stall. For the same reason queued.min.messages is raised
+ *   (see subscribe()).
  *
  * Invariants
  *   - parts[] holds exactly the partitions currently assigned to the
@@ -72,7 +79,7 @@
 #include "kafka_link.h"
 
 #define SNAP_VERSION     1
-#define BLOCKED_PAUSE_MS 200
+#define BLOCKED_PAUSE_MS 1000
 #define PAUSE_MS         100
 
 struct source_args {
@@ -130,6 +137,7 @@ struct source {
 
 static void commit_last(struct source *s);
 
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -170,6 +178,7 @@ weir_kafka_source_conf_new(const char *topics)
     sc->every = 1;
     sc->idle_eof = 1;
     sc->poll_batch = 1000;
+    sc->poll_wait_ms = 0;
     return sc;
 }
 
@@ -238,6 +247,9 @@ WEIR_EXTERN int weir_kafka_source_conf_set(weir_kafka_source_conf_t *sc,
     } else if (strcmp(name, "poll.batch") == 0) {
         rc = parse_i64(value, 1, 1000000, &n);
         sc->poll_batch = rc == WEIR_OK ? (int)n : sc->poll_batch;
+    } else if (strcmp(name, "poll.wait.ms") == 0) {
+        rc = parse_i64(value, 0, 1000, &n);
+        sc->poll_wait_ms = rc == WEIR_OK ? (int)n : sc->poll_wait_ms;
     } else if (strcmp(name, "enable.auto.commit") == 0 ||
                strcmp(name, "enable.partition.eof") == 0) {
         if (errstr != NULL && errstr_size > 0)
@@ -640,8 +652,16 @@ static int subscribe(struct source *s, weir_ctx_t *ctx)
     if (weir__kafka_props_get(&sc->props, "isolation.level") == NULL)
         weir__kafka_set(conf, "isolation.level", "read_committed", errstr,
                         sizeof(errstr));
+    /* librdkafka 2.0 compares queued.min.messages with the whole consumer
+     * queue (partition queues forward to it) and looks again only about
+     * once a second: with its default (100000) a fast fetcher stops and
+     * the pipeline then starves for up to a second. The byte bound alone
+     * keeps the queue bounded. */
+    if (weir__kafka_props_get(&sc->props, "queued.min.messages") == NULL)
+        weir__kafka_set(conf, "queued.min.messages", "10000000", errstr,
+                        sizeof(errstr));
     if (weir__kafka_props_get(&sc->props, "queued.max.messages.kbytes") == NULL)
-        weir__kafka_set(conf, "queued.max.messages.kbytes", "16384", errstr,
+        weir__kafka_set(conf, "queued.max.messages.kbytes", "65536", errstr,
                         sizeof(errstr));
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, s);
@@ -970,6 +990,7 @@ static int source_poll(weir_ctx_t *ctx, void *st)
     char err[KAFKA_ERRSTR];
     size_t i;
     int got = 0;
+    int waited = 0;
     int rc = WEIR_OK;
 
     s->ctx = ctx;
@@ -985,6 +1006,13 @@ static int source_poll(weir_ctx_t *ctx, void *st)
         pause_all(s, 0);
     while (got < sc->poll_batch && !s->stopped) {
         m = rd_kafka_consumer_poll(s->rk, 0);
+        if (m == NULL && got == 0 && !waited && sc->poll_wait_ms > 0) {
+            /* Nothing queued: wait here briefly rather than in the
+             * runtime's idle wait, so a message is picked up as soon as
+             * it arrives. */
+            waited = 1;
+            m = rd_kafka_consumer_poll(s->rk, sc->poll_wait_ms);
+        }
         if (s->fail != 0) {
             if (m != NULL)
                 rd_kafka_message_destroy(m);
@@ -1046,7 +1074,7 @@ static int source_poll(weir_ctx_t *ctx, void *st)
                                              : s->assigned_ms) >=
             sc->idle_exit_ms)
         stop_pipeline(s);
-    return got > 0 ? WEIR_OK : WEIR_IDLE;
+    return got > 0 || waited ? WEIR_OK : WEIR_IDLE;
 }
 
 /* ------------------------------------------------------------------ *

@@ -124,12 +124,20 @@ weir_kafka_source_conf_new(const char *topics);
  *     for that long (counted from the first assignment);
  *   - "key.header" (true/false, default false): copy each message key into
  *     the WEIR_KAFKA_HDR_KEY header;
- *   - "poll.batch" (default 1000): messages per poll call.
+ *   - "poll.batch" (default 1000): messages per poll call;
+ *   - "poll.wait.ms" (0..1000, default 2): when nothing is queued, a poll
+ *     waits that long for the first message (the latency of picking a
+ *     new message up); 0: return at once and let the runtime's idle wait
+ *     ("source.idle.wait.ms") pace the polls.
  * Any other name is a librdkafka consumer property ("group.id",
  * "bootstrap.servers", "auto.offset.reset", ...). weir sets
  * "partition.assignment.strategy" to "cooperative-sticky" and
  * "enable.auto.commit" to "false"; "enable.partition.eof" follows
- * "idle.at.eof".
+ * "idle.at.eof". Unless set: "isolation.level" is "read_committed",
+ * "queued.max.messages.kbytes" 65536 and "queued.min.messages" 10000000
+ * (librdkafka 2.0 applies the latter to the whole consumer queue and
+ * re-checks it about once a second, so its default stalls a fast
+ * consumer).
  * @returns WEIR_OK, WEIR_EINVAL (bad value), WEIR_ENOENT (librdkafka does
  * not know the name); the reason in errstr.
  * @remark Ownership: name and value are copied.
@@ -280,6 +288,26 @@ WEIR_EXTERN uint64_t weir_kafka_committed_checkpoint(const weir_pipeline_t *p);
  * last run (errors included). @remark Thread-safety: safe from any thread.
  */
 WEIR_EXTERN uint64_t weir_kafka_consumed_records(const weir_pipeline_t *p);
+
+/**
+ * @brief Turns off Nagle's algorithm on the sockets of a librdkafka mock
+ * cluster that runs in this process, given its bootstrap list
+ * (rd_kafka_mock_cluster_bootstraps()).
+ *
+ * The mock's brokers leave Nagle on, so each response waits for the
+ * client's delayed ACK: about 40 ms per produce acknowledgement, fetch and
+ * transaction commit on loopback, where a real broker (which sets
+ * TCP_NODELAY) answers in about a millisecond. Call it right after
+ * creating the cluster: the listeners pass the option on to connections
+ * accepted later, and connections already accepted are changed too.
+ * Sockets of other servers and clients are not touched (matched by local
+ * port). Linux semantics; harmless elsewhere.
+ *
+ * @return the number of sockets changed (>= 0), or WEIR_EINVAL when
+ *         bootstraps is NULL or not a "host:port,..." list.
+ * @remark Thread-safety: safe from any thread, while the cluster runs.
+ */
+WEIR_EXTERN int weir_kafka_mock_nodelay(const char *bootstraps);
 
 #ifdef __cplusplus
 }

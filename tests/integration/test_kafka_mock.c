@@ -8,6 +8,9 @@
  *     same outputs as file mode on the same input, byte for byte, with
  *     each output keeping its input key; the same at least once;
  *   - Avro in the Confluent wire format with corrupt messages;
+ *   - weir_kafka_mock_nodelay(): bad bootstrap lists are refused; on a
+ *     mock cluster of this process its listeners get TCP_NODELAY and
+ *     another listening socket of the process is left alone;
  *   - faults: a broker down and up, and injected request errors
  *     (produce, transaction and offset requests) during an exactly-once
  *     run: committed outputs still hold every record once.
@@ -24,6 +27,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 /* clang-format on */
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include "../../examples/dedup_kafka.h"
 #include "test_kafka_util.h"
@@ -407,6 +414,80 @@ static void run_kafka_vs_file(int at_least_once)
     kt_rmtree(dir);
 }
 
+/* TCP_NODELAY of the listening socket bound to port, -1 if none. */
+static int listener_nodelay(int port)
+{
+    struct sockaddr_in sa;
+    socklen_t len;
+    int fd;
+    int acc;
+    int v;
+
+    for (fd = 0; fd < 4096; fd++) {
+        len = sizeof(acc);
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) != 0 ||
+            !acc)
+            continue;
+        len = sizeof(sa);
+        if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0 ||
+            sa.sin_family != AF_INET || ntohs(sa.sin_port) != port)
+            continue;
+        len = sizeof(v);
+        if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) != 0)
+            return -1;
+        return v != 0;
+    }
+    return -1;
+}
+
+static void test_kafka_mock_nodelay(void **state)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_mock_cluster_t *mc;
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    const char *bs;
+    const char *colon;
+    rd_kafka_t *rk;
+    char err[256];
+    int other;
+    int other_port;
+
+    (void)state;
+    assert_int_equal(weir_kafka_mock_nodelay(NULL), WEIR_EINVAL);
+    assert_int_equal(weir_kafka_mock_nodelay(""), WEIR_EINVAL);
+    assert_int_equal(weir_kafka_mock_nodelay("localhost"), WEIR_EINVAL);
+    assert_int_equal(weir_kafka_mock_nodelay("localhost:0"), WEIR_EINVAL);
+    assert_int_equal(weir_kafka_mock_nodelay("localhost:70000"), WEIR_EINVAL);
+    assert_int_equal(weir_kafka_mock_nodelay("a:1,b"), WEIR_EINVAL);
+
+    /* Another server of the process, on a port of its own. */
+    other = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(other >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(other, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(other, 1), 0);
+    assert_int_equal(getsockname(other, (struct sockaddr *)&sa, &len), 0);
+    other_port = ntohs(sa.sin_port);
+
+    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    mc = rd_kafka_mock_cluster_new(rk, 2);
+    assert_non_null(mc);
+    bs = rd_kafka_mock_cluster_bootstraps(mc);
+    colon = strrchr(bs, ':');
+    assert_non_null(colon);
+    assert_true(weir_kafka_mock_nodelay(bs) >= 2);
+    assert_int_equal(listener_nodelay(atoi(colon + 1)), 1);
+    assert_int_equal(listener_nodelay(other_port), 0);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+    close(other);
+}
+
 static void test_kafka_dedup_exactly_once_matches_file_mode(void **state)
 {
     (void)state;
@@ -423,6 +504,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kafka_source_reads_every_message),
+        cmocka_unit_test(test_kafka_mock_nodelay),
         cmocka_unit_test(test_kafka_dedup_exactly_once_matches_file_mode),
         cmocka_unit_test(test_kafka_dedup_at_least_once),
     };
