@@ -477,19 +477,20 @@ static void latency(int alos, double rate, int64_t *p50, int64_t *p99)
 
     new_topic(input, sizeof(input), "lat-in");
     weir_start(&w, input, alos, 0, alos ? "lat-alos" : "lat-eos");
-    /* Warm up: one event, until it comes out (the group has joined). */
+    /* Warm up: one event, until it comes out (the group has joined) and,
+     * at least once, until the observer has read it (it is fetching). */
+    if (alos)
+        observer_start(&ob, w.topics, 4, n + 1, 1);
     event(0, now_ms(), key, value);
     produce(input, key, value);
     rd_kafka_flush(producer, 10000);
-    while (total == 0) {
+    while (alos ? ob.count == 0 : total == 0) {
         usleep(50000);
-        for (p = 0; p < NPART; p++)
+        for (p = 0; !alos && p < NPART; p++)
             if (rd_kafka_query_watermark_offsets(producer, w.topics[0], p, &lo,
                                                  &hi, 5000) == 0)
                 total += hi;
     }
-    if (alos)
-        observer_start(&ob, w.topics, 4, n, 1);
     t0 = now_ms();
     for (i = 1; i <= n; i++) {
         while (now_ms() < t0 + (int64_t)((double)i * 1000.0 / rate))
@@ -503,6 +504,8 @@ static void latency(int alos, double rate, int64_t *p50, int64_t *p99)
         observer_rate(&ob);
         lat = ob.lat;
         nlat = ob.nlat;
+        if (nlat > 0) /* the warm-up event */
+            memmove(lat, lat + 1, --nlat * sizeof(*lat));
     }
     if (!alos) {
         pthread_join(w.thread, NULL);

@@ -6,11 +6,11 @@
  *
  *   One librdkafka consumer per source (parallelism 1; processes scale
  *   out by sharing the group). open() subscribes; every poll() serves the
- *   consumer (rd_kafka_consumer_poll, at most poll.batch messages). When
- *   nothing is queued it blocks for poll.wait.ms (2 ms) for the first
- *   message, so a new message is emitted as soon as it arrives, and
- *   returns; the runtime injects barriers between polls. It returns
- *   WEIR_IDLE (the runtime's idle wait) only with poll.wait.ms = 0.
+ *   consumer (rd_kafka_consumer_poll, at most poll.batch messages) and
+ *   returns WEIR_IDLE when nothing came, so the runtime waits
+ *   (source.idle.wait.ms) and injects barriers between polls. With
+ *   poll.wait.ms > 0 an empty poll first blocks that long in librdkafka
+ *   for a message instead (lower pick-up latency) and returns WEIR_OK.
  *
  *   Per partition we keep the next offset to emit, the largest timestamp
  *   seen and the partition watermark W_p = max(W_p, maxTs_p - B),

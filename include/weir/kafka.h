@@ -125,10 +125,10 @@ weir_kafka_source_conf_new(const char *topics);
  *   - "key.header" (true/false, default false): copy each message key into
  *     the WEIR_KAFKA_HDR_KEY header;
  *   - "poll.batch" (default 1000): messages per poll call;
- *   - "poll.wait.ms" (0..1000, default 2): when nothing is queued, a poll
- *     waits that long for the first message (the latency of picking a
- *     new message up); 0: return at once and let the runtime's idle wait
- *     ("source.idle.wait.ms") pace the polls.
+ *   - "poll.wait.ms" (0..1000, default 0): when nothing is queued, a poll
+ *     waits that long in librdkafka for the first message, so a new
+ *     message is picked up as it arrives; 0: the poll returns at once and
+ *     the runtime's idle wait ("source.idle.wait.ms", 10 ms) paces polls.
  * Any other name is a librdkafka consumer property ("group.id",
  * "bootstrap.servers", "auto.offset.reset", ...). weir sets
  * "partition.assignment.strategy" to "cooperative-sticky" and
