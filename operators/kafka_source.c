@@ -137,7 +137,6 @@ struct source {
 
 static void commit_last(struct source *s);
 
-
 static int64_t now_ms(void)
 {
     struct timespec ts;

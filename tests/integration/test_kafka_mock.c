@@ -425,8 +425,7 @@ static int listener_nodelay(int port)
 
     for (fd = 0; fd < 4096; fd++) {
         len = sizeof(acc);
-        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) != 0 ||
-            !acc)
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) != 0 || !acc)
             continue;
         len = sizeof(sa);
         if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0 ||
