@@ -2,8 +2,9 @@
  * test_kafka_mock.c - the Kafka source and sink on librdkafka's mock
  * cluster (or a real cluster: WEIR_TEST_BROKERS).
  *
- *   - source: every message once, positions, headers, key header,
- *     per-partition watermarks, max.records stops the pipeline;
+ *   - source: every message once (with blocking empty polls,
+ *     poll.wait.ms), positions, headers, key header, per-partition
+ *     watermarks, max.records stops the pipeline;
  *   - weir-dedup Kafka mode, exactly once, on one partition, gives the
  *     same outputs as file mode on the same input, byte for byte, with
  *     each output keeping its input key; the same at least once;
@@ -146,6 +147,15 @@ static void test_kafka_source_reads_every_message(void **state)
     assert_int_equal(WEIR_EINVAL,
                      weir_kafka_source_conf_set(sc, "watermark.every", "0", err,
                                                 sizeof(err)));
+    assert_int_equal(WEIR_EINVAL,
+                     weir_kafka_source_conf_set(sc, "poll.wait.ms", "1001", err,
+                                                sizeof(err)));
+    assert_int_equal(
+        WEIR_EINVAL,
+        weir_kafka_source_conf_set(sc, "poll.wait.ms", "-1", err, sizeof(err)));
+    /* Empty polls block in librdkafka: still every message once. */
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
+                                  sc, "poll.wait.ms", "5", err, sizeof(err)));
     p = weir_pipeline_new("kafka-source", NULL, err, sizeof(err));
     assert_non_null(p);
     s = weir_kafka_source_ex(p, sc);
