@@ -68,6 +68,8 @@
 #include <weir/json.h>
 #include <weir/operator.h>
 
+#include "json_scan.h"
+
 struct weir_json_opts_s {
     char **keys;      /* key field names, in order         */
     size_t nkeys;     /* number of key fields              */
@@ -101,11 +103,14 @@ struct numtab {
 
 /* Per-subtask state: reusable buffers. */
 struct json_parse {
-    char *buf;         /* canonical dumps            */
-    size_t cap;        /* its capacity               */
-    char *buf2;        /* rewritten lines, rewrites  */
-    size_t cap2;       /* its capacity               */
-    struct numtab num; /* numbers behind markers     */
+    char *buf;              /* canonical dumps, fast keys      */
+    size_t cap;             /* its capacity                    */
+    char *buf2;             /* rewritten lines, rewrites       */
+    size_t cap2;            /* its capacity                    */
+    struct numtab num;      /* numbers behind markers          */
+    const char **names;     /* keys, time field, header field  */
+    size_t nnames;          /* how many                        */
+    weir__js_span_t *spans; /* their values in the current line */
 };
 
 #define TWO_POW_63   9223372036854775808.0
@@ -875,11 +880,25 @@ static int is_blank(weir_buf_t v)
 
 static int json_open(weir_ctx_t *ctx, void *st)
 {
+    const weir_json_opts_t *o = weir_ctx_opaque(ctx);
+    struct json_parse *jp = st;
     char err[128];
+    size_t i;
 
-    (void)st;
-    if (weir_json_opts_check(weir_ctx_opaque(ctx), err, sizeof(err)) != WEIR_OK)
+    if (weir_json_opts_check(o, err, sizeof(err)) != WEIR_OK)
         return weir_ctx_error(ctx, WEIR_EINVAL, "%s", err);
+    if (o->content_hash)
+        return WEIR_OK; /* the whole object is needed: no fast path */
+    /* The fast path's names: key fields, the time field, the header. */
+    jp->names = weir_calloc(o->nkeys + 2, sizeof(*jp->names));
+    jp->spans = weir_calloc(o->nkeys + 2, sizeof(*jp->spans));
+    if (jp->names == NULL || jp->spans == NULL)
+        return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+    for (i = 0; i < o->nkeys; i++)
+        jp->names[jp->nnames++] = o->keys[i];
+    jp->names[jp->nnames++] = o->time_field;
+    if (o->hdr_field != NULL)
+        jp->names[jp->nnames++] = o->hdr_field;
     return WEIR_OK;
 }
 
@@ -892,6 +911,8 @@ static void json_close(weir_ctx_t *ctx, void *st)
     weir_free(jp->buf2);
     weir_free(jp->num.v);
     weir_free(jp->num.text);
+    weir_free(jp->names);
+    weir_free(jp->spans);
     memset(jp, 0, sizeof(*jp));
 }
 
@@ -1108,6 +1129,93 @@ static int emit_parsed(weir_ctx_t *ctx, const weir_json_opts_t *o,
     return weir_emit(ctx, rec);
 }
 
+/* ------------------------------------------------------------------ *
+ * ## The fast path (json_scan.c): plain lines without a document
+ * ------------------------------------------------------------------ */
+
+/* An integer literal the scanner vouched for (at most 18 digits). */
+static int64_t span_int(const weir__js_span_t *v)
+{
+    const char *p = v->p;
+    const char *end = v->p + v->n;
+    int neg = *p == '-';
+    int64_t x = 0;
+
+    for (p += neg; p < end; p++)
+        x = x * 10 + (*p - '0');
+    return neg ? -x : x;
+}
+
+/* Appends one key value as jansson dumps it; 0 when the value needs the
+ * slow path (escaped strings, reals, containers, missing). */
+static int put_key_value(char *out, size_t *o, const weir__js_span_t *v)
+{
+    switch (v->kind) {
+    case WEIR__JS_STR:
+        out[(*o)++] = '"';
+        memcpy(out + *o, v->p, v->n);
+        *o += v->n;
+        out[(*o)++] = '"';
+        return 1;
+    case WEIR__JS_INT:
+        if (v->n == 2 && v->p[0] == '-' && v->p[1] == '0') {
+            out[(*o)++] = '0'; /* jansson reads -0 as the integer 0 */
+            return 1;
+        }
+        memcpy(out + *o, v->p, v->n); /* the literal is canonical */
+        *o += v->n;
+        return 1;
+    case WEIR__JS_TRUE:
+    case WEIR__JS_FALSE:
+    case WEIR__JS_NULL:
+        memcpy(out + *o, v->p, v->n);
+        *o += v->n;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Key, time and header value of a line without a document. Returns 1
+ * when they are decided (exactly what the jansson path would give), 0
+ * when the line needs that path, or WEIR_ENOMEM.
+ */
+static int fast_fields(struct json_parse *st, const weir_json_opts_t *o,
+                       const weir_record_t *in, weir_buf_t *key, int64_t *ts,
+                       int64_t *hv)
+{
+    weir_buf_t v = weir_record_value(in);
+    const weir__js_span_t *sp = st->spans;
+    size_t need = 2 + o->nkeys;
+    size_t len = 0;
+    size_t i;
+
+    if (st->names == NULL || !weir__json_scan((const char *)v.data, v.len,
+                                              st->names, st->nnames, st->spans))
+        return 0;
+    if (sp[o->nkeys].kind != WEIR__JS_INT ||
+        (o->hdr_field != NULL && sp[o->nkeys + 1].kind != WEIR__JS_INT))
+        return 0;
+    for (i = 0; i < o->nkeys; i++)
+        need += sp[i].n + 2;
+    if (reserve(&st->buf, &st->cap, need) != WEIR_OK)
+        return WEIR_ENOMEM;
+    st->buf[len++] = '[';
+    for (i = 0; i < o->nkeys; i++) {
+        if (i > 0)
+            st->buf[len++] = ',';
+        if (!put_key_value(st->buf, &len, &sp[i]))
+            return 0;
+    }
+    st->buf[len++] = ']';
+    *key = WEIR_BUF(st->buf, len);
+    *ts = span_int(&sp[o->nkeys]);
+    if (o->hdr_field != NULL)
+        *hv = span_int(&sp[o->nkeys + 1]);
+    return 1;
+}
+
 static int json_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
 {
     const weir_json_opts_t *o = weir_ctx_opaque(ctx);
@@ -1119,6 +1227,11 @@ static int json_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
 
     if (is_blank(weir_record_value(in)))
         return WEIR_OK;
+    rc = fast_fields(st, o, in, &key, &ts, &hv);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        return emit_parsed(ctx, o, in, key, ts, hv);
     rc = load_line(ctx, st, in, &doc);
     if (rc != WEIR_OK)
         return rc > 0 ? WEIR_OK : rc;
