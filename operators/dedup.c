@@ -40,6 +40,9 @@
  *   - A session slot's exp is the largest expiry of its sessions while
  *     any is live; a slot whose sessions are all dead has exp <= W.
  */
+#include <endian.h>
+#include <string.h>
+
 #include <weir.h>
 #include <weir/operator.h>
 #include <weir/testing.h>
@@ -320,23 +323,19 @@ static int dedup_on_watermark(weir_ctx_t *ctx, void *st, weir_ts_t wm)
  * i64 end.
  * ------------------------------------------------------------------ */
 
-static void put_le64(unsigned char *p, uint64_t v)
+/* Little-endian stores and loads (a single move on x86 and arm64). */
+static inline void put_le64(unsigned char *p, uint64_t v)
 {
-    int i;
-
-    for (i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
+    v = htole64(v);
+    memcpy(p, &v, sizeof(v));
 }
 
-static uint64_t get_le64(const unsigned char *p)
+static inline uint64_t get_le64(const unsigned char *p)
 {
     uint64_t v;
-    int i;
 
-    v = 0;
-    for (i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
 }
 
 static size_t count_live(const dtab_t *t, uint64_t wb)

@@ -8,9 +8,12 @@
  *   out by sharing the group). open() subscribes; every poll() serves the
  *   consumer (rd_kafka_consumer_poll, at most poll.batch messages) and
  *   returns WEIR_IDLE when nothing came, so the runtime waits
- *   (source.idle.wait.ms) and injects barriers between polls. With
+ *   (source.idle.wait.ms) and injects barriers between polls. The
+ *   consumer queue's event callback (librdkafka's thread, when something
+ *   is queued on the empty queue) wakes the task through its waker, so a
+ *   fetched message is emitted at once, not after the idle wait. With
  *   poll.wait.ms > 0 an empty poll first blocks that long in librdkafka
- *   for a message instead (lower pick-up latency) and returns WEIR_OK.
+ *   for a message instead and returns WEIR_OK.
  *
  *   Per partition we keep the next offset to emit, the largest timestamp
  *   seen and the partition watermark W_p = max(W_p, maxTs_p - B),
@@ -109,6 +112,7 @@ struct source {
     const struct source_args *a;
     weir_ctx_t *ctx; /* during callbacks  */
     rd_kafka_t *rk;
+    rd_kafka_queue_t *q; /* the consumer queue (wakes the task) */
     int slot;
     struct pstate *parts;
     size_t nparts;
@@ -521,6 +525,13 @@ static void do_revoke(struct source *s, rd_kafka_topic_partition_list_t *list)
     weir_pipeline_checkpoint(s->a->l->p);
 }
 
+/* librdkafka's thread: something was queued on the empty consumer queue. */
+static void queue_event(rd_kafka_t *rk, void *waker)
+{
+    (void)rk;
+    weir_waker_wake(waker);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
@@ -670,6 +681,11 @@ static int subscribe(struct source *s, weir_ctx_t *ctx)
         return weir_ctx_error(ctx, WEIR_EKAFKA, "kafka: %s", errstr);
     }
     rd_kafka_poll_set_consumer(s->rk);
+    /* Messages (and rebalance events) arriving on an empty queue end the
+     * task's idle wait: no idle-wait delay between fetch and emit. */
+    s->q = rd_kafka_queue_get_consumer(s->rk);
+    if (s->q != NULL)
+        rd_kafka_queue_cb_event_enable(s->q, queue_event, weir_ctx_waker(ctx));
     topics = rd_kafka_topic_partition_list_new(4);
     copy = dup_str(sc->topics);
     if (copy == NULL) {
@@ -761,6 +777,11 @@ static void source_close(weir_ctx_t *ctx, void *st)
         if (s->slot >= 0)
             weir__kafka_link_remove_consumer(s->a->l, s->slot);
         rd_kafka_consumer_close(s->rk);
+        if (s->q != NULL) {
+            rd_kafka_queue_cb_event_enable(s->q, NULL, NULL);
+            rd_kafka_queue_destroy(s->q);
+            s->q = NULL;
+        }
         rd_kafka_destroy(s->rk);
         s->rk = NULL;
     }

@@ -397,6 +397,26 @@ int weir_ctx_is_late(const weir_ctx_t *ctx, weir_ts_t ts)
     return ctx != NULL && ts <= ctx->inst->wm;
 }
 
+weir_waker_t *weir_ctx_waker(weir_ctx_t *ctx)
+{
+    weir__inst_t *in = ctx_inst(ctx);
+
+    return in != NULL ? &in->waker : NULL;
+}
+
+/* Any thread. The exchange keeps a burst of wakes down to one signal per
+ * poll: while `pending` is set the source will not wait anyway. */
+void weir_waker_wake(weir_waker_t *w)
+{
+    if (w == NULL || atomic_exchange(&w->pending, 1))
+        return;
+    if (w->mu == NULL)
+        return;
+    pthread_mutex_lock(w->mu);
+    pthread_cond_broadcast(w->cond);
+    pthread_mutex_unlock(w->mu);
+}
+
 weir_ts_t weir_ctx_processing_time(const weir_ctx_t *ctx)
 {
     weir__inst_t *in = ctx_inst(ctx);

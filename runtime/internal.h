@@ -196,6 +196,16 @@ struct weir_ctx_s {
     weir__inst_t *inst;
 };
 
+/* What weir_ctx_waker() hands out. A task points mu/cond at its own
+ * mutex and condition when the instance is its source; elsewhere (the
+ * harness, operators that are not sources) they stay NULL and a wake only
+ * sets `pending`. */
+struct weir_waker_s {
+    atomic_int pending;   /* a wake came since the last poll began */
+    pthread_mutex_t *mu;  /* the source task's mutex, or NULL      */
+    pthread_cond_t *cond; /* the source task's condition           */
+};
+
 struct weir__inst {
     struct weir_ctx_s ctx;          /* handed to callbacks               */
     const weir_operator_def_t *def; /* the vtable                        */
@@ -223,7 +233,8 @@ struct weir__inst {
     char errstr[WEIR__ERRSTR];  /* weir_ctx_error text               */
     weir_ts_t (*clock)(void *); /* processing-time clock             */
     void *clock_arg;
-    uint64_t dropped; /* records to unknown tags           */
+    uint64_t dropped;          /* records to unknown tags           */
+    struct weir_waker_s waker; /* ends this source's idle wait      */
 };
 
 weir__inst_t *weir__inst_new(const weir_operator_def_t *def, const void *opaque,

@@ -273,33 +273,29 @@ static const weir__out_ops_t task_out = {
  * ## Snapshots
  * ------------------------------------------------------------------ */
 
-static int snapshot_task(task_t *t, uint64_t id)
+/* Serialises the task's state for checkpoint `id` into w (memory only). */
+static int snapshot_task(task_t *t, uint64_t id, weir_writer_t *w)
 {
-    weir_writer_t w = {{0}};
     int i;
     int rc;
 
-    rc = weir_write_u64(&w, (uint64_t)t->nin);
+    rc = weir_write_u64(w, (uint64_t)t->nin);
     for (i = 0; rc == WEIR_OK && i < t->nin; i++) {
-        rc = weir_write_i64(&w, t->in[i]->wm);
+        rc = weir_write_i64(w, t->in[i]->wm);
         if (rc == WEIR_OK)
-            rc = weir_write_u64(&w, (uint64_t)t->in[i]->ended);
+            rc = weir_write_u64(w, (uint64_t)t->in[i]->ended);
     }
     if (rc == WEIR_OK)
-        rc = weir_write_i64(&w, t->in_wm);
+        rc = weir_write_i64(w, t->in_wm);
     if (rc == WEIR_OK)
-        rc = weir_write_u64(&w, (uint64_t)t->nmembers);
+        rc = weir_write_u64(w, (uint64_t)t->nmembers);
     for (i = 0; rc == WEIR_OK && i < t->nmembers; i++) {
-        rc = weir__inst_snapshot(t->members[i], id, &w);
+        rc = weir__inst_snapshot(t->members[i], id, w);
         if (rc != WEIR_OK) {
             run_fail(t->run, t, i, rc);
-            weir__bytes_free(&w.buf);
             return rc;
         }
     }
-    if (rc == WEIR_OK)
-        rc = ckpt_write_task(t->run, t, id, &w.buf);
-    weir__bytes_free(&w.buf);
     if (rc != WEIR_OK)
         run_fail(t->run, t, -1, rc);
     return rc;
@@ -354,20 +350,36 @@ static int restore_task(task_t *t, uint64_t id)
     return rc;
 }
 
+/*
+ * Checkpoint `id` at this task: flush what precedes the barrier, capture
+ * the state in memory, pass the barrier on, then write the snapshot file
+ * (fsync) and acknowledge. Downstream tasks take their snapshots while
+ * this one writes; records after the barrier wait until we return, so
+ * the captured state is exactly the state at the barrier.
+ */
 static int take_barrier(task_t *t, uint64_t id)
 {
+    weir_writer_t w = {{0}};
     elem_t e = {0};
     int rc;
 
     rc = flush_all(t);
     if (rc == WEIR_OK)
-        rc = snapshot_task(t, id);
-    if (rc != WEIR_OK)
-        return rc;
-    ckpt_ack(t->run, id);
-    e.kind = E_BARRIER;
-    e.v = (int64_t)id;
-    return broadcast(t, e);
+        rc = snapshot_task(t, id, &w);
+    if (rc == WEIR_OK) {
+        e.kind = E_BARRIER;
+        e.v = (int64_t)id;
+        rc = broadcast(t, e);
+    }
+    if (rc == WEIR_OK) {
+        rc = ckpt_write_task(t->run, t, id, &w.buf);
+        if (rc != WEIR_OK)
+            run_fail(t->run, t, -1, rc);
+    }
+    weir__bytes_free(&w.buf);
+    if (rc == WEIR_OK)
+        ckpt_ack(t->run, id);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ *
@@ -484,8 +496,10 @@ static int source_poll(task_t *t, int *done)
 {
     weir__run_t *run = t->run;
     uint64_t before = t->src_records;
+    weir_waker_t *wk = &t->members[0]->waker;
     int rc;
 
+    atomic_store(&wk->pending, 0); /* wakes from now on end the wait */
     rc = weir__inst_poll(t->members[0]);
     if (rc < 0) {
         run_fail(run, t, 0, rc);
@@ -506,7 +520,8 @@ static int source_poll(task_t *t, int *done)
         return WEIR_ECANCELED;
     if (rc == WEIR_IDLE) {
         pthread_mutex_lock(&t->mu);
-        if (t->inject_upto <= t->injected && !t->terminate && !t->stop)
+        if (t->inject_upto <= t->injected && !t->terminate && !t->stop &&
+            !atomic_load(&wk->pending))
             wait_until(t, weir__now_ms() + run->idle_wait_ms);
         pthread_mutex_unlock(&t->mu);
     }

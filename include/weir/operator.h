@@ -45,6 +45,7 @@ extern "C" {
 
 typedef struct weir_writer_s weir_writer_t; /* snapshot output stream */
 typedef struct weir_reader_s weir_reader_t; /* snapshot input stream  */
+typedef struct weir_waker_s weir_waker_t;   /* ends a source's idle wait */
 
 /** @brief The two clocks: event time (watermarks) and processing time
  * (the wall clock, or the harness's manual clock). */
@@ -139,6 +140,24 @@ WEIR_EXTERN weir_ts_t weir_ctx_watermark(const weir_ctx_t *ctx);
 WEIR_EXTERN int weir_ctx_is_late(const weir_ctx_t *ctx, weir_ts_t ts);
 /** @brief Processing time in ms (wall clock; the harness's manual clock). */
 WEIR_EXTERN weir_ts_t weir_ctx_processing_time(const weir_ctx_t *ctx);
+
+/**
+ * @brief This instance's waker (borrowed; valid until the instance is
+ * freed, i.e. after its close returns). Sources hand it to whatever
+ * learns first that input has arrived (a client library's callback, an
+ * I/O thread) so that a poll that returned WEIR_IDLE is followed by the
+ * next poll at once instead of after "source.idle.wait.ms". NULL only
+ * when ctx is NULL.
+ */
+WEIR_EXTERN weir_waker_t *weir_ctx_waker(weir_ctx_t *ctx);
+
+/**
+ * @brief Ends the source's current idle wait, or makes its next one
+ * return at once. Thread-safe: any thread may call it, any number of
+ * times (cheap when a wake is already pending); not async-signal-safe.
+ * A no-op for instances that are not sources and for w == NULL.
+ */
+WEIR_EXTERN void weir_waker_wake(weir_waker_t *w);
 
 /** @brief 1 when the instance was restored from a checkpoint. */
 WEIR_EXTERN int weir_ctx_is_restored(const weir_ctx_t *ctx);
