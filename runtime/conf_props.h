@@ -17,7 +17,8 @@
        "Batches or control elements a channel holds before its producer "      \
        "blocks (backpressure).")                                               \
     XX("source.idle.wait.ms", "10", 'p',                                       \
-       "How long a source task waits after its source reported WEIR_IDLE.")    \
+       "How long a source task waits after its source reported WEIR_IDLE, "    \
+       "unless the source's waker (weir_waker_wake) ends the wait earlier.")   \
     XX("checkpoint.dir", "", 's',                                              \
        "Directory for checkpoints; setting it enables checkpointing and "      \
        "recovery from the latest completed checkpoint at run().")              \

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -766,6 +767,131 @@ static void conf_rejects_bad_values(void **unused)
     assert_string_equal("invalid argument", weir_strerror(WEIR_EINVAL));
 }
 
+/* ------------------------------------------------------------------ *
+ * Waker: a source fed by another thread, with an idle wait of an hour.
+ * Every item is handed over only after the previous one came out, so the
+ * source goes idle before each; a lost wake would make the run hang
+ * (the test's timeout), a working one finishes at once.
+ * ------------------------------------------------------------------ */
+
+typedef struct feed {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    weir_waker_t *waker; /* set by open                  */
+    uint64_t offered;    /* items handed to the source   */
+    uint64_t taken;      /* items the source emitted     */
+    uint64_t seen;       /* items the sink received      */
+    uint64_t total;
+    uint64_t idle_polls; /* polls that found nothing     */
+} feed_t;
+
+static int feed_open(weir_ctx_t *ctx, void *st)
+{
+    feed_t *f = (feed_t *)weir_ctx_opaque(ctx);
+
+    (void)st;
+    pthread_mutex_lock(&f->mu);
+    f->waker = weir_ctx_waker(ctx);
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+    return f->waker != NULL ? WEIR_OK : WEIR_EINVAL;
+}
+
+static int feed_poll(weir_ctx_t *ctx, void *st)
+{
+    feed_t *f = (feed_t *)weir_ctx_opaque(ctx);
+    uint64_t next;
+    char v[24];
+
+    (void)st;
+    pthread_mutex_lock(&f->mu);
+    if (f->taken == f->total) {
+        pthread_mutex_unlock(&f->mu);
+        return WEIR_DONE;
+    }
+    if (f->taken == f->offered) {
+        f->idle_polls++;
+        pthread_mutex_unlock(&f->mu);
+        return WEIR_IDLE;
+    }
+    next = f->taken++;
+    pthread_mutex_unlock(&f->mu);
+    snprintf(v, sizeof(v), "%llu", (unsigned long long)next);
+    return weir_emit_new(ctx, WEIR_BUF_STR(v), WEIR_BUF_STR(v),
+                         (weir_ts_t)next);
+}
+
+static const weir_operator_def_t feed_def = {
+    .version = WEIR_OPERATOR_VERSION,
+    .name = "feed",
+    .open = feed_open,
+    .poll = feed_poll,
+};
+
+static int feed_sink(const weir_record_t *rec, const char *tag, void *opaque)
+{
+    feed_t *f = opaque;
+
+    (void)rec;
+    (void)tag;
+    pthread_mutex_lock(&f->mu);
+    f->seen++;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+    return WEIR_OK;
+}
+
+/* Offers one item at a time, each after the previous one came out. */
+static void *feeder(void *arg)
+{
+    feed_t *f = arg;
+    weir_waker_t *w;
+
+    pthread_mutex_lock(&f->mu);
+    while (f->waker == NULL)
+        pthread_cond_wait(&f->cond, &f->mu);
+    w = f->waker;
+    while (f->offered < f->total) {
+        while (f->seen < f->offered)
+            pthread_cond_wait(&f->cond, &f->mu);
+        f->offered++;
+        pthread_mutex_unlock(&f->mu);
+        weir_waker_wake(w);
+        pthread_mutex_lock(&f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+static void runtime_waker_ends_idle_wait(void **unused)
+{
+    char err[256];
+    feed_t f = {.total = 300};
+    weir_conf_t *conf = weir_conf_new();
+    weir_pipeline_t *pl;
+    pthread_t th;
+
+    (void)unused;
+    pthread_mutex_init(&f.mu, NULL);
+    pthread_cond_init(&f.cond, NULL);
+    assert_int_equal(WEIR_OK, weir_conf_set(conf, "source.idle.wait.ms",
+                                            "3600000", err, sizeof(err)));
+    pl = weir_pipeline_new("t", conf, err, sizeof(err));
+    assert_non_null(pl);
+    weir_stream_collect(weir_stream_source(pl, "feed", &feed_def, &f),
+                        feed_sink, &f);
+    assert_int_equal(0, pthread_create(&th, NULL, feeder, &f));
+    assert_int_equal(WEIR_OK, weir_pipeline_run(pl));
+    pthread_join(th, NULL);
+    assert_int_equal(300, f.seen);
+    assert_true(f.idle_polls > 0); /* the source did go idle */
+    weir_waker_wake(NULL);         /* harmless */
+    assert_null(weir_ctx_waker(NULL));
+    weir_pipeline_destroy(pl);
+    pthread_cond_destroy(&f.cond);
+    pthread_mutex_destroy(&f.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -782,6 +908,7 @@ int main(void)
         cmocka_unit_test(harness_timer_order_and_restore),
         cmocka_unit_test(harness_map_state_model),
         cmocka_unit_test(conf_rejects_bad_values),
+        cmocka_unit_test(runtime_waker_ends_idle_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
