@@ -19,9 +19,10 @@
  *   the mock) stays out of it. The ratio of each round is taken, and the
  *   median over rounds reported.
  *
- *   Every consumer here uses fetch.wait.max.ms=10: the mock does not
- *   answer a waiting fetch when data arrives, so the default 500 ms would
- *   be measured instead of the pipeline (a real broker answers at once).
+ *   Every consumer here uses fetch.wait.max.ms=1 (BENCH_KAFKA_FETCH_WAIT_MS
+ *   changes it): the mock does not answer a waiting fetch when data
+ *   arrives but when the wait expires, so the default 500 ms would be
+ *   measured instead of the pipeline (a real broker answers at once).
  *   The mock's sockets get TCP_NODELAY (weir_kafka_mock_nodelay): with
  *   Nagle on, every acknowledgement and commit waits ~40 ms for a delayed
  *   ACK, which a real broker does not. BENCH_KAFKA_NAGLE=1 leaves them.
@@ -35,7 +36,10 @@
  *   it) - produced time. At least once: arrival at the observer -
  *   produced time.
  *
- * Usage: bench-kafka [N] (default 200000). Prints a table.
+ * Usage: bench-kafka [N] (default 200000, at most MAX_EVENTS). Prints a
+ * table. The mock keeps only about 5 MB per partition and drops the
+ * oldest message sets beyond that, so a larger input would lose records
+ * before weir reads them (and the run would wait for them forever).
  */
 #if defined(WEIR_WITH_KAFKA) && defined(WEIR_WITH_AVRO)
 #include <pthread.h>
@@ -46,11 +50,20 @@
 #define ROUNDS      3
 #define COMMIT_MS   100
 #define LAT_SECONDS 4
+#define MAX_EVENTS  400000
 
 static rd_kafka_mock_cluster_t *mc;
 static const char *bootstrap;
 static rd_kafka_t *producer;
 static int topic_seq;
+
+/* fetch.wait.max.ms of every consumer (see above). */
+static const char *fetch_wait(void)
+{
+    const char *v = getenv("BENCH_KAFKA_FETCH_WAIT_MS");
+
+    return v != NULL ? v : "1";
+}
 
 static int64_t now_ms(void)
 {
@@ -77,7 +90,8 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *group,
         rd_kafka_conf_set(conf, "session.timeout.ms", "6000", err, sizeof(err));
     }
     if (type == RD_KAFKA_CONSUMER) {
-        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", err, sizeof(err));
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", fetch_wait(), err,
+                          sizeof(err));
         /* As weir's source sets them (see kafka_source.c): librdkafka's
          * default queued.min.messages stalls a fast consumer. */
         rd_kafka_conf_set(conf, "queued.min.messages", "10000000", err,
@@ -305,6 +319,7 @@ struct weir_run {
     char group[64];
     char ckdir[64];
     char msg[CLI_MSG];
+    char fetch_wait[64];
     int rc;
     int joined;
     pthread_t thread;
@@ -356,7 +371,9 @@ static void weir_start(struct weir_run *w, const char *input, int alos,
     w->o.x[w->o.nx++] = "log_level=2";
     w->o.x[w->o.nx++] = "session.timeout.ms=6000";
     /* The mock does not wake a waiting fetch when data arrives. */
-    w->o.x[w->o.nx++] = "fetch.wait.max.ms=10";
+    snprintf(w->fetch_wait, sizeof(w->fetch_wait), "fetch.wait.max.ms=%s",
+             fetch_wait());
+    w->o.x[w->o.nx++] = w->fetch_wait;
     w->o.out = devnull;
     pthread_create(&w->thread, NULL, weir_thread, w);
 }
@@ -552,6 +569,13 @@ int main(int argc, char **argv)
     int r;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (n < 2 || n > MAX_EVENTS) {
+        fprintf(stderr,
+                "bench-kafka: N must be 2..%d (the mock cluster keeps about "
+                "5 MB per partition)\n",
+                MAX_EVENTS);
+        return 2;
+    }
     conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
     host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));

@@ -36,7 +36,6 @@
 #ifndef WEIR_EXAMPLES_DEDUP_KAFKA_H
 #define WEIR_EXAMPLES_DEDUP_KAFKA_H
 
-#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
@@ -218,34 +217,19 @@ static inline int dk_json_extract(void *inst, weir_record_t *rec, char *errstr,
 {
     const char *field = inst;
     weir_buf_t v = weir_record_value(rec);
-    json_error_t jerr;
-    json_t *doc;
-    json_t *t;
-    json_int_t ts;
+    char why[256];
+    int64_t ts = 0;
+    int rc;
 
     if (cli_blank(v.data, v.len))
         return WEIR_OK;
-    doc = json_loadb(v.data, v.len, 0, &jerr);
-    if (doc == NULL)
-        doc = json_loadb(v.data, v.len, JSON_DECODE_INT_AS_REAL, &jerr);
-    if (doc == NULL) {
-        snprintf(errstr, errstr_size, "invalid JSON: %s", jerr.text);
+    rc = weir_json_get_int(v.data, v.len, field, &ts, why, sizeof(why));
+    if (rc == WEIR_ENOMEM)
+        return rc;
+    if (rc != WEIR_OK) {
+        snprintf(errstr, errstr_size, "time field: %s", why);
         return WEIR_EPARSE;
     }
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        snprintf(errstr, errstr_size, "not a JSON object");
-        return WEIR_EPARSE;
-    }
-    t = json_object_get(doc, field);
-    if (t == NULL || !json_is_integer(t)) {
-        snprintf(errstr, errstr_size, "time field '%s' is %s", field,
-                 t == NULL ? "missing" : "not an integer");
-        json_decref(doc);
-        return WEIR_EPARSE;
-    }
-    ts = json_integer_value(t);
-    json_decref(doc);
     if (ts == INT64_MIN || ts == INT64_MAX) {
         snprintf(errstr, errstr_size, "time field '%s' is out of range", field);
         return WEIR_EPARSE;

@@ -902,11 +902,8 @@ static int json_open(weir_ctx_t *ctx, void *st)
     return WEIR_OK;
 }
 
-static void json_close(weir_ctx_t *ctx, void *st)
+static void parse_state_free(struct json_parse *jp)
 {
-    struct json_parse *jp = st;
-
-    (void)ctx;
     weir_free(jp->buf);
     weir_free(jp->buf2);
     weir_free(jp->num.v);
@@ -914,6 +911,12 @@ static void json_close(weir_ctx_t *ctx, void *st)
     weir_free(jp->names);
     weir_free(jp->spans);
     memset(jp, 0, sizeof(*jp));
+}
+
+static void json_close(weir_ctx_t *ctx, void *st)
+{
+    (void)ctx;
+    parse_state_free(st);
 }
 
 /*
@@ -1214,6 +1217,96 @@ static int fast_fields(struct json_parse *st, const weir_json_opts_t *o,
     if (o->hdr_field != NULL)
         *hv = span_int(&sp[o->nkeys + 1]);
     return 1;
+}
+
+/* ------------------------------------------------------------------ *
+ * ## One integer member (weir_json_get_int)
+ * ------------------------------------------------------------------ */
+
+static int get_int_failed(int rc, char *errstr, size_t errstr_size,
+                          const char *fmt, const char *arg)
+{
+    if (errstr != NULL && errstr_size > 0)
+        snprintf(errstr, errstr_size, fmt, arg);
+    return rc;
+}
+
+/* The jansson path, with the parse operator's treatment of numbers beyond
+ * int64 or double: they do not make the object invalid, and one as the
+ * member is not an integer. */
+static int get_int_slow(struct json_parse *st, weir_buf_t line,
+                        const char *field, int64_t *out, char *errstr,
+                        size_t errstr_size)
+{
+    const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+    json_error_t err;
+    json_t *doc;
+    json_t *v;
+    int rc = WEIR_OK;
+
+    doc = json_loadb(line.data, line.len, flags, &err);
+    if (doc == NULL && json_error_code(&err) == json_error_numeric_overflow) {
+        doc = load_marked(st, line, &err, &rc);
+        if (rc == WEIR_ENOMEM)
+            return rc;
+        if (rc != WEIR_OK)
+            return get_int_failed(WEIR_EPARSE, errstr, errstr_size, "%s",
+                                  rc == WEIR_ERANGE
+                                      ? "a number has an exponent beyond 10^15"
+                                      : "numbers beyond 64 bits could not be "
+                                        "marked");
+    }
+    if (doc == NULL) {
+        if (json_error_code(&err) == json_error_out_of_memory)
+            return WEIR_ENOMEM;
+        return get_int_failed(WEIR_EPARSE, errstr, errstr_size,
+                              "invalid JSON: %s", err.text);
+    }
+    v = json_object_get(doc, field);
+    if (v != NULL && marker_index(&st->num, v) >= 0)
+        v = json_null(); /* a number beyond 64 bits: not an integer */
+    if (!json_is_object(doc))
+        rc = get_int_failed(WEIR_EPARSE, errstr, errstr_size, "%s",
+                            "not a JSON object");
+    else if (v == NULL)
+        rc = get_int_failed(WEIR_ENOENT, errstr, errstr_size,
+                            "member \"%s\" is missing", field);
+    else if (!json_is_integer(v))
+        rc = get_int_failed(WEIR_EPARSE, errstr, errstr_size,
+                            "member \"%s\" is not an integer", field);
+    else
+        *out = (int64_t)json_integer_value(v);
+    json_decref(doc);
+    return rc;
+}
+
+int weir_json_get_int(const void *data, size_t len, const char *field,
+                      int64_t *out, char *errstr, size_t errstr_size)
+{
+    const char *names[1];
+    struct json_parse st;
+    weir__js_span_t v;
+    int rc;
+
+    if ((data == NULL && len > 0) || field == NULL || field[0] == '\0' ||
+        out == NULL)
+        return WEIR_EINVAL;
+    names[0] = field;
+    if (data == NULL || !weir__json_scan(data, len, names, 1, &v)) {
+        memset(&st, 0, sizeof(st));
+        rc = get_int_slow(&st, WEIR_BUF(data != NULL ? data : "", len), field,
+                          out, errstr, errstr_size);
+        parse_state_free(&st);
+        return rc;
+    }
+    if (v.kind == WEIR__JS_MISSING)
+        return get_int_failed(WEIR_ENOENT, errstr, errstr_size,
+                              "member \"%s\" is missing", field);
+    if (v.kind != WEIR__JS_INT)
+        return get_int_failed(WEIR_EPARSE, errstr, errstr_size,
+                              "member \"%s\" is not an integer", field);
+    *out = span_int(&v);
+    return WEIR_OK;
 }
 
 static int json_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)

@@ -602,6 +602,12 @@ int weir__kafka_link_start_producer(weir__kafka_link_t *l, weir_ctx_t *ctx,
         snprintf(l->txn_id, sizeof(l->txn_id), "%s", kc->txn_id);
     else
         weir__kafka_default_txn_id(l->group, dir, l->txn_id, sizeof(l->txn_id));
+    /* At least once is the low-latency mode: librdkafka's default linger
+     * (5 ms) would be a floor under its latency; 1 ms still batches under
+     * load. */
+    if (!l->eos && weir__kafka_props_get(&kc->props, "linger.ms") == NULL &&
+        weir__kafka_props_get(&kc->props, "queue.buffering.max.ms") == NULL)
+        weir__kafka_set(conf, "linger.ms", "1", err, sizeof(err));
     if (weir__kafka_set(conf, "enable.idempotence", "true", err, sizeof(err)) !=
             WEIR_OK ||
         (l->eos && weir__kafka_set(conf, "transactional.id", l->txn_id, err,

@@ -138,6 +138,22 @@ WEIR_EXTERN weir_stream_t *weir_stream_json_parse(weir_stream_t *s,
                                                   weir_json_opts_t *opts);
 
 /**
+ * @brief Reads the integer member `field` of the JSON object held in
+ * data[0..len) (one message or line, e.g. for a Kafka extractor that
+ * needs the event time before the parse operator runs). Plain objects
+ * take a single validating pass without building a document; anything
+ * else is decided by jansson, so the answer is always jansson's.
+ * @returns WEIR_OK with *out; WEIR_ENOENT when the object has no such
+ * member; WEIR_EPARSE when data is not a JSON object or the member is not
+ * an integer within int64 (a one-sentence reason in errstr, may be NULL);
+ * WEIR_EINVAL for bad arguments; WEIR_ENOMEM.
+ * @remark Thread-safe: no shared state. data and field are borrowed.
+ */
+WEIR_EXTERN int weir_json_get_int(const void *data, size_t len,
+                                  const char *field, int64_t *out, char *errstr,
+                                  size_t errstr_size);
+
+/**
  * The parse operator, for weir_stream_apply() and the test harness.
  * opaque = a weir_json_opts_t (borrowed; it must outlive the pipeline or
  * harness and must not change while in use). open() fails with

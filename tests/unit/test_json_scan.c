@@ -313,6 +313,20 @@ static int same_buf(weir_buf_t a, weir_buf_t b)
     return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
 }
 
+/* weir_json_get_int agrees on a line and its slow twin. */
+static void same_int_member(const char *line, size_t n, const char *twin,
+                            size_t tn)
+{
+    int64_t a = 0;
+    int64_t b = 0;
+    int ra = weir_json_get_int(line, n, "ts", &a, NULL, 0);
+    int rb = weir_json_get_int(twin, tn, "ts", &b, NULL, 0);
+
+    if (ra != rb || a != b)
+        fail_msg("get_int: %d/%lld != %d/%lld for '%.*s'", ra, (long long)a, rb,
+                 (long long)b, (int)n, line);
+}
+
 /* Runs both operators on LINES random lines and compares them. */
 static void run_model(const char *keys, const char *hdr, uint64_t seed)
 {
@@ -336,6 +350,7 @@ static void run_model(const char *keys, const char *hdr, uint64_t seed)
         make_line(&g);
         tn = slow_twin(g.out, g.n, twin);
         taken += (size_t)weir__json_scan(g.out, g.n, names, 4, spans);
+        same_int_member(g.out, g.n, twin, tn);
         assert_int_equal(WEIR_OK, weir_harness_push_buf(fast, WEIR_BUF_NULL,
                                                         WEIR_BUF(g.out, g.n),
                                                         WEIR_TS_MIN));
@@ -471,12 +486,59 @@ static void test_scan_leaves_hard_cases_to_jansson(void **state)
     assert_int_equal(0, weir__json_scan(NULL, 0, NULL, 0, v));
 }
 
+static void test_get_int(void **state)
+{
+    char why[128];
+    int64_t v = 0;
+
+    (void)state;
+    assert_int_equal(WEIR_OK,
+                     weir_json_get_int("{\"ts\":-5}", strlen("{\"ts\":-5}"),
+                                       "ts", &v, why, sizeof(why)));
+    assert_int_equal(-5, v);
+    /* A number beyond 64 bits elsewhere does not matter. */
+    assert_int_equal(
+        WEIR_OK,
+        weir_json_get_int("{\"a\":123456789012345678901,\"ts\":7}",
+                          strlen("{\"a\":123456789012345678901,\"ts\":7}"),
+                          "ts", &v, why, sizeof(why)));
+    assert_int_equal(7, v);
+    assert_int_equal(WEIR_ENOENT,
+                     weir_json_get_int("{\"t\":1}", strlen("{\"t\":1}"), "ts",
+                                       &v, why, sizeof(why)));
+    assert_string_equal("member \"ts\" is missing", why);
+    assert_int_equal(WEIR_EPARSE,
+                     weir_json_get_int("{\"ts\":1.5}", strlen("{\"ts\":1.5}"),
+                                       "ts", &v, why, sizeof(why)));
+    assert_string_equal("member \"ts\" is not an integer", why);
+    assert_int_equal(WEIR_EPARSE,
+                     weir_json_get_int("{\"ts\":123456789012345678901}",
+                                       strlen("{\"ts\":123456789012345678901}"),
+                                       "ts", &v, why, sizeof(why)));
+    assert_int_equal(WEIR_EPARSE, weir_json_get_int("[1]", strlen("[1]"), "ts",
+                                                    &v, why, sizeof(why)));
+    assert_string_equal("not a JSON object", why);
+    assert_int_equal(WEIR_EPARSE,
+                     weir_json_get_int("{\"ts\":", strlen("{\"ts\":"), "ts", &v,
+                                       why, sizeof(why)));
+    assert_non_null(strstr(why, "invalid JSON"));
+    assert_int_equal(WEIR_EPARSE,
+                     weir_json_get_int(NULL, 0, "ts", &v, NULL, 0));
+    assert_int_equal(WEIR_EINVAL,
+                     weir_json_get_int(NULL, 3, "ts", &v, NULL, 0));
+    assert_int_equal(WEIR_EINVAL,
+                     weir_json_get_int("{}", strlen("{}"), "", &v, NULL, 0));
+    assert_int_equal(WEIR_EINVAL, weir_json_get_int("{}", strlen("{}"), "ts",
+                                                    NULL, NULL, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_path_matches_jansson_one_key),
         cmocka_unit_test(test_fast_path_matches_jansson_two_keys_header),
         cmocka_unit_test(test_scan_finds_last_member),
+        cmocka_unit_test(test_get_int),
         cmocka_unit_test(test_scan_leaves_hard_cases_to_jansson),
     };
 
