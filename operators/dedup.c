@@ -41,6 +41,8 @@
  *     any is live; a slot whose sessions are all dead has exp <= W.
  */
 #include <endian.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <weir.h>
@@ -48,9 +50,13 @@
 #include <weir/testing.h>
 #include <weir/window.h>
 
+#include "dedup_store.h"
 #include "dedup_table.h"
 
-#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_VERSION 1 /* the whole table inline                  */
+#define SNAPSHOT_CHAIN   2 /* a chain of segments (dedup_store.h)      */
+#define BASE_FACTOR      4 /* new base once deltas exceed 4 tables     */
+#define BASE_MIN_ENTRIES 4096
 #define SWEEP_PER_RECORD 1    /* sweep budget each record earns         */
 #define SWEEP_PER_WM     4    /* ... and each watermark                  */
 #define SWEEP_BATCH      1024 /* sweep when this much budget has built up */
@@ -77,6 +83,9 @@ struct dedup {
     weir_ts_t lateness;      /* L                                   */
     dtab_t t;                /* the table                           */
     size_t credit;           /* sweep budget built up               */
+    int incremental;         /* snapshots are segment chains        */
+    struct dtab_log log;     /* claims since the last snapshot      */
+    dstore_t store;          /* segment files and chains            */
 };
 
 /* ------------------------------------------------------------------ *
@@ -224,7 +233,9 @@ static int dedup_open(weir_ctx_t *ctx, void *st)
 {
     struct dedup *d = st;
     const weir_window_t *scope;
+    const char *dir;
     size_t stride;
+    int rc;
 
     scope = weir_ctx_opaque(ctx);
     if (scope == NULL)
@@ -242,8 +253,20 @@ static int dedup_open(weir_ctx_t *ctx, void *st)
         return weir_ctx_error(ctx, WEIR_EINVAL, "dedup scope out of range");
     stride = d->kind == WEIR_WINDOW_SESSION ? sizeof(struct skey)
                                             : sizeof(struct dtab_head);
-    return dtab_init(&d->t, stride,
-                     d->kind == WEIR_WINDOW_SESSION ? drop_skey : NULL, 0);
+    rc = dtab_init(&d->t, stride,
+                   d->kind == WEIR_WINDOW_SESSION ? drop_skey : NULL, 0);
+    if (rc != WEIR_OK || d->kind == WEIR_WINDOW_SESSION)
+        return rc;
+    /* Checkpoints on disk: snapshots become chains of segment files. */
+    dir = weir_ctx_state_dir(ctx);
+    if (dir == NULL)
+        return WEIR_OK;
+    rc = dstore_init(&d->store, dir, (uint64_t)d->kind);
+    if (rc != WEIR_OK)
+        return rc;
+    d->incremental = 1;
+    d->t.log = &d->log;
+    return WEIR_OK;
 }
 
 static void dedup_close(weir_ctx_t *ctx, void *st)
@@ -252,6 +275,10 @@ static void dedup_close(weir_ctx_t *ctx, void *st)
 
     (void)ctx;
     dtab_free(&d->t);
+    weir_free(d->log.v);
+    if (d->incremental)
+        dstore_free(&d->store);
+    memset(d, 0, sizeof(*d));
 }
 
 static int route(weir_ctx_t *ctx, const weir_record_t *in, int cls)
@@ -293,6 +320,10 @@ static int dedup_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
     default:
         cls = dedup_session(d, key, ts, w);
         break;
+    }
+    if (d->log.n > 2 * d->t.used + BASE_MIN_ENTRIES) {
+        d->log.n = 0; /* churn: the next snapshot is a base anyway */
+        d->log.lost = 1;
     }
     return route(ctx, in, cls);
 }
@@ -411,6 +442,72 @@ static int snapshot_sessions(const struct dedup *d, weir_ts_t wm,
     return WEIR_OK;
 }
 
+/* Writes every live entry as the base segment `id`. */
+static int write_base(struct dedup *d, uint64_t id, uint64_t wb, char *err,
+                      size_t errsz)
+{
+    struct dtab_head *v;
+    const struct dtab_head *e;
+    size_t n = 0;
+    size_t i;
+    int rc;
+
+    v = weir_malloc((count_live(&d->t, wb) + 1) * sizeof(*v));
+    if (v == NULL)
+        return WEIR_ENOMEM;
+    for (i = 0; i <= d->t.mask; i++) {
+        e = dtab_slot(&d->t, i);
+        if (e->exp > wb)
+            v[n++] = *e;
+    }
+    rc = dstore_append(&d->store, id, 1, v, n, err, errsz);
+    weir_free(v);
+    return rc;
+}
+
+/*
+ * Incremental snapshot `id`: a delta segment with the entries claimed
+ * since the last snapshot, or a base segment when there is no chain yet,
+ * the log is incomplete, the chain is at its longest, or its deltas
+ * would exceed BASE_FACTOR tables (so restores read a bounded amount and
+ * the work stays O(1) per record amortised). The blob names the chain.
+ */
+static int snapshot_chain(weir_ctx_t *ctx, struct dedup *d, weir_writer_t *w,
+                          uint64_t id)
+{
+    const dstore_t *s = &d->store;
+    uint64_t full = d->t.used > BASE_MIN_ENTRIES ? d->t.used : BASE_MIN_ENTRIES;
+    char err[256] = "";
+    size_t i;
+    int rc;
+
+    if (s->nchain == 0 || d->log.lost || s->nchain >= DSTORE_MAX_CHAIN ||
+        s->chain_entries + d->log.n > BASE_FACTOR * full)
+        rc = write_base(d, id, dtab_bias(weir_ctx_watermark(ctx)), err,
+                        sizeof(err));
+    else if (d->log.n > 0)
+        rc = dstore_append(&d->store, id, 0, d->log.v, d->log.n, err,
+                           sizeof(err));
+    else
+        rc = dstore_note(&d->store, id);
+    if (rc != WEIR_OK)
+        return err[0] ? weir_ctx_error(ctx, rc, "%s", err) : rc;
+    d->log.n = 0;
+    d->log.lost = 0;
+    rc = weir_write_u64(w, SNAPSHOT_CHAIN);
+    if (rc == WEIR_OK)
+        rc = weir_write_u64(w, (uint64_t)d->kind);
+    if (rc == WEIR_OK)
+        rc = weir_write_u64(w, id);
+    if (rc == WEIR_OK)
+        rc = weir_write_u64(w, s->chain_entries);
+    if (rc == WEIR_OK)
+        rc = weir_write_u64(w, s->nchain);
+    for (i = 0; rc == WEIR_OK && i < s->nchain; i++)
+        rc = weir_write_u64(w, s->chain[i]);
+    return rc;
+}
+
 static int dedup_snapshot(weir_ctx_t *ctx, void *st, weir_writer_t *w,
                           uint64_t checkpoint_id)
 {
@@ -418,7 +515,8 @@ static int dedup_snapshot(weir_ctx_t *ctx, void *st, weir_writer_t *w,
     weir_ts_t wm;
     int rc;
 
-    (void)checkpoint_id;
+    if (d->incremental)
+        return snapshot_chain(ctx, d, w, checkpoint_id);
     wm = weir_ctx_watermark(ctx);
     rc = weir_write_u64(w, SNAPSHOT_VERSION);
     if (rc == WEIR_OK)
@@ -518,6 +616,107 @@ static int restore_sessions(weir_ctx_t *ctx, struct dedup *d, uint64_t n,
     return WEIR_OK;
 }
 
+/* A table of at least 2n + 2 slots for n entries to come. */
+static int size_for(struct dedup *d, uint64_t n)
+{
+    size_t cap = DTAB_MIN_CAP;
+
+    if (n > (SIZE_MAX / 4) / d->t.stride)
+        return WEIR_ECORRUPT;
+    while (cap < 2 * (size_t)n + 2)
+        cap <<= 1;
+    return dtab_resize(&d->t, cap, 0);
+}
+
+/* Replays segments in chain order; a later entry of a digest wins. */
+static int apply_segments(weir_ctx_t *ctx, struct dedup *d,
+                          struct dtab_head **seg, const size_t *nseg,
+                          size_t nchain)
+{
+    struct dtab_head *e;
+    size_t i;
+    size_t j;
+
+    for (i = 0; i < nchain; i++) {
+        for (j = 0; j < nseg[i]; j++) {
+            if (seg[i][j].exp == 0)
+                return weir_ctx_error(ctx, WEIR_ECORRUPT,
+                                      "dedup snapshot: bad entry");
+            e = restore_slot(&d->t, seg[i][j].lo, seg[i][j].hi);
+            e->exp = seg[i][j].exp;
+        }
+    }
+    return WEIR_OK;
+}
+
+/* Reads the chain's segments, sizes the table, replays them. */
+static int load_chain(weir_ctx_t *ctx, struct dedup *d, const uint64_t *ids,
+                      size_t nchain)
+{
+    struct dtab_head *seg[DSTORE_MAX_CHAIN] = {0};
+    size_t nseg[DSTORE_MAX_CHAIN] = {0};
+    uint64_t total = 0;
+    char err[256] = "";
+    size_t i;
+    int base;
+    int rc = WEIR_OK;
+
+    for (i = 0; rc == WEIR_OK && i < nchain; i++) {
+        rc = dstore_read(&d->store, ids[i], &seg[i], &nseg[i], &base, err,
+                         sizeof(err));
+        if (rc == WEIR_OK && base != (i == 0)) {
+            rc = WEIR_ECORRUPT;
+            snprintf(err, sizeof(err),
+                     "dedup snapshot: segment %llu is %s a base",
+                     (unsigned long long)ids[i], base ? "unexpectedly" : "not");
+        }
+        total += nseg[i];
+    }
+    if (rc == WEIR_OK)
+        rc = size_for(d, total);
+    if (rc == WEIR_OK)
+        rc = apply_segments(ctx, d, seg, nseg, nchain);
+    for (i = 0; i < nchain; i++)
+        weir_free(seg[i]);
+    if (rc != WEIR_OK && err[0] != '\0')
+        return weir_ctx_error(ctx, rc, "%s", err);
+    return rc;
+}
+
+static int restore_chain(weir_ctx_t *ctx, struct dedup *d, weir_reader_t *r)
+{
+    uint64_t ids[DSTORE_MAX_CHAIN];
+    uint64_t id;
+    uint64_t entries;
+    uint64_t n;
+    uint64_t i;
+    int rc;
+
+    rc = weir_read_u64(r, &id);
+    if (rc == WEIR_OK)
+        rc = weir_read_u64(r, &entries);
+    if (rc == WEIR_OK)
+        rc = weir_read_u64(r, &n);
+    if (rc != WEIR_OK)
+        return rc;
+    if (n == 0 || n > DSTORE_MAX_CHAIN)
+        return weir_ctx_error(ctx, WEIR_ECORRUPT,
+                              "dedup snapshot: a chain of %llu segments",
+                              (unsigned long long)n);
+    for (i = 0; rc == WEIR_OK && i < n; i++)
+        rc = weir_read_u64(r, &ids[i]);
+    if (rc != WEIR_OK)
+        return rc;
+    if (!d->incremental)
+        return weir_ctx_error(ctx, WEIR_ECORRUPT,
+                              "dedup snapshot: it refers to segment files, "
+                              "but this instance has no state directory");
+    rc = load_chain(ctx, d, ids, (size_t)n);
+    if (rc == WEIR_OK)
+        rc = dstore_adopt(&d->store, id, ids, (size_t)n, entries);
+    return rc;
+}
+
 static int dedup_restore(weir_ctx_t *ctx, void *st, weir_reader_t *r)
 {
     struct dedup *d = st;
@@ -530,6 +729,8 @@ static int dedup_restore(weir_ctx_t *ctx, void *st, weir_reader_t *r)
     rc = weir_read_u64(r, &version);
     if (rc == WEIR_OK)
         rc = weir_read_u64(r, &kind);
+    if (rc == WEIR_OK && version == SNAPSHOT_CHAIN && kind == (uint64_t)d->kind)
+        return restore_chain(ctx, d, r);
     if (rc == WEIR_OK)
         rc = weir_read_u64(r, &n);
     if (rc != WEIR_OK)
@@ -556,6 +757,18 @@ static int dedup_restore(weir_ctx_t *ctx, void *st, weir_reader_t *r)
     return restore_flat(ctx, d, n, r);
 }
 
+/* Deletes the segments no retained checkpoint refers to any more. */
+static int dedup_complete(weir_ctx_t *ctx, void *st, uint64_t checkpoint_id)
+{
+    struct dedup *d = st;
+    const char *v = weir_ctx_conf(ctx, "checkpoint.retain");
+    unsigned long long retain = v != NULL ? strtoull(v, NULL, 10) : 2;
+
+    if (d->incremental)
+        dstore_forget(&d->store, checkpoint_id, retain);
+    return WEIR_OK;
+}
+
 static const weir_operator_def_t dedup_def = {
     .version = WEIR_OPERATOR_VERSION,
     .name = "dedup",
@@ -566,6 +779,7 @@ static const weir_operator_def_t dedup_def = {
     .on_watermark = dedup_on_watermark,
     .snapshot = dedup_snapshot,
     .restore = dedup_restore,
+    .on_checkpoint_complete = dedup_complete,
     .close = dedup_close,
 };
 

@@ -72,6 +72,16 @@ struct dtab_head {
 /* Called for a dead or remaining slot when the table drops it. */
 typedef void (*dtab_drop_fn)(struct dtab_head *slot);
 
+/* Entries claimed since the log was last emptied, in claim order, for
+ * incremental snapshots. `lost` is set when an append could not grow the
+ * log: the log is then incomplete and the next snapshot must be full. */
+struct dtab_log {
+    struct dtab_head *v; /* claimed entries (lo, hi, exp)  */
+    size_t n;            /* how many                       */
+    size_t cap;          /* capacity of v                  */
+    int lost;            /* an append failed               */
+};
+
 typedef struct dtab {
     unsigned char *slots; /* capacity * stride bytes               */
     size_t stride;        /* bytes per slot (>= sizeof head)       */
@@ -81,6 +91,7 @@ typedef struct dtab {
     size_t sweep_pos;     /* next slot the sweep looks at          */
     size_t sweep_live;    /* live slots seen in the current pass   */
     dtab_drop_fn drop;    /* frees what a slot owns, or NULL       */
+    struct dtab_log *log; /* claims are appended here, or NULL     */
 } dtab_t;
 
 /* The biased form of a time: order-preserving, WEIR_TS_MIN -> 0. */
@@ -209,6 +220,24 @@ static inline struct dtab_head *dtab_probe(const dtab_t *t, size_t stride,
     }
 }
 
+static inline void dtab_log_add(struct dtab_log *l, const struct dtab_head *e)
+{
+    struct dtab_head *v;
+    size_t cap;
+
+    if (l->n == l->cap) {
+        cap = l->cap ? l->cap * 2 : 1024;
+        v = weir_realloc(l->v, cap * sizeof(*v));
+        if (v == NULL) {
+            l->lost = 1;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *e;
+}
+
 /* Stores an entry into a slot returned by dtab_probe (exp != 0). The
  * slot's previous content, when dead, is overwritten. */
 static inline void dtab_claim(dtab_t *t, struct dtab_head *e, uint64_t lo,
@@ -219,6 +248,8 @@ static inline void dtab_claim(dtab_t *t, struct dtab_head *e, uint64_t lo,
     e->lo = lo;
     e->hi = hi;
     e->exp = exp;
+    if (t->log != NULL)
+        dtab_log_add(t->log, e);
 }
 
 /* Moves the live entries (exp > wb) into a fresh table of cap slots

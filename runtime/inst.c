@@ -25,8 +25,11 @@
  *   u64 magic, i64 watermark, i64 emitted watermark, buf operator bytes,
  *   keyed state, event timers, processing timers.
  */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -53,6 +56,7 @@ weir__inst_t *weir__inst_new(const weir_operator_def_t *def, const void *opaque,
     if (in == NULL)
         return NULL;
     in->ctx.inst = in;
+    in->node = -1;
     in->def = def;
     in->opaque = opaque;
     in->subtask = subtask;
@@ -88,6 +92,7 @@ void weir__inst_free(weir__inst_t *in)
     weir__bytes_free(&in->ns_buf);
     weir_free(in->st);
     weir_free(in->name);
+    weir_free(in->state_dir);
     weir_free(in);
 }
 
@@ -395,6 +400,25 @@ weir_ts_t weir_ctx_watermark(const weir_ctx_t *ctx)
 int weir_ctx_is_late(const weir_ctx_t *ctx, weir_ts_t ts)
 {
     return ctx != NULL && ts <= ctx->inst->wm;
+}
+
+const char *weir_ctx_state_dir(weir_ctx_t *ctx)
+{
+    weir__inst_t *in = ctx_inst(ctx);
+    char path[4096];
+    int n;
+
+    if (in == NULL || in->ckpt_dir == NULL || in->node < 0)
+        return NULL;
+    if (in->state_dir != NULL)
+        return in->state_dir;
+    n = snprintf(path, sizeof(path), "%s/state-n%d-%d", in->ckpt_dir, in->node,
+                 in->subtask);
+    if (n < 0 || (size_t)n >= sizeof(path) ||
+        (mkdir(path, 0755) != 0 && errno != EEXIST))
+        return NULL;
+    in->state_dir = weir__strdup(path);
+    return in->state_dir;
 }
 
 weir_waker_t *weir_ctx_waker(weir_ctx_t *ctx)

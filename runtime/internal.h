@@ -235,6 +235,8 @@ struct weir__inst {
     void *clock_arg;
     uint64_t dropped;          /* records to unknown tags           */
     struct weir_waker_s waker; /* ends this source's idle wait      */
+    int node;                  /* pipeline node id (-1: harness)    */
+    char *state_dir;           /* weir_ctx_state_dir, made lazily   */
 };
 
 weir__inst_t *weir__inst_new(const weir_operator_def_t *def, const void *opaque,

@@ -164,6 +164,7 @@ static task_t *new_task(plan_ctx_t *pc, int head, int subtask)
         }
         in->conf = p->conf;
         in->ckpt_dir = run->ckpt_dir;
+        in->node = i;
         if (t->is_source && t->nmembers == 1) { /* the chain's head */
             in->waker.mu = &t->mu;
             in->waker.cond = &t->cond;

@@ -159,6 +159,18 @@ WEIR_EXTERN weir_waker_t *weir_ctx_waker(weir_ctx_t *ctx);
  */
 WEIR_EXTERN void weir_waker_wake(weir_waker_t *w);
 
+/**
+ * @brief A directory private to this instance inside the checkpoint
+ * directory, for files that outlive one checkpoint (incremental
+ * snapshots whose checkpoints refer to files written earlier). Named by
+ * the instance's place in the pipeline, so a restarted pipeline finds the
+ * same one; created on the first call. The operator owns its content and
+ * deletes what no retained checkpoint needs. NULL when checkpointing is
+ * off, in the test harness, or when it cannot be created. Borrowed for
+ * the life of the instance; call on the instance's thread.
+ */
+WEIR_EXTERN const char *weir_ctx_state_dir(weir_ctx_t *ctx);
+
 /** @brief 1 when the instance was restored from a checkpoint. */
 WEIR_EXTERN int weir_ctx_is_restored(const weir_ctx_t *ctx);
 

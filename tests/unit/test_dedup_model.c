@@ -11,7 +11,13 @@
  *   generator -> watermark(bounded B, every N) -> keyby -> dedup -> collect
  * at "pipeline.parallelism" 1, 2 and 4, where each output (main,
  * duplicates, late) must equal the model's as a multiset and keep, per
- * key, the input order.
+ * key, the input order; and (3) through the same pipeline with a
+ * checkpoint directory (incremental snapshots: segment chains) whose sink
+ * fails every few thousand records, restarted until it completes: records
+ * after the last checkpoint come out again, and each must come out with
+ * the model's tag every time (a state lost or doubled across a restore
+ * would change some record's tag). Afterwards the state directories hold
+ * segments, but not more than the retained checkpoints can need.
  */
 /* cmocka needs these first, in this order */
 /* clang-format off */
@@ -22,9 +28,12 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <weir.h>
 #include <weir/operator.h>
@@ -437,6 +446,161 @@ static void check_pipeline(const struct config *c, const struct input *in,
 }
 
 /* ------------------------------------------------------------------ *
+ * ## Pipelines that fail and restart from their checkpoints
+ * ------------------------------------------------------------------ */
+
+/* Run r's sink fails at its (r + 1) * CRASH_EVERY-th record, so the first
+ * run always fails and later runs get further even when no checkpoint
+ * completed in between. */
+#define CRASH_EVERY 1000
+
+static int crash_restarts; /* failed runs over the whole test */
+
+struct crash_sink {
+    pthread_mutex_t mu;
+    unsigned char *tags; /* per input record: bit t = seen with tag t */
+    uint64_t count;      /* records this run                          */
+    uint64_t limit;      /* where this run fails                      */
+};
+
+static int crash_collect(const weir_record_t *rec, const char *tag,
+                         void *opaque)
+{
+    struct crash_sink *cs = opaque;
+    uint32_t x = value_index(rec);
+    int t = tag == NULL || strcmp(tag, WEIR_TAG_MAIN) == 0 ? UNIQUE
+            : strcmp(tag, WEIR_TAG_DUPLICATE) == 0         ? DUPLICATE
+                                                           : LATE;
+    int rc = WEIR_OK;
+
+    pthread_mutex_lock(&cs->mu);
+    cs->tags[x] |= (unsigned char)(1u << t);
+    if (++cs->count == cs->limit)
+        rc = WEIR_EIO; /* the run dies here, without a final checkpoint */
+    pthread_mutex_unlock(&cs->mu);
+    return rc;
+}
+
+/* Counts seg-* files in the state directories under dir. */
+static size_t count_segments(const char *dir, size_t *most)
+{
+    char path[512];
+    struct dirent *de;
+    struct dirent *se;
+    DIR *d = opendir(dir);
+    DIR *s;
+    size_t total = 0;
+    size_t n;
+
+    *most = 0;
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, "state-", 6) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        s = opendir(path);
+        assert_non_null(s);
+        n = 0;
+        while ((se = readdir(s)) != NULL)
+            n += strncmp(se->d_name, "seg-", 4) == 0;
+        closedir(s);
+        total += n;
+        if (n > *most)
+            *most = n;
+    }
+    closedir(d);
+    return total;
+}
+
+static int crash_run(const struct config *c, const struct input *in,
+                     const char *dir, int parallelism, struct crash_sink *cs)
+{
+    weir_pipeline_t *p;
+    weir_watermark_t *wm;
+    weir_conf_t *conf = weir_conf_new();
+    weir_stream_t *s;
+    weir_stream_t *d;
+    char value[16];
+    char err[256];
+    int rc;
+
+    snprintf(value, sizeof(value), "%d", parallelism);
+    assert_int_equal(WEIR_OK, weir_conf_set(conf, "pipeline.parallelism", value,
+                                            err, sizeof(err)));
+    assert_int_equal(
+        WEIR_OK, weir_conf_set(conf, "checkpoint.dir", dir, err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_conf_set(conf, "checkpoint.every.records",
+                                            "211", err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_conf_set(conf, "checkpoint.fsync", "false",
+                                            err, sizeof(err)));
+    p = weir_pipeline_new("dedup-crash", conf, err, sizeof(err));
+    assert_non_null(p);
+    wm = weir_watermark_bounded(c->bound);
+    assert_int_equal(weir_watermark_set_every(wm, c->every), WEIR_OK);
+    s = weir_source_generator(p, "gen", gen, (void *)in);
+    s = weir_stream_set_parallelism(weir_stream_watermark(s, wm), 1);
+    s = weir_stream_keyby(s, NULL, NULL);
+    d = weir_stream_dedup_scope(s, scope_for(c));
+    assert_int_equal(WEIR_OK, weir_stream_collect(d, crash_collect, cs));
+    assert_int_equal(WEIR_OK, weir_stream_collect(weir_stream_side_output(
+                                                      d, WEIR_TAG_DUPLICATE),
+                                                  crash_collect, cs));
+    assert_int_equal(
+        WEIR_OK, weir_stream_collect(weir_stream_side_output(d, WEIR_TAG_LATE),
+                                     crash_collect, cs));
+    cs->count = 0;
+    rc = weir_pipeline_run(p);
+    if (rc != WEIR_OK && rc != WEIR_EIO)
+        fail_msg("run: %s", weir_pipeline_errstr(p));
+    weir_pipeline_destroy(p);
+    return rc;
+}
+
+static void check_pipeline_crashes(const struct config *c,
+                                   const struct input *in, struct list model[3],
+                                   int parallelism)
+{
+    const char *tmp = getenv("WEIR_TEST_TMP");
+    struct crash_sink cs;
+    unsigned char want;
+    char dir[256];
+    char cmd[300];
+    size_t most;
+    size_t i;
+    int t;
+    int runs = 0;
+
+    snprintf(dir, sizeof(dir), "%s/dedup-crash-XXXXXX", tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    memset(&cs, 0, sizeof(cs));
+    pthread_mutex_init(&cs.mu, NULL);
+    cs.tags = calloc(N_RECORDS, 1);
+    assert_non_null(cs.tags);
+    for (cs.limit = CRASH_EVERY;
+         crash_run(c, in, dir, parallelism, &cs) != WEIR_OK;
+         cs.limit += CRASH_EVERY)
+        assert_true(++runs < 100);
+    assert_true(runs >= 1); /* it did fail and restore */
+    crash_restarts += runs;
+    for (t = 0; t < 3; t++)
+        for (i = 0; i < model[t].n; i++) {
+            want = (unsigned char)(1u << t);
+            if (cs.tags[model[t].v[i]] != want)
+                fail_msg("record %u: tags %#x, model %#x (parallelism %d)",
+                         model[t].v[i], cs.tags[model[t].v[i]], want,
+                         parallelism);
+        }
+    if (c->kind != WEIR_WINDOW_SESSION) {
+        assert_true(count_segments(dir, &most) > 0);
+        assert_true(most <= 2 * 64);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(0, system(cmd));
+    free(cs.tags);
+    pthread_mutex_destroy(&cs.mu);
+}
+
+/* ------------------------------------------------------------------ *
  * ## Tests
  * ------------------------------------------------------------------ */
 
@@ -456,6 +620,8 @@ static void run_config(const struct config *c, int pipelines)
         check_pipeline(c, in, model, 1);
         check_pipeline(c, in, model, 2);
         check_pipeline(c, in, model, 4);
+        check_pipeline_crashes(c, in, model, 1);
+        check_pipeline_crashes(c, in, model, 3);
     }
     for (t = 0; t < 3; t++)
         list_free(&model[t]);
@@ -478,6 +644,9 @@ static void test_dedup_model_pipeline(void **state)
     (void)state;
     for (i = 0; i < sizeof(configs) / sizeof(configs[0]); i++)
         run_config(&configs[i], 1);
+    /* two crash runs per config, most of them restarting several times */
+    assert_true(crash_restarts >=
+                3 * (int)(sizeof(configs) / sizeof(configs[0])));
 }
 
 int main(void)
