@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "dedup_store.h"
+#include "fileio.h"
 
 #define SEG_MAGIC   UINT64_C(0x3147455344454457) /* "WDEDSEG1" */
 #define SEG_HEADER  40
@@ -126,34 +127,6 @@ static unsigned char *seg_encode(const dstore_t *s, uint64_t id, int base,
     return b;
 }
 
-static int write_all(int fd, const unsigned char *b, size_t len)
-{
-    ssize_t w;
-
-    while (len > 0) {
-        w = write(fd, b, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        b += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-static int sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc;
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int dstore_append(dstore_t *s, uint64_t id, int base, const struct dtab_head *v,
                   size_t n, char *err, size_t errsz)
 {
@@ -170,11 +143,11 @@ int dstore_append(dstore_t *s, uint64_t id, int base, const struct dtab_head *v,
         return WEIR_ENOMEM;
     seg_path(s, id, path, sizeof(path));
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    bad = fd < 0 || write_all(fd, b, len) != 0 || fsync(fd) != 0;
+    bad = fd < 0 || weir__write_all(fd, b, len) != 0 || fsync(fd) != 0;
     if (fd >= 0 && close(fd) != 0)
         bad = 1;
     weir_free(b);
-    if (bad || sync_dir(s->dir) != 0) {
+    if (bad || weir__fsync_dir(s->dir) != 0) {
         snprintf(err, errsz, "dedup: cannot write %s: %s", path,
                  strerror(errno));
         return WEIR_EIO;

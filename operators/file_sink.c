@@ -65,6 +65,8 @@
 #include <weir/json.h>
 #include <weir/operator.h>
 
+#include "fileio.h"
+
 #define WBUF_CAP     (64u << 10)
 #define COPY_CHUNK   (1u << 20)
 #define SNAP_VERSION 1
@@ -96,34 +98,6 @@ struct file_sink {
 /* ------------------------------------------------------------------ *
  * ## File helpers
  * ------------------------------------------------------------------ */
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    ssize_t w;
-
-    while (n > 0) {
-        w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc;
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
 
 /* A weir_malloc'd "<dir>/<prefix><tag>.part". */
 static char *part_path(const struct file_sink *fs, const char *tag)
@@ -235,7 +209,7 @@ static int flush_buf(weir_ctx_t *ctx, struct file_sink *fs)
 {
     if (fs->wlen == 0 || fs->fd < 0)
         return WEIR_OK;
-    if (write_all(fs->fd, fs->wbuf, fs->wlen) != 0)
+    if (weir__write_all(fs->fd, fs->wbuf, fs->wlen) != 0)
         return io_error(ctx, "write", fs->path);
     fs->wlen = 0;
     return WEIR_OK;
@@ -252,7 +226,7 @@ static int put(weir_ctx_t *ctx, struct file_sink *fs, const void *p, size_t n)
             return rc;
     }
     if (n >= WBUF_CAP) {
-        if (write_all(fs->fd, p, n) != 0)
+        if (weir__write_all(fs->fd, p, n) != 0)
             return io_error(ctx, "write", fs->path);
     } else {
         memcpy(fs->wbuf + fs->wlen, p, n);
@@ -324,7 +298,7 @@ static int append_copy(weir_ctx_t *ctx, struct file_sink *fs, const char *src,
         }
         if (n == 0)
             break;
-        if (write_all(out, buf, (size_t)n) != 0) {
+        if (weir__write_all(out, buf, (size_t)n) != 0) {
             io_error(ctx, "write", fs->path);
             goto done;
         }
@@ -350,7 +324,7 @@ static int publish_file(weir_ctx_t *ctx, struct file_sink *fs, const char *src,
     int rc;
 
     if (before == 0 && rename(src, fs->path) == 0) {
-        if (fsync_dir(fs->dir) != 0)
+        if (weir__fsync_dir(fs->dir) != 0)
             return io_error(ctx, "sync directory", fs->dir);
         return WEIR_OK;
     }
@@ -418,7 +392,7 @@ static int seal(weir_ctx_t *ctx, struct file_sink *fs, uint64_t id)
     to = sealed_path(fs, id);
     if (from == NULL || to == NULL)
         rc = WEIR_ENOMEM;
-    else if (rename(from, to) != 0 || fsync_dir(fs->dir) != 0)
+    else if (rename(from, to) != 0 || weir__fsync_dir(fs->dir) != 0)
         rc = io_error(ctx, "seal", to);
     weir_free(from);
     weir_free(to);

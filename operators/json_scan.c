@@ -235,6 +235,39 @@ static int scan_literal(struct js *s, const char *word, weir__js_kind_t kind,
 
 static int scan_value(struct js *s, int depth, weir__js_span_t *v);
 
+/* After a member or element: 1 when a ',' follows (more to come), 0 when
+ * `close` ends the container, -1 for anything else. */
+static int next_item(struct js *s, unsigned char close)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return -1;
+    if (*s->p == close) {
+        s->p++;
+        return 0;
+    }
+    if (*s->p != ',')
+        return -1;
+    s->p++;
+    skip_ws(s);
+    return 1;
+}
+
+/* Opens a container at s->p: 1 when it has content, 0 when it is empty
+ * (and consumed), -1 when nested too deep. */
+static int open_container(struct js *s, int depth, unsigned char close)
+{
+    if (depth > WEIR__JS_MAX_DEPTH)
+        return -1;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return 0;
+    }
+    return 1;
+}
+
 /* Stores val into every requested slot whose name is `name` (a name may
  * be asked for twice, e.g. as a key field and as the time field). */
 static void store_member(const weir__js_span_t *name,
@@ -256,17 +289,10 @@ static int scan_object(struct js *s, int depth, const char *const *names,
 {
     weir__js_span_t name;
     weir__js_span_t val;
+    int more = open_container(s, depth, '}');
     int esc;
 
-    if (depth > WEIR__JS_MAX_DEPTH)
-        return 0;
-    s->p++;
-    skip_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        return 1;
-    }
-    for (;;) {
+    for (; more > 0; more = next_item(s, '}')) {
         if (s->p >= s->end || *s->p != '"' || !scan_string(s, &esc, &name))
             return 0;
         if (esc && names != NULL)
@@ -280,47 +306,19 @@ static int scan_object(struct js *s, int depth, const char *const *names,
             return 0;
         if (names != NULL)
             store_member(&name, &val, names, nnames, out);
-        skip_ws(s);
-        if (s->p >= s->end)
-            return 0;
-        if (*s->p == '}') {
-            s->p++;
-            return 1;
-        }
-        if (*s->p != ',')
-            return 0;
-        s->p++;
-        skip_ws(s);
     }
+    return more == 0;
 }
 
 static int scan_array(struct js *s, int depth)
 {
     weir__js_span_t val;
+    int more = open_container(s, depth, ']');
 
-    if (depth > WEIR__JS_MAX_DEPTH)
-        return 0;
-    s->p++;
-    skip_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        return 1;
-    }
-    for (;;) {
+    for (; more > 0; more = next_item(s, ']'))
         if (!scan_value(s, depth, &val))
             return 0;
-        skip_ws(s);
-        if (s->p >= s->end)
-            return 0;
-        if (*s->p == ']') {
-            s->p++;
-            return 1;
-        }
-        if (*s->p != ',')
-            return 0;
-        s->p++;
-        skip_ws(s);
-    }
+    return more == 0;
 }
 
 /* Any value at s->p (whitespace already skipped). */
