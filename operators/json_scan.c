@@ -130,12 +130,23 @@ static int scan_escape(struct js *s)
 static int scan_string(struct js *s, int *esc, weir__js_span_t *v)
 {
     const unsigned char *start = ++s->p;
+    const unsigned char *p;
     size_t n;
 
     *esc = 0;
     while (s->p < s->end) {
-        unsigned char c = *s->p;
+        unsigned char c;
 
+        /* Plain ASCII runs: a local cursor the compiler keeps in a
+         * register (s->p may alias the bytes, being stored through). */
+        for (p = s->p;
+             p < s->end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\';
+             p++)
+            ;
+        s->p = p;
+        if (p == s->end)
+            break;
+        c = *p; /* '"', '\\', a control byte or a multi-byte start */
         if (c == '"') {
             v->p = (const char *)start;
             v->n = (size_t)(s->p - start);
@@ -149,8 +160,6 @@ static int scan_string(struct js *s, int *esc, weir__js_span_t *v)
                 return 0;
         } else if (c < 0x20) {
             return 0;
-        } else if (c < 0x80) {
-            s->p++;
         } else {
             n = utf8_seq(s->p, s->end);
             if (n == 0)
