@@ -58,10 +58,10 @@
  *   poll that lasts more than a second (its poll.wait.ms wait aside; a
  *   batch takes that long only when emits block; timed per poll, not per
  *   message) pauses the assigned partitions for 100 ms, so the consumer
- *   keeps being served (group membership) while its queue stops filling. Pausing is kept for long
- *   stalls only: librdkafka 2.0 resumes fetching up to a second after
- *   resume (and after its queue thresholds), which would cost more than
- *   a short stall. For the same reason queued.min.messages is raised
+ *   keeps being served (group membership) while its queue stops filling.
+ *   Pausing is kept for long stalls only: librdkafka 2.0 resumes fetching
+ *   up to a second after resume (and after its queue thresholds), which
+ *   would cost more than a short stall. For the same reason queued.min.messages is raised
  *   (see subscribe()).
  *
  * Invariants
