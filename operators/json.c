@@ -9,6 +9,13 @@
  * and runs at any parallelism.
  *
  * How it works
+ *   0. The fast path first (json_scan.c): one validating pass that finds
+ *      the key, time and header members without a document. When it
+ *      vouches for the line and every key value is a plain string, an
+ *      integer of at most 18 digits, true, false or null, and the time
+ *      and header values are such integers, the key is written directly
+ *      (byte for byte what steps 3-4 give for such values) and the record
+ *      emitted. Everything else, errors included, takes steps 1-5.
  *   1. json_loadb() with the line's length (never a C string, so a NUL
  *      byte is an error, not a truncation; invalid UTF-8 is rejected by
  *      jansson). JSON_DECODE_ANY lets us tell "not JSON" from "JSON but
@@ -878,6 +885,17 @@ static int is_blank(weir_buf_t v)
     return 1;
 }
 
+static void parse_state_free(struct json_parse *jp)
+{
+    weir_free(jp->buf);
+    weir_free(jp->buf2);
+    weir_free(jp->num.v);
+    weir_free(jp->num.text);
+    weir_free(jp->names);
+    weir_free(jp->spans);
+    memset(jp, 0, sizeof(*jp));
+}
+
 static int json_open(weir_ctx_t *ctx, void *st)
 {
     const weir_json_opts_t *o = weir_ctx_opaque(ctx);
@@ -892,25 +910,16 @@ static int json_open(weir_ctx_t *ctx, void *st)
     /* The fast path's names: key fields, the time field, the header. */
     jp->names = weir_calloc(o->nkeys + 2, sizeof(*jp->names));
     jp->spans = weir_calloc(o->nkeys + 2, sizeof(*jp->spans));
-    if (jp->names == NULL || jp->spans == NULL)
+    if (jp->names == NULL || jp->spans == NULL) {
+        parse_state_free(jp); /* close is not called when open fails */
         return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+    }
     for (i = 0; i < o->nkeys; i++)
         jp->names[jp->nnames++] = o->keys[i];
     jp->names[jp->nnames++] = o->time_field;
     if (o->hdr_field != NULL)
         jp->names[jp->nnames++] = o->hdr_field;
     return WEIR_OK;
-}
-
-static void parse_state_free(struct json_parse *jp)
-{
-    weir_free(jp->buf);
-    weir_free(jp->buf2);
-    weir_free(jp->num.v);
-    weir_free(jp->num.text);
-    weir_free(jp->names);
-    weir_free(jp->spans);
-    memset(jp, 0, sizeof(*jp));
 }
 
 static void json_close(weir_ctx_t *ctx, void *st)
