@@ -1118,6 +1118,8 @@ static int emit_parsed(weir_ctx_t *ctx, const weir_json_opts_t *o,
     size_t n;
     int rc = WEIR_OK;
 
+    if (o->hdr_field == NULL) /* value, headers, position as they are */
+        return weir_forward_as(ctx, NULL, in, key, ts);
     rec = weir_record_new(ctx, key, weir_record_value(in), ts, WEIR_COPY);
     if (rec == NULL)
         return WEIR_ENOMEM;

@@ -209,6 +209,18 @@ WEIR_EXTERN int weir_forward_to(weir_ctx_t *ctx, const char *tag,
                                 const weir_record_t *in);
 
 /**
+ * @brief Re-emits an input record with its key and event time replaced
+ * (to `tag`; NULL is the main output). Value, headers and source
+ * position go on as they are, without a copy: what parsers and timestamp
+ * assigners need. key is borrowed for the call.
+ * @returns WEIR_OK, WEIR_EINVAL (NULL ctx or in, key.data NULL with
+ * key.len > 0) or what emitting returns.
+ */
+WEIR_EXTERN int weir_forward_as(weir_ctx_t *ctx, const char *tag,
+                                const weir_record_t *in, weir_buf_t key,
+                                weir_ts_t ts);
+
+/**
  * @brief Forwards an input record to a side output with a WEIR_HDR_ERROR
  * header holding `reason` (printf format); used for the errors output.
  */

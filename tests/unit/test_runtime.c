@@ -892,6 +892,64 @@ static void runtime_waker_ends_idle_wait(void **unused)
     pthread_mutex_destroy(&f.mu);
 }
 
+/* ------------------------------------------------------------------ *
+ * weir_forward_as: key and time replaced, the rest passed on as is.
+ * ------------------------------------------------------------------ */
+
+static int rekey_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
+{
+    weir_buf_t v = weir_record_value(in);
+
+    (void)st;
+    /* long values go to side output "long" (the harness collects it) */
+    return weir_forward_as(ctx, v.len > 3 ? "long" : NULL, in,
+                           WEIR_BUF_STR("new-key"), weir_record_ts(in) + 1000);
+}
+
+static const weir_operator_def_t rekey_def = {
+    .version = WEIR_OPERATOR_VERSION,
+    .name = "rekey",
+    .process = rekey_process,
+};
+
+static void runtime_forward_as(void **unused)
+{
+    weir_harness_t *h = weir_harness_new(&rekey_def, NULL);
+    weir_record_t *in;
+    const weir_record_t *out;
+    weir_buf_t hv;
+
+    (void)unused;
+    assert_non_null(h);
+    in = weir_record_new(NULL, WEIR_BUF_STR("old"), WEIR_BUF_STR("abc"), 5,
+                         WEIR_COPY);
+    assert_non_null(in);
+    assert_int_equal(WEIR_OK,
+                     weir_record_add_header(in, "h1", WEIR_BUF_STR("x")));
+    assert_int_equal(WEIR_OK, weir_record_set_position(in, 3, 77));
+    assert_int_equal(WEIR_OK, weir_harness_push_record(h, in));
+    weir_record_destroy(in);
+    assert_int_equal(WEIR_OK, weir_harness_push(h, "k", "abcdef", 9));
+    out = weir_harness_record(h, WEIR_TAG_MAIN, 0);
+    assert_non_null(out);
+    assert_int_equal(7, weir_record_key(out).len);
+    assert_memory_equal("new-key", weir_record_key(out).data, 7);
+    assert_int_equal(3, weir_record_value(out).len);
+    assert_memory_equal("abc", weir_record_value(out).data, 3);
+    assert_int_equal(1005, weir_record_ts(out));
+    assert_int_equal(3, weir_record_partition(out));
+    assert_int_equal(77, weir_record_offset(out));
+    assert_int_equal(WEIR_OK, weir_record_header(out, "h1", &hv));
+    assert_int_equal(1, hv.len);
+    out = weir_harness_record(h, "long", 0);
+    assert_non_null(out);
+    assert_int_equal(1009, weir_record_ts(out));
+    assert_int_equal(1, weir_harness_count(h, WEIR_TAG_MAIN));
+    assert_int_equal(WEIR_EINVAL,
+                     weir_forward_as(NULL, NULL, out, WEIR_BUF_NULL, 0));
+    weir_harness_destroy(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -909,6 +967,7 @@ int main(void)
         cmocka_unit_test(harness_map_state_model),
         cmocka_unit_test(conf_rejects_bad_values),
         cmocka_unit_test(runtime_waker_ends_idle_wait),
+        cmocka_unit_test(runtime_forward_as),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
