@@ -508,6 +508,13 @@ static void do_revoke(struct source *s, rd_kafka_topic_partition_list_t *list)
                 rd_kafka_commit(s->rk, pos, 0);
             rd_kafka_topic_partition_list_destroy(pos);
         }
+        /* Closing, exactly once: commit the last committed checkpoint's
+         * offsets again here, inside the revocation, where the member's
+         * generation is still current. The commit made before closing
+         * fails when another member's rebalance is under way; the next
+         * owner would then start from older offsets on the mock. */
+        if (!lost && s->closing && s->eos)
+            commit_last(s);
         do_unassign(s, list);
         return;
     }
