@@ -793,8 +793,7 @@ static void name_thread(const task_t *t)
 {
     char name[16];
 
-    snprintf(name, sizeof(name), "w:%.8s/%d", t->members[0]->name,
-             t->subtask);
+    snprintf(name, sizeof(name), "w:%.8s/%d", t->members[0]->name, t->subtask);
     pthread_setname_np(pthread_self(), name);
 }
 
