@@ -72,7 +72,8 @@ struct dedup_kafka_opts {
     weir_ts_t commit_interval; /* checkpoint interval (0: 100 ms)    */
     const char *x[DK_MAX_X];   /* -X key=value, passed to librdkafka */
     size_t nx;
-    FILE *out; /* summary stream (NULL: stdout)      */
+    FILE *out;          /* summary stream (NULL: stdout)      */
+    uint64_t *replayed; /* adds changelog entries replayed    */
 };
 
 /* The option table entries of the Kafka mode, for cli_parse(). */
@@ -368,11 +369,20 @@ static inline int dk_set_x(const struct dedup_kafka_opts *o,
     return 0;
 }
 
+/* The dedup state's changelog topic: <group>-dedup-changelog. */
+static inline void dk_changelog_topic(const struct dedup_kafka_opts *o,
+                                      char *out, size_t size)
+{
+    snprintf(out, size, "%s-dedup-changelog",
+             o->group ? o->group : DK_DEFAULT_GROUP);
+}
+
 static inline weir_kafka_source_conf_t *dk_source_conf(struct dk_run *r,
                                                        char *msg)
 {
     const struct dedup_kafka_opts *o = r->o;
     weir_kafka_source_conf_t *sc = weir_kafka_source_conf_new(o->topic);
+    char topic[300];
     char num[32];
 
     if (sc == NULL) {
@@ -397,7 +407,10 @@ static inline weir_kafka_source_conf_t *dk_source_conf(struct dk_run *r,
     if (dk_set(sc, NULL, "max.records", num, msg) != 0)
         goto fail;
     snprintf(num, sizeof(num), "%" PRId64, (int64_t)o->idle_exit);
-    if (dk_set(sc, NULL, "idle.exit.ms", num, msg) != 0 ||
+    if (dk_set(sc, NULL, "idle.exit.ms", num, msg) != 0)
+        goto fail;
+    dk_changelog_topic(o, topic, sizeof(topic));
+    if (dk_set(sc, NULL, "changelog.topic", topic, msg) != 0 ||
         dk_set_x(o, sc, NULL, msg) != 0)
         goto fail;
     if (o->avro)
@@ -412,6 +425,27 @@ fail:
     return NULL;
 }
 
+/* A sink conf for topic with the run's brokers, delivery and -X. */
+static inline weir_kafka_sink_conf_t *dk_sink_conf(struct dk_run *r,
+                                                   const char *topic, char *msg)
+{
+    weir_kafka_sink_conf_t *kc = weir_kafka_sink_conf_new(topic);
+
+    if (kc == NULL) {
+        cli_fmt(msg, "bad topic '%s'", topic);
+        return NULL;
+    }
+    if (dk_set(NULL, kc, "bootstrap.servers", r->brokers, msg) != 0 ||
+        dk_set(NULL, kc, "delivery",
+               r->o->at_least_once ? "at-least-once" : "exactly-once",
+               msg) != 0 ||
+        dk_set_x(r->o, NULL, kc, msg) != 0) {
+        weir_kafka_sink_conf_destroy(kc);
+        return NULL;
+    }
+    return kc;
+}
+
 /* Ends s in a Kafka sink to topic, or in a counter when topic is NULL. */
 static inline void dk_output(struct dk_run *r, weir_stream_t *s,
                              const char *topic, int which, char *msg, int *bad)
@@ -422,19 +456,26 @@ static inline void dk_output(struct dk_run *r, weir_stream_t *s,
         weir_stream_collect(s, dk_count, (void *)&r->dropped[which]);
         return;
     }
-    kc = weir_kafka_sink_conf_new(topic);
-    if (kc == NULL) {
+    kc = dk_sink_conf(r, topic, msg);
+    if (kc == NULL || (!r->o->avro && dk_set(NULL, kc, "key.header",
+                                             WEIR_KAFKA_HDR_KEY, msg) != 0)) {
+        weir_kafka_sink_conf_destroy(kc);
         *bad = 1;
-        cli_fmt(msg, "bad topic '%s'", topic);
         return;
     }
-    if (dk_set(NULL, kc, "bootstrap.servers", r->brokers, msg) != 0 ||
-        dk_set(NULL, kc, "delivery",
-               r->o->at_least_once ? "at-least-once" : "exactly-once",
-               msg) != 0 ||
-        (!r->o->avro &&
-         dk_set(NULL, kc, "key.header", WEIR_KAFKA_HDR_KEY, msg) != 0) ||
-        dk_set_x(r->o, NULL, kc, msg) != 0) {
+    weir_kafka_sink_ex(s, kc);
+}
+
+/* Ends the dedup's changelog output in a changelog sink. */
+static inline void dk_changelog(struct dk_run *r, weir_stream_t *s, char *msg,
+                                int *bad)
+{
+    weir_kafka_sink_conf_t *kc;
+    char topic[300];
+
+    dk_changelog_topic(r->o, topic, sizeof(topic));
+    kc = dk_sink_conf(r, topic, msg);
+    if (kc == NULL || dk_set(NULL, kc, "changelog", "true", msg) != 0) {
         weir_kafka_sink_conf_destroy(kc);
         *bad = 1;
         return;
@@ -518,6 +559,9 @@ static inline weir_pipeline_t *dk_build(struct dk_run *r, char *msg)
     dk_output(r, out[CLI_DUPLICATES], o->dup_topic, CLI_DUPLICATES, msg, &bad);
     dk_output(r, out[CLI_LATE], o->late_topic, CLI_LATE, msg, &bad);
     dk_output(r, out[CLI_ERRORS], o->err_topic, CLI_ERRORS, msg, &bad);
+    if (!bad)
+        dk_changelog(r, weir_stream_side_output(s, WEIR_TAG_CHANGELOG), msg,
+                     &bad);
     if (!bad && weir_pipeline_error(p) != WEIR_OK) {
         cli_fmt(msg, "%s", weir_pipeline_errstr(p));
         bad = 1;
@@ -665,6 +709,8 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
         wrc = weir_pipeline_run(p);
         dk_running = NULL;
         totals[CLI_NOUT] += weir_kafka_consumed_records(p);
+        if (o->replayed != NULL)
+            *o->replayed += weir_kafka_replayed_records(p);
         for (i = 0; i < CLI_NOUT; i++) {
             totals[i] += dk_output_count(&r, p, topics[i], i);
             atomic_store(&r.dropped[i], 0);

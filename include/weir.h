@@ -91,9 +91,22 @@ typedef struct weir_aggregate_def weir_aggregate_def_t;
 #define WEIR_TAG_LATE      "late"       /* records behind the lateness */
 #define WEIR_TAG_DUPLICATE "duplicates" /* dedup: repeated events      */
 #define WEIR_TAG_ERRORS    "errors"     /* undecodable/bad input       */
+#define WEIR_TAG_CHANGELOG "changelog"  /* state changes (see below)   */
 
 /* Header set on records sent to WEIR_TAG_ERRORS: the reason, as text. */
 #define WEIR_HDR_ERROR "weir.error"
+
+/*
+ * State that moves between processes. A stateful operator whose
+ * WEIR_TAG_CHANGELOG side output is connected emits there each record
+ * that changed its state (weir_stream_dedup: the records that claimed a
+ * key). A source that replays such a changelog (the Kafka source's
+ * "changelog.topic") emits the entries, before the first record of a
+ * partition it takes over, as records carrying WEIR_HDR_REPLAY: stateful
+ * operators apply them to their state and emit nothing; stateless ones
+ * pass them on unchanged (weir_stream_json_parse does).
+ */
+#define WEIR_HDR_REPLAY "weir.replay"
 
 /* ------------------------------------------------------------------ *
  * ## Memory
@@ -423,6 +436,9 @@ WEIR_EXTERN weir_ts_t weir_record_ts(const weir_record_t *rec);
 WEIR_EXTERN int32_t weir_record_partition(const weir_record_t *rec);
 /** @brief Source offset (line byte offset, Kafka offset; -1 if none). */
 WEIR_EXTERN int64_t weir_record_offset(const weir_record_t *rec);
+/** @brief 1 when rec is a changelog entry being replayed (it carries
+ * WEIR_HDR_REPLAY), else 0 (also for NULL). */
+WEIR_EXTERN int weir_record_is_replay(const weir_record_t *rec);
 
 /**
  * @brief Looks up a header by name (the last one when repeated).

@@ -2142,5 +2142,9 @@ WEIR_EXTERN int weir_avro_key_fn(const weir_record_t *rec, weir_buf_t *key,
     (void)opaque;
     if (rec == NULL || key == NULL)
         return WEIR_EINVAL;
+    if (weir_record_is_replay(rec)) {
+        *key = weir_record_key(rec); /* a changelog entry carries its key */
+        return WEIR_OK;
+    }
     return weir_record_header(rec, WEIR_AVRO_HDR_KEY, key);
 }

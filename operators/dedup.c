@@ -84,6 +84,7 @@ struct dedup {
     dtab_t t;                /* the table                           */
     size_t credit;           /* sweep budget built up               */
     int incremental;         /* snapshots are segment chains        */
+    int changelog;           /* WEIR_TAG_CHANGELOG is connected     */
     struct dtab_log log;     /* claims since the last snapshot      */
     dstore_t store;          /* segment files and chains            */
 };
@@ -240,6 +241,7 @@ static int dedup_open(weir_ctx_t *ctx, void *st)
     scope = weir_ctx_opaque(ctx);
     if (scope == NULL)
         return weir_ctx_error(ctx, WEIR_EINVAL, "dedup without a scope");
+    d->changelog = weir_ctx_has_output(ctx, WEIR_TAG_CHANGELOG);
     d->kind = weir_window_kind(scope);
     d->size = weir_window_size(scope);
     d->lateness = weir_window_lateness(scope);
@@ -295,6 +297,70 @@ static int route(weir_ctx_t *ctx, const weir_record_t *in, int cls)
     }
 }
 
+/*
+ * Applies a changelog entry: the state a record of key at ts left behind
+ * when it claimed (rolling, tumbling) or joined a session. Rolling keeps
+ * the later expiry when the key is live already (a key claimed again
+ * after its state had expired); what is dead at w is not restored.
+ */
+static int apply_entry(struct dedup *d, weir_buf_t key, weir_ts_t ts,
+                       weir_ts_t w)
+{
+    struct dtab_head *e;
+    XXH128_hash_t h;
+    weir_ts_t start;
+    weir_ts_t exp;
+    uint64_t wb;
+    int live;
+    int rc;
+
+    if (d->kind == WEIR_WINDOW_SESSION) {
+        rc = dedup_session(d, key, ts, w);
+        return rc < 0 ? rc : WEIR_OK;
+    }
+    if (d->kind == WEIR_WINDOW_TUMBLING) {
+        start = weir_window_floor(ts, d->size);
+        exp = dtab_sum3(dtab_sum3(start, d->size, 0), -1, d->lateness);
+        h = XXH3_128bits_withSeed(key.data, key.len, (XXH64_hash_t)start);
+    } else {
+        exp = dtab_sum3(ts, d->size - 1, d->lateness);
+        h = XXH3_128bits(key.data, key.len);
+    }
+    if (exp <= w)
+        return WEIR_OK;
+    wb = dtab_bias(w);
+    rc = dtab_reserve(&d->t, wb);
+    if (rc != WEIR_OK)
+        return rc;
+    e = dtab_probe(&d->t, sizeof(struct dtab_head), h.low64, h.high64, wb,
+                   &live);
+    if (!live || e->exp < dtab_bias(exp))
+        dtab_claim(&d->t, e, h.low64, h.high64, dtab_bias(exp));
+    return WEIR_OK;
+}
+
+static int classify(struct dedup *d, weir_buf_t key, weir_ts_t ts, weir_ts_t w)
+{
+    switch (d->kind) {
+    case WEIR_WINDOW_ROLLING:
+        return dedup_rolling(&d->t, key.data, key.len, ts, w, d->size,
+                             d->lateness);
+    case WEIR_WINDOW_TUMBLING:
+        return dedup_tumbling(&d->t, key.data, key.len,
+                              weir_window_floor(ts, d->size), w, d->size,
+                              d->lateness);
+    default:
+        return dedup_session(d, key, ts, w);
+    }
+}
+
+/* 1 when a record classified cls changed the state (see apply_entry). */
+static int changed_state(const struct dedup *d, int cls)
+{
+    return cls == DEDUP_UNIQUE ||
+           (cls == DEDUP_DUPLICATE && d->kind == WEIR_WINDOW_SESSION);
+}
+
 static int dedup_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
 {
     struct dedup *d = st;
@@ -302,28 +368,27 @@ static int dedup_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
     weir_ts_t ts;
     weir_ts_t w;
     int cls;
+    int rc;
 
     key = weir_ctx_key(ctx);
     ts = weir_record_ts(in);
     w = weir_ctx_watermark(ctx);
     d->credit += SWEEP_PER_RECORD;
-    switch (d->kind) {
-    case WEIR_WINDOW_ROLLING:
-        cls = dedup_rolling(&d->t, key.data, key.len, ts, w, d->size,
-                            d->lateness);
-        break;
-    case WEIR_WINDOW_TUMBLING:
-        cls = dedup_tumbling(&d->t, key.data, key.len,
-                             weir_window_floor(ts, d->size), w, d->size,
-                             d->lateness);
-        break;
-    default:
-        cls = dedup_session(d, key, ts, w);
-        break;
-    }
     if (d->log.n > 2 * d->t.used + BASE_MIN_ENTRIES) {
         d->log.n = 0; /* churn: the next snapshot is a base anyway */
         d->log.lost = 1;
+    }
+    if (weir_record_is_replay(in)) {
+        rc = apply_entry(d, key, ts, w);
+        return rc == WEIR_OK
+                   ? WEIR_OK
+                   : weir_ctx_error(ctx, rc, "dedup: %s", weir_strerror(rc));
+    }
+    cls = classify(d, key, ts, w);
+    if (d->changelog && changed_state(d, cls)) {
+        rc = weir_forward_as(ctx, WEIR_TAG_CHANGELOG, in, key, ts);
+        if (rc != WEIR_OK)
+            return rc;
     }
     return route(ctx, in, cls);
 }

@@ -1329,6 +1329,8 @@ static int json_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
     int64_t hv = 0;
     int rc;
 
+    if (weir_record_is_replay(in))
+        return weir_forward(ctx, in); /* a changelog entry: key and ts set */
     if (is_blank(weir_record_value(in)))
         return WEIR_OK;
     rc = fast_fields(st, o, in, &key, &ts, &hv);

@@ -671,6 +671,34 @@ void weir__kafka_link_warm(weir__kafka_link_t *l, const char *topic)
     rd_kafka_topic_destroy(rkt);
 }
 
+int weir__kafka_partition_count(rd_kafka_t *rk, const char *topic, char *err,
+                                size_t err_size)
+{
+    const struct rd_kafka_metadata *md;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_resp_err_t e;
+    int n = -1;
+
+    rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (rkt == NULL) {
+        snprintf(err, err_size, "kafka: topic %s: out of memory", topic);
+        return -1;
+    }
+    e = rd_kafka_metadata(rk, 0, rkt, &md, WARM_TIMEOUT_MS);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        e = md->topic_cnt == 1 ? md->topics[0].err
+                               : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0)
+            n = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    if (n < 0)
+        snprintf(err, err_size, "kafka: topic %s: %s", topic,
+                 e ? rd_kafka_err2str(e) : "no partitions");
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
 /* Destroys the producer when the last instance closes. l->mu held. */
 static void stop_producer(weir__kafka_link_t *l)
 {
@@ -847,8 +875,9 @@ static int ensure_txn(weir__kafka_link_t *l)
 /* Hands one message of `epoch` to librdkafka, waiting while its queue is
  * full. Takes hdrs on success and on failure. l->mu held. */
 static int produce(weir__kafka_link_t *l, uint64_t epoch, const char *topic,
-                   const void *key, size_t klen, const void *value, size_t vlen,
-                   int64_t ts, rd_kafka_headers_t *hdrs)
+                   int32_t partition, const void *key, size_t klen,
+                   const void *value, size_t vlen, int64_t ts,
+                   rd_kafka_headers_t *hdrs)
 {
     rd_kafka_resp_err_t err;
 
@@ -856,7 +885,7 @@ static int produce(weir__kafka_link_t *l, uint64_t epoch, const char *topic,
     for (;;) {
         err = rd_kafka_producev(
             l->producer, RD_KAFKA_V_TOPIC(topic),
-            RD_KAFKA_V_KEY((void *)key, klen),
+            RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY((void *)key, klen),
             RD_KAFKA_V_VALUE((void *)value, vlen),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts),
             RD_KAFKA_V_HEADERS(hdrs),
@@ -882,7 +911,7 @@ static int produce(weir__kafka_link_t *l, uint64_t epoch, const char *topic,
 }
 
 static int hold(weir__kafka_link_t *l, const char *topic, uint64_t epoch,
-                weir_buf_t key, weir_buf_t value, int64_t ts,
+                int32_t partition, weir_buf_t key, weir_buf_t value, int64_t ts,
                 rd_kafka_headers_t *hdrs)
 {
     struct kafka_held *h;
@@ -900,6 +929,7 @@ static int hold(weir__kafka_link_t *l, const char *topic, uint64_t epoch,
     memset(h, 0, sizeof(*h));
     h->epoch = epoch;
     h->topic = topic;
+    h->partition = partition;
     h->ts = ts;
     if (key.data != NULL) {
         h->key = weir_malloc(key.len ? key.len : 1);
@@ -942,8 +972,8 @@ static int release_held(weir__kafka_link_t *l, uint64_t upto)
         }
         rc = ensure_txn(l);
         if (rc == WEIR_OK) {
-            rc = produce(l, h->epoch, h->topic, h->key, h->klen, h->value,
-                         h->vlen, h->ts, h->hdrs);
+            rc = produce(l, h->epoch, h->topic, h->partition, h->key, h->klen,
+                         h->value, h->vlen, h->ts, h->hdrs);
             h->hdrs = NULL;
         }
         held_free(h);
@@ -954,8 +984,8 @@ static int release_held(weir__kafka_link_t *l, uint64_t upto)
 
 int weir__kafka_link_send(weir__kafka_link_t *l, weir_ctx_t *ctx,
                           struct kafka_topic_count *tc, uint64_t epoch,
-                          weir_buf_t key, weir_buf_t value, int64_t ts,
-                          rd_kafka_headers_t *hdrs)
+                          int32_t partition, weir_buf_t key, weir_buf_t value,
+                          int64_t ts, rd_kafka_headers_t *hdrs)
 {
     int rc;
 
@@ -978,12 +1008,12 @@ int weir__kafka_link_send(weir__kafka_link_t *l, weir_ctx_t *ctx,
     if (!l->eos || epoch <= l->committed + 1) {
         rc = ensure_txn(l);
         if (rc == WEIR_OK)
-            rc = produce(l, epoch, tc->topic, key.data, key.len, value.data,
-                         value.len, ts, hdrs);
+            rc = produce(l, epoch, tc->topic, partition, key.data, key.len,
+                         value.data, value.len, ts, hdrs);
         else if (hdrs != NULL)
             rd_kafka_headers_destroy(hdrs);
     } else {
-        rc = hold(l, tc->topic, epoch, key, value, ts, hdrs);
+        rc = hold(l, tc->topic, epoch, partition, key, value, ts, hdrs);
     }
     if (rc != WEIR_OK)
         rc = ctx_fail(l, ctx);
@@ -1390,6 +1420,15 @@ WEIR_EXTERN uint64_t weir_kafka_consumed_records(const weir_pipeline_t *p)
     if (p == NULL || (l = link_find(p)) == NULL)
         return 0;
     return atomic_load(&l->consumed);
+}
+
+WEIR_EXTERN uint64_t weir_kafka_replayed_records(const weir_pipeline_t *p)
+{
+    weir__kafka_link_t *l;
+
+    if (p == NULL || (l = link_find(p)) == NULL)
+        return 0;
+    return atomic_load(&l->replayed);
 }
 
 /* ------------------------------------------------------------------ *

@@ -46,6 +46,7 @@ struct weir_kafka_source_conf_s {
     int key_header;           /* copy key into a header   */
     int poll_batch;           /* messages per poll        */
     int poll_wait_ms;         /* block when nothing came  */
+    char *changelog;          /* replayed on assignment   */
     const weir_kafka_extractor_t *ex;
     const void *ex_opaque;
 };
@@ -59,6 +60,7 @@ struct weir_kafka_sink_conf_s {
     int headers_none;
     int no_chk_header;
     int ts_now;
+    int changelog; /* write changelog entries          */
 };
 
 /* Counts per output topic: committed and per epoch still pending. */
@@ -79,6 +81,7 @@ struct kafka_held {
     char *value;
     size_t vlen;
     int64_t ts;               /* 0: let librdkafka stamp it        */
+    int32_t partition;        /* RD_KAFKA_PARTITION_UA: partitioner */
     rd_kafka_headers_t *hdrs; /* owned until produced              */
 };
 
@@ -128,6 +131,7 @@ typedef struct weir__kafka_link {
     _Atomic int dr_err;            /* first delivery error     */
     char dr_msg[256];
     _Atomic uint64_t consumed;
+    _Atomic uint64_t replayed; /* changelog entries sources replayed */
     _Atomic uint64_t committed_id;
 } weir__kafka_link_t;
 
@@ -188,11 +192,16 @@ struct kafka_topic_count *weir__kafka_link_topic(weir__kafka_link_t *l,
  * record written does not wait for that lookup (an at-least-once barrier
  * would wait with it). Failures are left for produce to report. */
 void weir__kafka_link_warm(weir__kafka_link_t *l, const char *topic);
-/* Produces (or holds) one message of epoch `epoch`. Takes hdrs. */
+/* The topic's partition count (asking for its metadata, which creates it
+ * where the cluster creates topics on demand); -1 with a reason in err. */
+int weir__kafka_partition_count(rd_kafka_t *rk, const char *topic, char *err,
+                                size_t err_size);
+/* Produces (or holds) one message of epoch `epoch` to `partition`
+ * (RD_KAFKA_PARTITION_UA: the partitioner decides). Takes hdrs. */
 int weir__kafka_link_send(weir__kafka_link_t *l, weir_ctx_t *ctx,
                           struct kafka_topic_count *tc, uint64_t epoch,
-                          weir_buf_t key, weir_buf_t value, int64_t ts,
-                          rd_kafka_headers_t *hdrs);
+                          int32_t partition, weir_buf_t key, weir_buf_t value,
+                          int64_t ts, rd_kafka_headers_t *hdrs);
 /* Sink snapshot n: at-least-once flushes; exactly once catches up on a
  * complete-but-uncommitted previous checkpoint. */
 int weir__kafka_link_barrier(weir__kafka_link_t *l, weir_ctx_t *ctx,

@@ -40,6 +40,7 @@ struct sink_args {
 struct sink {
     const struct sink_args *a;
     struct kafka_topic_count *tc;
+    int32_t nparts; /* changelog: partitions of the topic */
     uint64_t epoch;
     uint64_t n;
     int opened;
@@ -155,6 +156,14 @@ WEIR_EXTERN int weir_kafka_sink_conf_set(weir_kafka_sink_conf_t *kc,
         kc->no_chk_header = !b;
         return WEIR_OK;
     }
+    if (strcmp(name, "changelog") == 0) {
+        if (weir__kafka_bool(value, &b) != WEIR_OK) {
+            set_err(errstr, errstr_size, "want true or false", name);
+            return WEIR_EINVAL;
+        }
+        kc->changelog = b;
+        return WEIR_OK;
+    }
     if (strcmp(name, "timestamp") == 0) {
         if (strcmp(value, "event") == 0)
             kc->ts_now = 0;
@@ -182,6 +191,25 @@ WEIR_EXTERN int weir_kafka_sink_conf_set(weir_kafka_sink_conf_t *kc,
  * ## The operator
  * ------------------------------------------------------------------ */
 
+/* A changelog sink needs the topic's partition count to place entries. */
+static int open_changelog(weir_ctx_t *ctx, struct sink *k)
+{
+    char err[KAFKA_ERRSTR];
+    rd_kafka_t *rk;
+    int n;
+
+    pthread_mutex_lock(&k->a->l->mu);
+    rk = k->a->l->producer; /* stays while this instance is open */
+    pthread_mutex_unlock(&k->a->l->mu);
+    n = rk ? weir__kafka_partition_count(rk, k->a->kc->topic, err, sizeof(err))
+           : -1;
+    if (n <= 0)
+        return weir_ctx_error(ctx, WEIR_EKAFKA, "changelog %s: %s",
+                              k->a->kc->topic, rk ? err : "no producer");
+    k->nparts = n;
+    return WEIR_OK;
+}
+
 static int sink_open(weir_ctx_t *ctx, void *st)
 {
     struct sink *k = st;
@@ -197,6 +225,8 @@ static int sink_open(weir_ctx_t *ctx, void *st)
     k->tc = weir__kafka_link_topic(k->a->l, k->a->kc->topic);
     if (k->tc == NULL)
         return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+    if (k->a->kc->changelog)
+        return open_changelog(ctx, k);
     weir__kafka_link_warm(k->a->l, k->a->kc->topic);
     return WEIR_OK;
 }
@@ -217,7 +247,7 @@ static rd_kafka_headers_t *make_headers(const struct sink *k,
     const char *name;
     weir_buf_t v;
     char chk[96];
-    size_t n = weir_record_header_count(in);
+    size_t n = in != NULL ? weir_record_header_count(in) : 0;
     size_t i;
     int eos = !kc->alos && !kc->no_chk_header;
 
@@ -239,6 +269,44 @@ static rd_kafka_headers_t *make_headers(const struct sink *k,
     return h;
 }
 
+/*
+ * A changelog entry: partition = source partition mod the topic's
+ * partitions, key = source partition (4 bytes, big-endian) + record key,
+ * value = event time (8 bytes, big-endian), no headers but the
+ * checkpoint's. The source replays it (kafka_source.c, replay()).
+ */
+static int send_changelog(weir_ctx_t *ctx, struct sink *k,
+                          const weir_record_t *in)
+{
+    weir_buf_t rk = weir_record_key(in);
+    int32_t part = weir_record_partition(in);
+    uint64_t ts = (uint64_t)weir_record_ts(in);
+    unsigned char small[256];
+    unsigned char *key = small;
+    unsigned char value[8];
+    int rc;
+    int i;
+
+    if (rk.len > sizeof(small) - 4) {
+        key = weir_malloc(rk.len + 4);
+        if (key == NULL)
+            return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+    }
+    for (i = 0; i < 4; i++)
+        key[i] = (unsigned char)((uint32_t)part >> (24 - 8 * i));
+    if (rk.len > 0)
+        memcpy(key + 4, rk.data, rk.len);
+    for (i = 0; i < 8; i++)
+        value[i] = (unsigned char)(ts >> (56 - 8 * i));
+    rc = weir__kafka_link_send(k->a->l, ctx, k->tc, k->epoch,
+                               part < 0 ? 0 : part % k->nparts,
+                               WEIR_BUF(key, rk.len + 4), WEIR_BUF(value, 8), 0,
+                               make_headers(k, NULL));
+    if (key != small)
+        weir_free(key);
+    return rc;
+}
+
 static int sink_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
 {
     struct sink *k = st;
@@ -254,9 +322,11 @@ static int sink_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
         mts = ts;
     if (++k->n % POLL_EVERY == 0)
         weir__kafka_link_poll(k->a->l);
-    return weir__kafka_link_send(k->a->l, ctx, k->tc, k->epoch, key,
-                                 weir_record_value(in), mts,
-                                 make_headers(k, in));
+    if (kc->changelog)
+        return send_changelog(ctx, k, in);
+    return weir__kafka_link_send(
+        k->a->l, ctx, k->tc, k->epoch, RD_KAFKA_PARTITION_UA, key,
+        weir_record_value(in), mts, make_headers(k, in));
 }
 
 static int sink_snapshot(weir_ctx_t *ctx, void *st, weir_writer_t *w,

@@ -101,6 +101,7 @@ struct pstate {
     int64_t last_ms;  /* processing time of last record   */
     int idle;
     int revoking;
+    int replay; /* changelog entries to replay before its first record */
     uint64_t revoke_epoch;
 };
 
@@ -114,6 +115,7 @@ struct source {
     weir_ctx_t *ctx; /* during callbacks  */
     rd_kafka_t *rk;
     rd_kafka_queue_t *q; /* the consumer queue (wakes the task) */
+    rd_kafka_t *clk;     /* changelog reader (created on demand) */
     int slot;
     struct pstate *parts;
     size_t nparts;
@@ -192,6 +194,7 @@ WEIR_EXTERN void weir_kafka_source_conf_destroy(weir_kafka_source_conf_t *sc)
         return;
     weir__kafka_props_free(&sc->props);
     weir_free(sc->topics);
+    weir_free(sc->changelog);
     weir_free(sc);
 }
 
@@ -254,6 +257,13 @@ WEIR_EXTERN int weir_kafka_source_conf_set(weir_kafka_source_conf_t *sc,
     } else if (strcmp(name, "poll.wait.ms") == 0) {
         rc = parse_i64(value, 0, 1000, &n);
         sc->poll_wait_ms = rc == WEIR_OK ? (int)n : sc->poll_wait_ms;
+    } else if (strcmp(name, "changelog.topic") == 0) {
+        char *t = *value != '\0' ? dup_str(value) : NULL;
+
+        if (*value != '\0' && t == NULL)
+            return WEIR_ENOMEM;
+        weir_free(sc->changelog);
+        sc->changelog = t;
     } else if (strcmp(name, "enable.auto.commit") == 0 ||
                strcmp(name, "enable.partition.eof") == 0) {
         if (errstr != NULL && errstr_size > 0)
@@ -352,20 +362,22 @@ static int cooperative(rd_kafka_t *rk)
     return strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 }
 
-/* The group's committed offsets of the restored partitions in list, so
- * that a partition another instance has advanced since our checkpoint
- * does not go back (its outputs are committed already). */
+/* The group's committed offsets of the partitions in list that were
+ * restored (so that a partition another instance has advanced since our
+ * checkpoint does not go back: its outputs are committed already) or,
+ * with a changelog, of all of them (to tell whether another instance has
+ * processed them: then their state must be replayed). */
 static rd_kafka_topic_partition_list_t *
-committed_of_carried(struct source *s,
-                     const rd_kafka_topic_partition_list_t *list)
+committed_of(struct source *s, const rd_kafka_topic_partition_list_t *list)
 {
     rd_kafka_topic_partition_list_t *q;
+    int all = s->a->sc->changelog != NULL;
     int i;
 
     q = rd_kafka_topic_partition_list_new(list->cnt > 0 ? list->cnt : 1);
     for (i = 0; i < list->cnt; i++)
-        if (find(s->carry, s->ncarry, list->elems[i].topic,
-                 list->elems[i].partition) != NULL)
+        if (all || find(s->carry, s->ncarry, list->elems[i].topic,
+                        list->elems[i].partition) != NULL)
             rd_kafka_topic_partition_list_add(q, list->elems[i].topic,
                                               list->elems[i].partition);
     if (q->cnt == 0 ||
@@ -376,16 +388,30 @@ committed_of_carried(struct source *s,
     return q;
 }
 
+/* The group's committed offset of tp in com, -1 when none. */
+static int64_t committed_at(const rd_kafka_topic_partition_list_t *com,
+                            const rd_kafka_topic_partition_t *tp)
+{
+    rd_kafka_topic_partition_t *ct;
+
+    if (com == NULL)
+        return -1;
+    ct = rd_kafka_topic_partition_list_find(com, tp->topic, tp->partition);
+    if (ct == NULL || ct->err != RD_KAFKA_RESP_ERR_NO_ERROR || ct->offset < 0)
+        return -1;
+    return ct->offset;
+}
+
 static void do_assign(struct source *s, rd_kafka_topic_partition_list_t *list)
 {
     rd_kafka_topic_partition_list_t *com;
-    rd_kafka_topic_partition_t *ct;
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t err;
     int64_t t = now_ms();
+    int64_t co;
     int i;
 
-    com = committed_of_carried(s, list);
+    com = committed_of(s, list);
     for (i = 0; i < list->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &list->elems[i];
         struct pstate *c;
@@ -393,16 +419,16 @@ static void do_assign(struct source *s, rd_kafka_topic_partition_list_t *list)
 
         if (find(s->parts, s->nparts, tp->topic, tp->partition) != NULL)
             continue;
+        co = committed_at(com, tp);
         c = find(s->carry, s->ncarry, tp->topic, tp->partition);
         if (c != NULL) {
             p = *c;
             remove_at(s->carry, &s->ncarry, c, 0);
-            ct = com != NULL ? rd_kafka_topic_partition_list_find(
-                                   com, tp->topic, tp->partition)
-                             : NULL;
-            if (ct != NULL && ct->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                ct->offset > p.next)
-                p.next = ct->offset;
+            /* Another instance went further than our checkpoint: its
+             * state for the partition is in the changelog, not here. */
+            p.replay = co > p.next;
+            if (co > p.next)
+                p.next = co;
             if (p.next >= 0)
                 tp->offset = p.next; /* seek before the first fetch */
         } else {
@@ -412,6 +438,7 @@ static void do_assign(struct source *s, rd_kafka_topic_partition_list_t *list)
             p.next = -1;
             p.max_ts = WEIR_TS_MIN;
             p.wm = WEIR_TS_MIN;
+            p.replay = co >= 0; /* someone has processed it before */
             if (p.topic == NULL) {
                 source_failf(s, WEIR_ENOMEM, "out of memory");
                 continue;
@@ -793,6 +820,11 @@ static void source_close(weir_ctx_t *ctx, void *st)
         rd_kafka_destroy(s->rk);
         s->rk = NULL;
     }
+    if (s->clk != NULL) {
+        rd_kafka_consumer_close(s->clk);
+        rd_kafka_destroy(s->clk);
+        s->clk = NULL;
+    }
     for (i = 0; i < s->nparts; i++)
         weir_free(s->parts[i].topic);
     weir_free(s->parts);
@@ -939,6 +971,159 @@ static int copy_headers(weir_record_t *rec, const rd_kafka_message_t *m)
     return WEIR_OK;
 }
 
+/* ------------------------------------------------------------------ *
+ * ## Changelog replay
+ *
+ * A partition another instance has processed (the group's committed
+ * offset is beyond what our restored checkpoint knows of it) comes with
+ * state we do not have. Before its first record, the entries a changelog
+ * sink wrote for it (kafka_sink.c, send_changelog) are read, read_committed,
+ * from the start of changelog partition (partition mod its partitions) to
+ * its end, and emitted as records with the WEIR_HDR_REPLAY header: key =
+ * the entry's key after the 4-byte source partition, event time = its
+ * value. Stateful operators apply them to their state and emit nothing;
+ * they pass the channels in order, so they are in place before the
+ * partition's first record. Entries of other source partitions sharing
+ * the changelog partition are skipped.
+ * ------------------------------------------------------------------ */
+
+#define REPLAY_TIMEOUT_MS 120000
+
+/* The changelog reader: a consumer that only assigns (never joins). */
+static int replay_reader(struct source *s, weir_ctx_t *ctx)
+{
+    const weir_kafka_source_conf_t *sc = s->a->sc;
+    rd_kafka_conf_t *conf;
+    char errstr[512];
+
+    if (s->clk != NULL)
+        return WEIR_OK;
+    conf = weir__kafka_conf(ctx, &sc->props, errstr, sizeof(errstr));
+    if (conf == NULL)
+        return weir_ctx_error(ctx, WEIR_EINVAL, "%s", errstr);
+    if (weir__kafka_set(conf, "group.id", "weir-changelog-reader", errstr,
+                        sizeof(errstr)) != WEIR_OK ||
+        weir__kafka_set(conf, "enable.auto.commit", "false", errstr,
+                        sizeof(errstr)) != WEIR_OK ||
+        weir__kafka_set(conf, "enable.partition.eof", "true", errstr,
+                        sizeof(errstr)) != WEIR_OK ||
+        weir__kafka_set(conf, "isolation.level", "read_committed", errstr,
+                        sizeof(errstr)) != WEIR_OK) {
+        rd_kafka_conf_destroy(conf);
+        return weir_ctx_error(ctx, WEIR_EINVAL, "%s", errstr);
+    }
+    s->clk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (s->clk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return weir_ctx_error(ctx, WEIR_EKAFKA, "kafka: changelog reader: %s",
+                              errstr);
+    }
+    return WEIR_OK;
+}
+
+/* Emits one changelog entry of p as a replay record (others: skipped). */
+static int replay_one(struct source *s, weir_ctx_t *ctx, const struct pstate *p,
+                      const rd_kafka_message_t *m)
+{
+    const unsigned char *k = m->key;
+    const unsigned char *v = m->payload;
+    weir_record_t *rec;
+    uint64_t ts = 0;
+    uint32_t part = 0;
+    int rc;
+    int i;
+
+    if (k == NULL || m->key_len < 4 || v == NULL || m->len != 8)
+        return WEIR_OK; /* not an entry this source wrote */
+    for (i = 0; i < 4; i++)
+        part = part << 8 | k[i];
+    if ((int32_t)part != p->partition)
+        return WEIR_OK;
+    for (i = 0; i < 8; i++)
+        ts = ts << 8 | v[i];
+    rec = weir_record_new(ctx, WEIR_BUF(k + 4, m->key_len - 4), WEIR_BUF_NULL,
+                          (weir_ts_t)ts, WEIR_COPY);
+    if (rec == NULL)
+        return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+    weir_record_set_position(rec, p->partition, -1);
+    rc = weir_record_add_header(rec, WEIR_HDR_REPLAY, WEIR_BUF_STR("1"));
+    if (rc != WEIR_OK) {
+        weir_record_destroy(rec);
+        return weir_ctx_error(ctx, rc, "out of memory");
+    }
+    rc = weir_emit(ctx, rec);
+    if (rc == WEIR_OK)
+        atomic_fetch_add(&s->a->l->replayed, 1);
+    return rc;
+}
+
+/* Reads changelog partition `cp` from its start to its end. */
+static int replay_read(struct source *s, weir_ctx_t *ctx,
+                       const struct pstate *p, int32_t cp)
+{
+    const char *topic = s->a->sc->changelog;
+    rd_kafka_topic_partition_list_t *a;
+    rd_kafka_message_t *m;
+    rd_kafka_resp_err_t err;
+    int64_t deadline = now_ms() + REPLAY_TIMEOUT_MS;
+    int rc = WEIR_OK;
+    int done = 0;
+
+    a = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(a, topic, cp)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+    err = rd_kafka_assign(s->clk, a);
+    rd_kafka_topic_partition_list_destroy(a);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return weir_ctx_error(ctx, WEIR_EKAFKA,
+                              "kafka: changelog %s [%d]: assign: %s", topic,
+                              (int)cp, rd_kafka_err2str(err));
+    while (!done && rc == WEIR_OK) {
+        if (now_ms() > deadline) {
+            rc = weir_ctx_error(ctx, WEIR_EKAFKA,
+                                "kafka: changelog %s [%d]: no end after "
+                                "%d ms",
+                                topic, (int)cp, REPLAY_TIMEOUT_MS);
+            break;
+        }
+        m = rd_kafka_consumer_poll(s->clk, 100);
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            done = m->partition == cp;
+        else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                 (m->err == RD_KAFKA_RESP_ERR__FATAL ||
+                  m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED))
+            rc = weir_ctx_error(ctx, WEIR_EKAFKA, "kafka: changelog %s: %s",
+                                topic, rd_kafka_message_errstr(m));
+        else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rc = replay_one(s, ctx, p, m);
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(s->clk, NULL);
+    return rc;
+}
+
+/* Puts p's state in place: replays its changelog entries. */
+static int replay(struct source *s, weir_ctx_t *ctx, struct pstate *p)
+{
+    char err[KAFKA_ERRSTR];
+    int n;
+    int rc;
+
+    p->replay = 0;
+    if (s->a->sc->changelog == NULL)
+        return WEIR_OK;
+    rc = replay_reader(s, ctx);
+    if (rc != WEIR_OK)
+        return rc;
+    n = weir__kafka_partition_count(s->clk, s->a->sc->changelog, err,
+                                    sizeof(err));
+    if (n <= 0)
+        return WEIR_OK; /* no changelog yet: nothing was written to it */
+    return replay_read(s, ctx, p, p->partition % n);
+}
+
 /* Turns one message into a record and emits it (or its error). */
 static int handle(struct source *s, weir_ctx_t *ctx, struct pstate *p,
                   const rd_kafka_message_t *m)
@@ -1070,7 +1255,9 @@ static int source_poll(weir_ctx_t *ctx, void *st)
             rd_kafka_message_destroy(m);
             continue;
         }
-        rc = handle(s, ctx, p, m);
+        rc = p->replay ? replay(s, ctx, p) : WEIR_OK;
+        if (rc == WEIR_OK)
+            rc = handle(s, ctx, p, m);
         p->next = m->offset + 1;
         p->idle = 0;
         p->last_ms = t;

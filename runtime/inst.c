@@ -326,6 +326,15 @@ int weir__inst_tag_index(const weir__inst_t *in, const char *tag)
  * ## Context accessors
  * ------------------------------------------------------------------ */
 
+int weir_ctx_has_output(const weir_ctx_t *ctx, const char *tag)
+{
+    if (ctx == NULL || tag == NULL || ctx->inst == NULL)
+        return 0;
+    /* The harness collects every tag. */
+    return weir__inst_tag_index(ctx->inst, tag) >= 0 ||
+           (ctx->inst->out != NULL && ctx->inst->out->record_named != NULL);
+}
+
 const void *weir_ctx_opaque(const weir_ctx_t *ctx)
 {
     return ctx ? ctx->inst->opaque : NULL;

@@ -81,6 +81,18 @@ int weir_record_header(const weir_record_t *rec, const char *name,
     return WEIR_ENOENT;
 }
 
+int weir_record_is_replay(const weir_record_t *rec)
+{
+    uint32_t i;
+
+    if (rec == NULL)
+        return 0;
+    for (i = 0; i < rec->nheaders; i++)
+        if (strcmp(rec->headers[i].name, WEIR_HDR_REPLAY) == 0)
+            return 1;
+    return 0;
+}
+
 size_t weir_record_header_count(const weir_record_t *rec)
 {
     return rec ? rec->nheaders : 0;

@@ -254,7 +254,8 @@ WEIR_EXTERN int weir_avro_apply(weir_avro_codec_t *c, weir_record_t *rec,
 
 /**
  * @brief A weir_key_fn for weir_stream_keyby(): the WEIR_AVRO_HDR_KEY
- * header (WEIR_ENOENT when the record has none). opaque unused.
+ * header (WEIR_ENOENT when the record has none); for a changelog entry
+ * being replayed (weir_record_is_replay), the record key. opaque unused.
  * @remark Thread-safety: safe from any thread.
  */
 WEIR_EXTERN int weir_avro_key_fn(const weir_record_t *rec, weir_buf_t *key,

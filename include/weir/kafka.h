@@ -128,7 +128,15 @@ weir_kafka_source_conf_new(const char *topics);
  *   - "poll.wait.ms" (0..1000, default 0): when nothing is queued, a poll
  *     waits that long in librdkafka for the first message, so a new
  *     message is picked up as it arrives; 0: the poll returns at once and
- *     the runtime's idle wait ("source.idle.wait.ms", 10 ms) paces polls.
+ *     the runtime's idle wait ("source.idle.wait.ms", 10 ms) paces polls;
+ *   - "changelog.topic" (default unset): a topic a changelog sink writes
+ *     (sink property "changelog"). When a partition is assigned that
+ *     another instance has processed since what our restored checkpoint
+ *     knows of it (the group's committed offset is further), its entries
+ *     are read from that topic, read_committed, to its end and emitted as
+ *     WEIR_HDR_REPLAY records before the partition's first record, so
+ *     the state of the keys it carries is in place (weir.h, "State that
+ *     moves between processes").
  * Any other name is a librdkafka consumer property ("group.id",
  * "bootstrap.servers", "auto.offset.reset", ...). weir sets
  * "partition.assignment.strategy" to "cooperative-sticky" and
@@ -209,7 +217,13 @@ WEIR_EXTERN weir_kafka_sink_conf_t *weir_kafka_sink_conf_new(const char *topic);
  *   - "checkpoint.header" (true/false, default true): add
  *     WEIR_KAFKA_HDR_CHECKPOINT in exactly-once mode;
  *   - "timestamp": "event" (default: the record timestamp when known) or
- *     "now".
+ *     "now";
+ *   - "changelog" (true/false, default false): write each record as a
+ *     changelog entry (a WEIR_TAG_CHANGELOG output): to partition (the
+ *     record's source partition mod the topic's partitions), key = the
+ *     source partition (4 bytes, big-endian) followed by the record key,
+ *     value = the event time (8 bytes, big-endian), no record headers. In
+ *     the same transaction as the other sinks' records.
  * Any other name is a librdkafka producer property. The producer is shared
  * by the pipeline's Kafka sinks: the first sink opened creates it with its
  * properties. weir sets "enable.idempotence" to "true".
@@ -288,6 +302,13 @@ WEIR_EXTERN uint64_t weir_kafka_committed_checkpoint(const weir_pipeline_t *p);
  * last run (errors included). @remark Thread-safety: safe from any thread.
  */
 WEIR_EXTERN uint64_t weir_kafka_consumed_records(const weir_pipeline_t *p);
+
+/**
+ * @brief The changelog entries p's Kafka sources replayed (source property
+ * "changelog.topic") during the current or last run.
+ * @remark Thread-safety: safe from any thread.
+ */
+WEIR_EXTERN uint64_t weir_kafka_replayed_records(const weir_pipeline_t *p);
 
 /**
  * @brief Turns off Nagle's algorithm on the sockets of a librdkafka mock

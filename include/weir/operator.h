@@ -171,6 +171,15 @@ WEIR_EXTERN void weir_waker_wake(weir_waker_t *w);
  */
 WEIR_EXTERN const char *weir_ctx_state_dir(weir_ctx_t *ctx);
 
+/**
+ * @brief 1 when the instance's output `tag` is connected (a stream was
+ * taken from it with weir_stream_side_output(), or tag is the main
+ * output; in the test harness, any tag), else 0; 0 for NULL arguments.
+ * Lets an operator skip work for an output nobody reads (a
+ * WEIR_TAG_CHANGELOG). Call on the instance's thread.
+ */
+WEIR_EXTERN int weir_ctx_has_output(const weir_ctx_t *ctx, const char *tag);
+
 /** @brief 1 when the instance was restored from a checkpoint. */
 WEIR_EXTERN int weir_ctx_is_restored(const weir_ctx_t *ctx);
 

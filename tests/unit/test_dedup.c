@@ -436,6 +436,73 @@ static weir_stream_t *keyed_source(weir_pipeline_t *p)
     return s;
 }
 
+/* ------------------------------------------------------------------ *
+ * ## Changelog replay (WEIR_HDR_REPLAY)
+ * ------------------------------------------------------------------ */
+
+/* Pushes a changelog entry key@ts; it must produce no output. */
+static void replay(weir_harness_t *h, const char *key, weir_ts_t ts)
+{
+    weir_record_t *rec;
+    size_t before[3];
+    size_t after[3];
+
+    rec =
+        weir_record_new(NULL, WEIR_BUF_STR(key), WEIR_BUF_NULL, ts, WEIR_COPY);
+    assert_non_null(rec);
+    assert_int_equal(WEIR_OK, weir_record_add_header(rec, WEIR_HDR_REPLAY,
+                                                     WEIR_BUF_STR("1")));
+    assert_int_equal(1, weir_record_is_replay(rec));
+    counts_sum(h, before);
+    assert_int_equal(WEIR_OK, weir_harness_push_record(h, rec));
+    assert_int_equal(counts_sum(h, after), counts_sum(h, before));
+    weir_record_destroy(rec);
+}
+
+static void test_dedup_replay_rolling(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_rolling(10), 0);
+    assert_int_equal(0, weir_record_is_replay(NULL));
+    replay(h, "a", 100); /* as if "a" was claimed at 100 elsewhere */
+    EXPECT(h, "a", 105, D);
+    EXPECT(h, "b", 105, U);
+    /* A later claim elsewhere (after a's state had expired there) keeps
+     * the later expiry here, whatever the order. */
+    replay(h, "a", 300);
+    replay(h, "a", 100);
+    WM(h, 200);
+    EXPECT(h, "a", 250, D); /* live until 309 */
+    /* What is dead at W is not restored. */
+    replay(h, "c", 150); /* expires at 159 <= 200 */
+    EXPECT(h, "c", 201, U);
+    WM(h, 309);
+    EXPECT(h, "a", 310, U);
+    weir_harness_destroy(h);
+}
+
+static void test_dedup_replay_tumbling_and_session(void **state)
+{
+    weir_harness_t *h;
+
+    (void)state;
+    h = new_dedup(weir_window_tumbling(100), 0);
+    replay(h, "a", 150); /* window [100, 200) */
+    EXPECT(h, "a", 199, D);
+    EXPECT(h, "a", 200, U); /* the next window */
+    EXPECT(h, "a", 99, U);  /* the previous one */
+    weir_harness_destroy(h);
+
+    h = new_dedup(weir_window_session(10), 0);
+    replay(h, "a", 100); /* session [100, 110) */
+    replay(h, "a", 108); /* extends it to [100, 118) */
+    EXPECT(h, "a", 117, D);
+    EXPECT(h, "a", 130, U);
+    weir_harness_destroy(h);
+}
+
 static void test_dedup_invalid_scopes(void **state)
 {
     weir_pipeline_t *p;
@@ -858,6 +925,8 @@ int main(void)
         cmocka_unit_test(test_dedup_memory_bounded),
         cmocka_unit_test(test_dedup_memory_shrinks),
         cmocka_unit_test(test_dedup_table_rehash),
+        cmocka_unit_test(test_dedup_replay_rolling),
+        cmocka_unit_test(test_dedup_replay_tumbling_and_session),
     };
 
     if (weir_replace_allocator(cnt_malloc, cnt_realloc, cnt_calloc, cnt_free) !=
