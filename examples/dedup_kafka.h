@@ -377,6 +377,78 @@ static inline void dk_changelog_topic(const struct dedup_kafka_opts *o,
              o->group ? o->group : DK_DEFAULT_GROUP);
 }
 
+/* The partition count of topic as rk sees it, -1 when unknown. Never
+ * creates the topic (rk is a consumer: no automatic creation). */
+static inline int dk_partitions(rd_kafka_t *rk, const char *topic)
+{
+    const struct rd_kafka_metadata *md;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int n = -1;
+
+    if (rkt == NULL)
+        return -1;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (md->topic_cnt == 1 &&
+            md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            n = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+/*
+ * Creates the changelog topic, when it does not exist, with as many
+ * partitions as the input topic (so each input partition has its own).
+ * Best effort: where the cluster refuses (the mock has no CreateTopics;
+ * ACLs), the topic is created on first use if the cluster does that,
+ * and the changelog sink reports it missing otherwise.
+ */
+static inline void dk_ensure_changelog(const struct dk_run *r)
+{
+    rd_kafka_NewTopic_t *nt = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_event_t *ev;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    char topic[300];
+    char err[256];
+    size_t i;
+    int n;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", r->brokers, err, sizeof(err));
+    for (i = 0; i < r->o->nx; i++) { /* security settings and the like */
+        char name[256];
+        size_t k = (size_t)(strchr(r->o->x[i], '=') - r->o->x[i]);
+
+        if (k < sizeof(name)) {
+            memcpy(name, r->o->x[i], k);
+            name[k] = '\0';
+            rd_kafka_conf_set(conf, name, r->o->x[i] + k + 1, err, sizeof(err));
+        }
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return;
+    }
+    dk_changelog_topic(r->o, topic, sizeof(topic));
+    n = dk_partitions(rk, r->o->topic);
+    if (n > 0 && dk_partitions(rk, topic) < 0)
+        nt = rd_kafka_NewTopic_new(topic, n, -1, err, sizeof(err));
+    if (nt != NULL && (q = rd_kafka_queue_new(rk)) != NULL) {
+        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+        ev = rd_kafka_queue_poll(q, 15000);
+        if (ev != NULL)
+            rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+    }
+    if (nt != NULL)
+        rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_destroy(rk);
+}
+
 static inline weir_kafka_source_conf_t *dk_source_conf(struct dk_run *r,
                                                        char *msg)
 {
@@ -693,6 +765,7 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
             return CLI_EXIT_USAGE;
         }
     }
+    dk_ensure_changelog(&r);
     dk_signals();
     rc = CLI_EXIT_OK;
     for (;;) {

@@ -37,10 +37,14 @@ struct sink_args {
     weir_kafka_sink_conf_t *kc;
 };
 
+struct clbuf;
+
 struct sink {
     const struct sink_args *a;
     struct kafka_topic_count *tc;
-    int32_t nparts; /* changelog: partitions of the topic */
+    int32_t nparts;   /* changelog: partitions of the topic  */
+    struct clbuf *cl; /* changelog: batch per source partition + 1 */
+    size_t ncl;
     uint64_t epoch;
     uint64_t n;
     int opened;
@@ -270,41 +274,110 @@ static rd_kafka_headers_t *make_headers(const struct sink *k,
 }
 
 /*
- * A changelog entry: partition = source partition mod the topic's
- * partitions, key = source partition (4 bytes, big-endian) + record key,
- * value = event time (8 bytes, big-endian), no headers but the
- * checkpoint's. The source replays it (kafka_source.c, replay()).
+ * Changelog entries are batched per source partition and epoch: one
+ * message per source partition at each barrier (or every
+ * CHANGELOG_BATCH bytes), to partition (source partition mod the topic's
+ * partitions), key = the source partition (4 bytes, big-endian), value =
+ * CHANGELOG_FORMAT (1 byte) then entries of u32 key length, key, i64
+ * event time (big-endian). No headers. The source replays them
+ * (kafka_source.c, replay()).
  */
+#define CHANGELOG_FORMAT 1
+#define CHANGELOG_BATCH  65536
+
+struct clbuf {
+    unsigned char *b;
+    size_t n;
+    size_t cap;
+};
+
+static void put_be(unsigned char *p, uint64_t v, int bytes)
+{
+    int i;
+
+    for (i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+}
+
+/* Sends the batch of source partition slot - 1 and empties it. */
+static int flush_slot(weir_ctx_t *ctx, struct sink *k, size_t slot)
+{
+    struct clbuf *c = &k->cl[slot];
+    int32_t part = (int32_t)slot - 1;
+    unsigned char key[4];
+    int rc;
+
+    if (c->n <= 1)
+        return WEIR_OK;
+    put_be(key, (uint32_t)part, 4);
+    rc = weir__kafka_link_send(k->a->l, ctx, k->tc, k->epoch,
+                               part < 0 ? 0 : part % k->nparts,
+                               WEIR_BUF(key, 4), WEIR_BUF(c->b, c->n), 0, NULL);
+    c->n = 0;
+    return rc;
+}
+
+static int flush_changelog(weir_ctx_t *ctx, struct sink *k)
+{
+    size_t i;
+    int rc = WEIR_OK;
+
+    for (i = 0; i < k->ncl && rc == WEIR_OK; i++)
+        rc = flush_slot(ctx, k, i);
+    return rc;
+}
+
+/* Adds a record to its source partition's batch. */
 static int send_changelog(weir_ctx_t *ctx, struct sink *k,
                           const weir_record_t *in)
 {
     weir_buf_t rk = weir_record_key(in);
     int32_t part = weir_record_partition(in);
-    uint64_t ts = (uint64_t)weir_record_ts(in);
-    unsigned char small[256];
-    unsigned char *key = small;
-    unsigned char value[8];
-    int rc;
-    int i;
+    size_t slot = part < 0 ? 0 : (size_t)part + 1;
+    size_t need = 4 + rk.len + 8;
+    struct clbuf *c;
+    void *grown;
+    size_t cap;
 
-    if (rk.len > sizeof(small) - 4) {
-        key = weir_malloc(rk.len + 4);
-        if (key == NULL)
+    if (slot >= k->ncl) {
+        grown = weir_realloc(k->cl, (slot + 1) * sizeof(*k->cl));
+        if (grown == NULL)
             return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+        k->cl = grown;
+        memset(k->cl + k->ncl, 0, (slot + 1 - k->ncl) * sizeof(*k->cl));
+        k->ncl = slot + 1;
     }
-    for (i = 0; i < 4; i++)
-        key[i] = (unsigned char)((uint32_t)part >> (24 - 8 * i));
+    c = &k->cl[slot];
+    if (c->n == 0)
+        c->n = 1; /* the format byte, written below */
+    if (c->n + need > c->cap) {
+        cap = c->cap ? c->cap : 4096;
+        while (cap < c->n + need)
+            cap *= 2;
+        grown = weir_realloc(c->b, cap);
+        if (grown == NULL)
+            return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+        c->b = grown;
+        c->cap = cap;
+    }
+    c->b[0] = CHANGELOG_FORMAT;
+    put_be(c->b + c->n, rk.len, 4);
     if (rk.len > 0)
-        memcpy(key + 4, rk.data, rk.len);
-    for (i = 0; i < 8; i++)
-        value[i] = (unsigned char)(ts >> (56 - 8 * i));
-    rc = weir__kafka_link_send(k->a->l, ctx, k->tc, k->epoch,
-                               part < 0 ? 0 : part % k->nparts,
-                               WEIR_BUF(key, rk.len + 4), WEIR_BUF(value, 8), 0,
-                               make_headers(k, NULL));
-    if (key != small)
-        weir_free(key);
-    return rc;
+        memcpy(c->b + c->n + 4, rk.data, rk.len);
+    put_be(c->b + c->n + 4 + rk.len, (uint64_t)weir_record_ts(in), 8);
+    c->n += need;
+    return c->n >= CHANGELOG_BATCH ? flush_slot(ctx, k, slot) : WEIR_OK;
+}
+
+static void free_changelog(struct sink *k)
+{
+    size_t i;
+
+    for (i = 0; i < k->ncl; i++)
+        weir_free(k->cl[i].b);
+    weir_free(k->cl);
+    k->cl = NULL;
+    k->ncl = 0;
 }
 
 static int sink_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
@@ -335,7 +408,9 @@ static int sink_snapshot(weir_ctx_t *ctx, void *st, weir_writer_t *w,
     struct sink *k = st;
     int rc;
 
-    rc = weir__kafka_link_barrier(k->a->l, ctx, checkpoint_id);
+    rc = flush_changelog(ctx, k); /* the epoch's last entries */
+    if (rc == WEIR_OK)
+        rc = weir__kafka_link_barrier(k->a->l, ctx, checkpoint_id);
     if (rc == WEIR_OK)
         rc = weir_write_u64(w, SNAP_VERSION);
     if (rc == WEIR_OK)
@@ -371,6 +446,8 @@ static void sink_close(weir_ctx_t *ctx, void *st)
     struct sink *k = st;
 
     (void)ctx;
+    /* Entries after the last barrier belong to no committed checkpoint. */
+    free_changelog(k);
     if (k->opened)
         weir__kafka_link_close(k->a->l);
     k->opened = 0;

@@ -1021,28 +1021,26 @@ static int replay_reader(struct source *s, weir_ctx_t *ctx)
     return WEIR_OK;
 }
 
-/* Emits one changelog entry of p as a replay record (others: skipped). */
-static int replay_one(struct source *s, weir_ctx_t *ctx, const struct pstate *p,
-                      const rd_kafka_message_t *m)
+static uint64_t get_be(const unsigned char *p, int bytes)
 {
-    const unsigned char *k = m->key;
-    const unsigned char *v = m->payload;
-    weir_record_t *rec;
-    uint64_t ts = 0;
-    uint32_t part = 0;
-    int rc;
+    uint64_t v = 0;
     int i;
 
-    if (k == NULL || m->key_len < 4 || v == NULL || m->len != 8)
-        return WEIR_OK; /* not an entry this source wrote */
-    for (i = 0; i < 4; i++)
-        part = part << 8 | k[i];
-    if ((int32_t)part != p->partition)
-        return WEIR_OK;
-    for (i = 0; i < 8; i++)
-        ts = ts << 8 | v[i];
-    rec = weir_record_new(ctx, WEIR_BUF(k + 4, m->key_len - 4), WEIR_BUF_NULL,
-                          (weir_ts_t)ts, WEIR_COPY);
+    for (i = 0; i < bytes; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Emits one entry as a replay record. */
+static int replay_entry(struct source *s, weir_ctx_t *ctx,
+                        const struct pstate *p, const unsigned char *key,
+                        size_t klen, weir_ts_t ts)
+{
+    weir_record_t *rec;
+    int rc;
+
+    rec =
+        weir_record_new(ctx, WEIR_BUF(key, klen), WEIR_BUF_NULL, ts, WEIR_COPY);
     if (rec == NULL)
         return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
     weir_record_set_position(rec, p->partition, -1);
@@ -1054,6 +1052,37 @@ static int replay_one(struct source *s, weir_ctx_t *ctx, const struct pstate *p,
     rc = weir_emit(ctx, rec);
     if (rc == WEIR_OK)
         atomic_fetch_add(&s->a->l->replayed, 1);
+    return rc;
+}
+
+/* Emits the entries of one changelog message of p (kafka_sink.c,
+ * send_changelog: format byte, then u32 key length, key, i64 time);
+ * messages of other source partitions are skipped. */
+static int replay_one(struct source *s, weir_ctx_t *ctx, const struct pstate *p,
+                      const rd_kafka_message_t *m)
+{
+    const unsigned char *v = m->payload;
+    size_t at = 1;
+    uint64_t klen;
+    int rc = WEIR_OK;
+
+    if (m->key == NULL || m->key_len != 4 || v == NULL || m->len < 1 ||
+        (int32_t)get_be(m->key, 4) != p->partition)
+        return WEIR_OK;
+    if (v[0] != 1)
+        return weir_ctx_error(ctx, WEIR_ECORRUPT,
+                              "kafka: changelog %s: unknown entry format %d",
+                              s->a->sc->changelog, (int)v[0]);
+    while (rc == WEIR_OK && at < m->len) {
+        if (m->len - at < 12 || (klen = get_be(v + at, 4)) > m->len - at - 12)
+            return weir_ctx_error(ctx, WEIR_ECORRUPT,
+                                  "kafka: changelog %s: truncated entry at "
+                                  "offset %" PRId64,
+                                  s->a->sc->changelog, m->offset);
+        rc = replay_entry(s, ctx, p, v + at + 4, (size_t)klen,
+                          (weir_ts_t)get_be(v + at + 4 + klen, 8));
+        at += 12 + klen;
+    }
     return rc;
 }
 

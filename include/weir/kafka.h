@@ -218,12 +218,13 @@ WEIR_EXTERN weir_kafka_sink_conf_t *weir_kafka_sink_conf_new(const char *topic);
  *     WEIR_KAFKA_HDR_CHECKPOINT in exactly-once mode;
  *   - "timestamp": "event" (default: the record timestamp when known) or
  *     "now";
- *   - "changelog" (true/false, default false): write each record as a
- *     changelog entry (a WEIR_TAG_CHANGELOG output): to partition (the
- *     record's source partition mod the topic's partitions), key = the
- *     source partition (4 bytes, big-endian) followed by the record key,
- *     value = the event time (8 bytes, big-endian), no record headers. In
- *     the same transaction as the other sinks' records.
+ *   - "changelog" (true/false, default false): write records as
+ *     changelog entries (a WEIR_TAG_CHANGELOG output), batched per source
+ *     partition: at each barrier (and every 64 KiB) one message to
+ *     partition (source partition mod the topic's partitions), key = the
+ *     source partition (4 bytes, big-endian), value = format byte 1, then
+ *     per entry u32 key length, key, i64 event time (big-endian); no
+ *     headers. In the same transaction as the other sinks' records.
  * Any other name is a librdkafka producer property. The producer is shared
  * by the pipeline's Kafka sinks: the first sink opened creates it with its
  * properties. weir sets "enable.idempotence" to "true".
