@@ -85,6 +85,7 @@ struct dedup {
     size_t credit;           /* sweep budget built up               */
     int incremental;         /* snapshots are segment chains        */
     int changelog;           /* WEIR_TAG_CHANGELOG is connected     */
+    struct sess last;        /* session: where the last record went */
     struct dtab_log log;     /* claims since the last snapshot      */
     dstore_t store;          /* segment files and chains            */
 };
@@ -182,12 +183,19 @@ static int sess_merge(const struct dedup *d, struct skey *k, weir_ts_t rs,
     return hit;
 }
 
-static int dedup_session(struct dedup *d, weir_buf_t key, weir_ts_t ts,
-                         weir_ts_t w)
+/*
+ * A window [rs, re) of a key against its sessions: merged into the live
+ * ones it meets (a duplicate), or a session of its own (unique), or late
+ * when it meets none and is dead at w. A record's window is
+ * [ts, ts + G); a replayed changelog entry's is the session it left.
+ * On unique and duplicate, *out (when not NULL) is the key's session
+ * that now holds the window.
+ */
+static int dedup_session(struct dedup *d, weir_buf_t key, weir_ts_t rs,
+                         weir_ts_t re, weir_ts_t w, struct sess *out)
 {
     struct skey *k;
     XXH128_hash_t h;
-    weir_ts_t re;
     uint64_t wb;
     int live;
     int rc;
@@ -199,9 +207,10 @@ static int dedup_session(struct dedup *d, weir_buf_t key, weir_ts_t ts,
     h = XXH3_128bits(key.data, key.len);
     k = (struct skey *)(void *)dtab_probe(&d->t, sizeof(struct skey), h.low64,
                                           h.high64, wb, &live);
-    re = dtab_sum3(ts, d->size, 0);
     if (live) {
-        rc = sess_merge(d, k, ts, re, w);
+        rc = sess_merge(d, k, rs, re, w);
+        if (rc > 0 && out != NULL)
+            *out = k->v[k->n - 1]; /* the merged session is appended */
         if (rc != 0)
             return rc < 0 ? rc : DEDUP_DUPLICATE;
     }
@@ -215,7 +224,9 @@ static int dedup_session(struct dedup *d, weir_buf_t key, weir_ts_t ts,
         k->h.hi = h.high64;
         k->n = 0;
     }
-    rc = sess_append(k, ts, re);
+    rc = sess_append(k, rs, re);
+    if (rc == WEIR_OK && out != NULL)
+        *out = k->v[k->n - 1];
     if (rc != WEIR_OK) {
         if (k->n == 0)
             k->h.exp = 1; /* nothing live: leave a dead slot behind */
@@ -304,7 +315,7 @@ static int route(weir_ctx_t *ctx, const weir_record_t *in, int cls)
  * after its state had expired); what is dead at w is not restored.
  */
 static int apply_entry(struct dedup *d, weir_buf_t key, weir_ts_t ts,
-                       weir_ts_t w)
+                       weir_buf_t value, weir_ts_t w)
 {
     struct dtab_head *e;
     XXH128_hash_t h;
@@ -315,7 +326,19 @@ static int apply_entry(struct dedup *d, weir_buf_t key, weir_ts_t ts,
     int rc;
 
     if (d->kind == WEIR_WINDOW_SESSION) {
-        rc = dedup_session(d, key, ts, w);
+        /* the session the record left: [ts, end) (value: end, 8 bytes
+         * big-endian); a plain record stands for [ts, ts + G) */
+        uint64_t end;
+
+        if (value.len == 8) {
+            memcpy(&end, value.data, sizeof(end));
+            exp = (weir_ts_t)be64toh(end);
+        } else {
+            exp = dtab_sum3(ts, d->size, 0);
+        }
+        if (exp < ts)
+            return WEIR_ECORRUPT;
+        rc = dedup_session(d, key, ts, exp, w, NULL);
         return rc < 0 ? rc : WEIR_OK;
     }
     if (d->kind == WEIR_WINDOW_TUMBLING) {
@@ -350,7 +373,8 @@ static int classify(struct dedup *d, weir_buf_t key, weir_ts_t ts, weir_ts_t w)
                               weir_window_floor(ts, d->size), w, d->size,
                               d->lateness);
     default:
-        return dedup_session(d, key, ts, w);
+        return dedup_session(d, key, ts, dtab_sum3(ts, d->size, 0), w,
+                             &d->last);
     }
 }
 
@@ -359,6 +383,22 @@ static int changed_state(const struct dedup *d, int cls)
 {
     return cls == DEDUP_UNIQUE ||
            (cls == DEDUP_DUPLICATE && d->kind == WEIR_WINDOW_SESSION);
+}
+
+/* The changelog entry of a record that changed the state: its key and
+ * time; for sessions, the session it is now part of ([ts, end): time =
+ * start, value = end as 8 bytes big-endian). */
+static int emit_change(weir_ctx_t *ctx, const struct dedup *d,
+                       const weir_record_t *in, weir_buf_t key, weir_ts_t ts)
+{
+    uint64_t end;
+
+    if (d->kind != WEIR_WINDOW_SESSION)
+        return weir_forward_with(ctx, WEIR_TAG_CHANGELOG, in, key,
+                                 WEIR_BUF_NULL, ts);
+    end = htobe64((uint64_t)d->last.end);
+    return weir_forward_with(ctx, WEIR_TAG_CHANGELOG, in, key,
+                             WEIR_BUF(&end, sizeof(end)), d->last.start);
 }
 
 static int dedup_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
@@ -379,14 +419,14 @@ static int dedup_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
         d->log.lost = 1;
     }
     if (weir_record_is_replay(in)) {
-        rc = apply_entry(d, key, ts, w);
+        rc = apply_entry(d, key, ts, weir_record_value(in), w);
         return rc == WEIR_OK
                    ? WEIR_OK
                    : weir_ctx_error(ctx, rc, "dedup: %s", weir_strerror(rc));
     }
     cls = classify(d, key, ts, w);
     if (d->changelog && changed_state(d, cls)) {
-        rc = weir_forward_as(ctx, WEIR_TAG_CHANGELOG, in, key, ts);
+        rc = emit_change(ctx, d, in, key, ts);
         if (rc != WEIR_OK)
             return rc;
     }

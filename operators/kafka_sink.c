@@ -279,8 +279,8 @@ static rd_kafka_headers_t *make_headers(const struct sink *k,
  * CHANGELOG_BATCH bytes), to partition (source partition mod the topic's
  * partitions), key = the source partition (4 bytes, big-endian), value =
  * CHANGELOG_FORMAT (1 byte) then entries of u32 key length, key, i64
- * event time (big-endian). No headers. The source replays them
- * (kafka_source.c, replay()).
+ * event time, u32 value length, value (big-endian). No headers. The
+ * source replays them (kafka_source.c, replay()).
  */
 #define CHANGELOG_FORMAT 1
 #define CHANGELOG_BATCH  65536
@@ -332,9 +332,11 @@ static int send_changelog(weir_ctx_t *ctx, struct sink *k,
                           const weir_record_t *in)
 {
     weir_buf_t rk = weir_record_key(in);
+    weir_buf_t rv = weir_record_value(in);
     int32_t part = weir_record_partition(in);
     size_t slot = part < 0 ? 0 : (size_t)part + 1;
-    size_t need = 4 + rk.len + 8;
+    size_t need = 4 + rk.len + 8 + 4 + rv.len;
+    unsigned char *at;
     struct clbuf *c;
     void *grown;
     size_t cap;
@@ -361,10 +363,15 @@ static int send_changelog(weir_ctx_t *ctx, struct sink *k,
         c->cap = cap;
     }
     c->b[0] = CHANGELOG_FORMAT;
-    put_be(c->b + c->n, rk.len, 4);
+    at = c->b + c->n;
+    put_be(at, rk.len, 4);
     if (rk.len > 0)
-        memcpy(c->b + c->n + 4, rk.data, rk.len);
-    put_be(c->b + c->n + 4 + rk.len, (uint64_t)weir_record_ts(in), 8);
+        memcpy(at + 4, rk.data, rk.len);
+    at += 4 + rk.len;
+    put_be(at, (uint64_t)weir_record_ts(in), 8);
+    put_be(at + 8, rv.len, 4);
+    if (rv.len > 0)
+        memcpy(at + 12, rv.data, rv.len);
     c->n += need;
     return c->n >= CHANGELOG_BATCH ? flush_slot(ctx, k, slot) : WEIR_OK;
 }
@@ -445,8 +452,11 @@ static void sink_close(weir_ctx_t *ctx, void *st)
 {
     struct sink *k = st;
 
-    (void)ctx;
-    /* Entries after the last barrier belong to no committed checkpoint. */
+    /* Exactly once, entries after the last barrier belong to no
+     * committed checkpoint; at least once, the records they describe
+     * went out already, so their entries go too. */
+    if (k->opened && k->a->kc->alos)
+        flush_changelog(ctx, k);
     free_changelog(k);
     if (k->opened)
         weir__kafka_link_close(k->a->l);

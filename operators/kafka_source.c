@@ -1033,14 +1033,13 @@ static uint64_t get_be(const unsigned char *p, int bytes)
 
 /* Emits one entry as a replay record. */
 static int replay_entry(struct source *s, weir_ctx_t *ctx,
-                        const struct pstate *p, const unsigned char *key,
-                        size_t klen, weir_ts_t ts)
+                        const struct pstate *p, weir_buf_t key,
+                        weir_buf_t value, weir_ts_t ts)
 {
     weir_record_t *rec;
     int rc;
 
-    rec =
-        weir_record_new(ctx, WEIR_BUF(key, klen), WEIR_BUF_NULL, ts, WEIR_COPY);
+    rec = weir_record_new(ctx, key, value, ts, WEIR_COPY);
     if (rec == NULL)
         return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
     weir_record_set_position(rec, p->partition, -1);
@@ -1056,14 +1055,16 @@ static int replay_entry(struct source *s, weir_ctx_t *ctx,
 }
 
 /* Emits the entries of one changelog message of p (kafka_sink.c,
- * send_changelog: format byte, then u32 key length, key, i64 time);
- * messages of other source partitions are skipped. */
+ * send_changelog: format byte, then u32 key length, key, i64 time, u32
+ * value length, value); messages of other source partitions are
+ * skipped. */
 static int replay_one(struct source *s, weir_ctx_t *ctx, const struct pstate *p,
                       const rd_kafka_message_t *m)
 {
     const unsigned char *v = m->payload;
     size_t at = 1;
     uint64_t klen;
+    uint64_t vlen;
     int rc = WEIR_OK;
 
     if (m->key == NULL || m->key_len != 4 || v == NULL || m->len < 1 ||
@@ -1074,14 +1075,17 @@ static int replay_one(struct source *s, weir_ctx_t *ctx, const struct pstate *p,
                               "kafka: changelog %s: unknown entry format %d",
                               s->a->sc->changelog, (int)v[0]);
     while (rc == WEIR_OK && at < m->len) {
-        if (m->len - at < 12 || (klen = get_be(v + at, 4)) > m->len - at - 12)
+        if (m->len - at < 16 || (klen = get_be(v + at, 4)) > m->len - at - 16 ||
+            (vlen = get_be(v + at + 12 + klen, 4)) > m->len - at - 16 - klen)
             return weir_ctx_error(ctx, WEIR_ECORRUPT,
                                   "kafka: changelog %s: truncated entry at "
                                   "offset %" PRId64,
                                   s->a->sc->changelog, m->offset);
-        rc = replay_entry(s, ctx, p, v + at + 4, (size_t)klen,
+        rc = replay_entry(s, ctx, p, WEIR_BUF(v + at + 4, klen),
+                          vlen ? WEIR_BUF(v + at + 16 + klen, vlen)
+                               : WEIR_BUF_NULL,
                           (weir_ts_t)get_be(v + at + 4 + klen, 8));
-        at += 12 + klen;
+        at += 16 + klen + vlen;
     }
     return rc;
 }

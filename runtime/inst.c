@@ -553,6 +553,22 @@ int weir_forward_as(weir_ctx_t *ctx, const char *tag, const weir_record_t *in,
     return route(ctx->inst, tag, &rec);
 }
 
+int weir_forward_with(weir_ctx_t *ctx, const char *tag, const weir_record_t *in,
+                      weir_buf_t key, weir_buf_t value, weir_ts_t ts)
+{
+    weir_record_t rec;
+
+    if (ctx == NULL || in == NULL || (key.data == NULL && key.len > 0) ||
+        (value.data == NULL && value.len > 0))
+        return WEIR_EINVAL;
+    rec = *in; /* borrows headers for the call */
+    rec.owned = 0;
+    rec.key = key;
+    rec.value = value;
+    rec.ts = ts;
+    return route(ctx->inst, tag, &rec);
+}
+
 int weir_forward(weir_ctx_t *ctx, const weir_record_t *in)
 {
     return weir_forward_to(ctx, NULL, in);

@@ -223,8 +223,8 @@ WEIR_EXTERN weir_kafka_sink_conf_t *weir_kafka_sink_conf_new(const char *topic);
  *     partition: at each barrier (and every 64 KiB) one message to
  *     partition (source partition mod the topic's partitions), key = the
  *     source partition (4 bytes, big-endian), value = format byte 1, then
- *     per entry u32 key length, key, i64 event time (big-endian); no
- *     headers. In the same transaction as the other sinks' records.
+ *     per entry u32 key length, key, i64 event time, u32 value length,
+ *     value (big-endian); no headers. In the same transaction as the other sinks' records.
  * Any other name is a librdkafka producer property. The producer is shared
  * by the pipeline's Kafka sinks: the first sink opened creates it with its
  * properties. weir sets "enable.idempotence" to "true".

@@ -230,6 +230,17 @@ WEIR_EXTERN int weir_forward_as(weir_ctx_t *ctx, const char *tag,
                                 weir_ts_t ts);
 
 /**
+ * @brief Like weir_forward_as(), with the value replaced too (borrowed
+ * for the call): a record derived from the input that keeps its headers
+ * and source position (a WEIR_TAG_CHANGELOG entry, for one).
+ * @returns WEIR_OK, WEIR_EINVAL (NULL ctx or in, a NULL data pointer with
+ * a length) or what emitting returns.
+ */
+WEIR_EXTERN int weir_forward_with(weir_ctx_t *ctx, const char *tag,
+                                  const weir_record_t *in, weir_buf_t key,
+                                  weir_buf_t value, weir_ts_t ts);
+
+/**
  * @brief Forwards an input record to a side output with a WEIR_HDR_ERROR
  * header holding `reason` (printf format); used for the errors output.
  */

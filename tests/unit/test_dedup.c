@@ -503,6 +503,47 @@ static void test_dedup_replay_tumbling_and_session(void **state)
     weir_harness_destroy(h);
 }
 
+/* Replays a's changelog output into b (as a source would). */
+static void replay_from(const weir_harness_t *a, weir_harness_t *b)
+{
+    const weir_record_t *e;
+    weir_record_t *rec;
+    size_t i;
+
+    for (i = 0; i < weir_harness_count(a, WEIR_TAG_CHANGELOG); i++) {
+        e = weir_harness_record(a, WEIR_TAG_CHANGELOG, i);
+        rec = weir_record_new(NULL, weir_record_key(e), weir_record_value(e),
+                              weir_record_ts(e), WEIR_COPY);
+        assert_non_null(rec);
+        assert_int_equal(WEIR_OK, weir_record_add_header(rec, WEIR_HDR_REPLAY,
+                                                         WEIR_BUF_STR("1")));
+        assert_int_equal(WEIR_OK, weir_harness_push_record(b, rec));
+        weir_record_destroy(rec);
+    }
+}
+
+/* A session entry carries the whole session: a record that joined it
+ * early may be dead on its own by the time another instance replays. */
+static void test_dedup_replay_session_whole(void **state)
+{
+    weir_harness_t *a;
+    weir_harness_t *b;
+
+    (void)state;
+    a = new_dedup(weir_window_session(10), 0);
+    b = new_dedup(weir_window_session(10), 0);
+    EXPECT(a, "a", 100, U); /* [100, 110) */
+    EXPECT(a, "a", 108, D); /* [100, 118) */
+    assert_int_equal(2, weir_harness_count(a, WEIR_TAG_CHANGELOG));
+    WM(a, 112);
+    WM(b, 112);
+    replay_from(a, b);     /* [100, 110) alone is dead at 112 */
+    EXPECT(a, "a", 95, D); /* [95, 105) meets [100, 118) */
+    EXPECT(b, "a", 95, D);
+    weir_harness_destroy(a);
+    weir_harness_destroy(b);
+}
+
 static void test_dedup_invalid_scopes(void **state)
 {
     weir_pipeline_t *p;
@@ -927,6 +968,7 @@ int main(void)
         cmocka_unit_test(test_dedup_table_rehash),
         cmocka_unit_test(test_dedup_replay_rolling),
         cmocka_unit_test(test_dedup_replay_tumbling_and_session),
+        cmocka_unit_test(test_dedup_replay_session_whole),
     };
 
     if (weir_replace_allocator(cnt_malloc, cnt_realloc, cnt_calloc, cnt_free) !=
