@@ -400,7 +400,8 @@ static inline int dk_partitions(rd_kafka_t *rk, const char *topic)
 
 /*
  * Creates the changelog topic, when it does not exist, with as many
- * partitions as the input topic (so each input partition has its own).
+ * partitions as the input topic (so each input partition has its own)
+ * and a retention that covers the state's lifetime.
  * Best effort: where the cluster refuses (the mock has no CreateTopics;
  * ACLs), the topic is created on first use if the cluster does that,
  * and the changelog sink reports it missing otherwise.
@@ -437,6 +438,18 @@ static inline void dk_ensure_changelog(const struct dk_run *r)
     n = dk_partitions(rk, r->o->topic);
     if (n > 0 && dk_partitions(rk, topic) < 0)
         nt = rd_kafka_NewTopic_new(topic, n, -1, err, sizeof(err));
+    if (nt != NULL && r->o->d.scope != WEIR_WINDOW_SESSION) {
+        /* Entries older than the state's lifetime describe expired state:
+         * keep window + lateness + bound, and a day for event time that
+         * lags the clock. Sessions can last indefinitely: the cluster's
+         * default retention. */
+        char ms[32];
+
+        snprintf(ms, sizeof(ms), "%" PRId64,
+                 (int64_t)(r->o->d.size + r->o->d.lateness + r->o->d.bound +
+                           WEIR_HOURS(24)));
+        rd_kafka_NewTopic_set_config(nt, "retention.ms", ms);
+    }
     if (nt != NULL && (q = rd_kafka_queue_new(rk)) != NULL) {
         rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
         ev = rd_kafka_queue_poll(q, 15000);
