@@ -440,14 +440,15 @@ static inline void dk_ensure_changelog(const struct dk_run *r)
         nt = rd_kafka_NewTopic_new(topic, n, -1, err, sizeof(err));
     if (nt != NULL && r->o->d.scope != WEIR_WINDOW_SESSION) {
         /* Entries older than the state's lifetime describe expired state:
-         * keep window + lateness + bound, and a day for event time that
-         * lags the clock. Sessions can last indefinitely: the cluster's
-         * default retention. */
+         * keep twice window + lateness + bound, plus an hour, for event
+         * time that lags the clock (a replay reads all that is kept).
+         * Sessions can last indefinitely: the cluster's default. */
         char ms[32];
 
         snprintf(ms, sizeof(ms), "%" PRId64,
-                 (int64_t)(r->o->d.size + r->o->d.lateness + r->o->d.bound +
-                           WEIR_HOURS(24)));
+                 (int64_t)(2 * (r->o->d.size + r->o->d.lateness +
+                                r->o->d.bound) +
+                           WEIR_HOURS(1)));
         rd_kafka_NewTopic_set_config(nt, "retention.ms", ms);
     }
     if (nt != NULL && (q = rd_kafka_queue_new(rk)) != NULL) {
