@@ -426,7 +426,7 @@ static void do_assign(struct source *s, rd_kafka_topic_partition_list_t *list)
             remove_at(s->carry, &s->ncarry, c, 0);
             /* Another instance went further than our checkpoint: its
              * state for the partition is in the changelog, not here. */
-            p.replay = co > p.next;
+            p.replay = s->a->sc->changelog != NULL && co > p.next;
             if (co > p.next)
                 p.next = co;
             if (p.next >= 0)
@@ -438,7 +438,8 @@ static void do_assign(struct source *s, rd_kafka_topic_partition_list_t *list)
             p.next = -1;
             p.max_ts = WEIR_TS_MIN;
             p.wm = WEIR_TS_MIN;
-            p.replay = co >= 0; /* someone has processed it before */
+            /* someone has processed it before */
+            p.replay = s->a->sc->changelog != NULL && co >= 0;
             if (p.topic == NULL) {
                 source_failf(s, WEIR_ENOMEM, "out of memory");
                 continue;
@@ -1340,8 +1341,11 @@ static int write_pstate(weir_writer_t *w, const struct pstate *p)
     rc = weir_write_buf(w, WEIR_BUF_STR(p->topic));
     if (rc == WEIR_OK)
         rc = weir_write_i64(w, p->partition);
+    /* A partition whose changelog is not replayed yet has emitted
+     * nothing: "unknown" seeks to the group's offset as well, and makes
+     * a restore replay it. */
     if (rc == WEIR_OK)
-        rc = weir_write_i64(w, p->next);
+        rc = weir_write_i64(w, p->replay ? -1 : p->next);
     if (rc == WEIR_OK)
         rc = weir_write_i64(w, p->max_ts);
     if (rc == WEIR_OK)
