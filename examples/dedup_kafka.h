@@ -4,18 +4,20 @@
  *
  * The topology (same dedup as file mode, cli_common.h):
  *
- *   kafka source (per-partition watermarks, bounded B, every N)
- *     JSON: -> json parse (key = canonical key fields, ts) ---+
- *     Avro: (the source's extractor sets ts and the key)  ----+
+ *   kafka source (per-partition watermarks, bounded B, every N; its
+ *   extractor parses each message once: JSON into the record key =
+ *   canonical key fields and ts, as file mode's parse does; Avro into ts
+ *   and the key header)
  *       -> key_by -> dedup scope -> unique      -> --output-topic
  *                                +-> duplicates -> --duplicates-topic
  *                                +-> late       -> --late-topic
- *     undecodable input (source or parse)       -> --errors-topic
+ *                                +-> changelog  -> <group>-dedup-changelog
+ *     undecodable input                         -> --errors-topic
  *
  * Outputs keep the input message's value byte for byte and its key (the
- * JSON parse replaces the record key with the dedup key, so the source
- * keeps the message key in a header the sinks write back). An output
- * without a topic is counted and dropped.
+ * JSON extractor replaces the record key with the dedup key, so the
+ * source keeps the message key in a header the sinks write back). An
+ * output without a topic is counted and dropped.
  *
  * How it works
  *   dedup_kafka_run() builds and runs the pipeline with checkpoints every
@@ -202,50 +204,65 @@ static inline int dedup_kafka_from_opts(const struct cli_opt *o,
  * ## Extractors
  * ------------------------------------------------------------------ */
 
-/* JSON: the event time from the time field (an integer count of ms), so
- * that per-partition watermarks see it; the JSON parse downstream makes
- * the key. Blank values pass untouched (the parse drops them). */
+/* JSON: the whole parse where the message is read (weir_json_parser_*):
+ * key = the canonical key fields, ts = the time field, so per-partition
+ * watermarks see the time and no later operator reads the line again.
+ * A bad line goes to the errors output with the file mode's reason; a
+ * blank one is consumed and dropped, as in file mode. opaque: the
+ * options (struct cli_dedup). */
+struct dk_json {
+    weir_json_opts_t *opts;
+    weir_json_parser_t *parser;
+};
+
+static inline void dk_json_close(void *inst)
+{
+    struct dk_json *j = inst;
+
+    if (j == NULL)
+        return;
+    weir_json_parser_destroy(j->parser);
+    weir_json_opts_destroy(j->opts);
+    free(j);
+}
+
 static inline void *dk_json_open(const void *opaque, char *errstr,
                                  size_t errstr_size)
 {
-    (void)errstr;
-    (void)errstr_size;
-    return (void *)opaque;
+    const struct cli_dedup *d = opaque;
+    struct dk_json *j = calloc(1, sizeof(*j));
+
+    if (j == NULL)
+        return NULL;
+    j->opts = weir_json_opts_new();
+    if (j->opts == NULL || weir_json_opts_add_keys(j->opts, d->keys) != 0 ||
+        weir_json_opts_set_time_field(
+            j->opts, d->time_field ? d->time_field : WEIR_JSON_TIME_FIELD) !=
+            0) {
+        snprintf(errstr, errstr_size, "bad --key or --time-field");
+        dk_json_close(j);
+        return NULL;
+    }
+    j->parser = weir_json_parser_new(j->opts, errstr, errstr_size);
+    if (j->parser == NULL) {
+        dk_json_close(j);
+        return NULL;
+    }
+    return j;
 }
 
 static inline int dk_json_extract(void *inst, weir_record_t *rec, char *errstr,
                                   size_t errstr_size)
 {
-    const char *field = inst;
-    weir_buf_t v = weir_record_value(rec);
-    char why[256];
-    int64_t ts = 0;
-    int rc;
+    struct dk_json *j = inst;
+    int rc = weir_json_parser_apply(j->parser, rec, errstr, errstr_size);
 
-    if (cli_blank(v.data, v.len))
-        return WEIR_OK;
-    rc = weir_json_get_int(v.data, v.len, field, &ts, why, sizeof(why));
-    if (rc == WEIR_ENOMEM)
-        return rc;
-    if (rc != WEIR_OK) {
-        snprintf(errstr, errstr_size, "time field: %s", why);
-        return WEIR_EPARSE;
-    }
-    if (ts == INT64_MIN || ts == INT64_MAX) {
-        snprintf(errstr, errstr_size, "time field '%s' is out of range", field);
-        return WEIR_EPARSE;
-    }
-    return weir_record_set_ts(rec, (weir_ts_t)ts);
-}
-
-static inline void dk_json_close(void *inst)
-{
-    (void)inst;
+    return rc == WEIR_ENOENT ? WEIR_KAFKA_SKIP : rc;
 }
 
 static const weir_kafka_extractor_t dk_json_extractor = {
     .version = WEIR_KAFKA_EXTRACTOR_VERSION,
-    .name = "json-time",
+    .name = "json",
     .open = dk_json_open,
     .extract = dk_json_extract,
     .close = dk_json_close,
@@ -445,10 +462,10 @@ static inline void dk_ensure_changelog(const struct dk_run *r)
          * Sessions can last indefinitely: the cluster's default. */
         char ms[32];
 
-        snprintf(ms, sizeof(ms), "%" PRId64,
-                 (int64_t)(2 * (r->o->d.size + r->o->d.lateness +
-                                r->o->d.bound) +
-                           WEIR_HOURS(1)));
+        snprintf(
+            ms, sizeof(ms), "%" PRId64,
+            (int64_t)(2 * (r->o->d.size + r->o->d.lateness + r->o->d.bound) +
+                      WEIR_HOURS(1)));
         rd_kafka_NewTopic_set_config(nt, "retention.ms", ms);
     }
     if (nt != NULL && (q = rd_kafka_queue_new(rk)) != NULL) {
@@ -502,9 +519,7 @@ static inline weir_kafka_source_conf_t *dk_source_conf(struct dk_run *r,
     if (o->avro)
         weir_kafka_source_conf_set_extractor(sc, &dk_avro_extractor, r->fmt);
     else
-        weir_kafka_source_conf_set_extractor(
-            sc, &dk_json_extractor,
-            o->d.time_field ? o->d.time_field : WEIR_JSON_TIME_FIELD);
+        weir_kafka_source_conf_set_extractor(sc, &dk_json_extractor, &o->d);
     return sc;
 fail:
     weir_kafka_source_conf_destroy(sc);
@@ -575,7 +590,6 @@ static inline weir_pipeline_t *dk_build(struct dk_run *r, char *msg)
     const struct dedup_kafka_opts *o = r->o;
     weir_stream_t *out[CLI_NOUT];
     weir_kafka_source_conf_t *sc;
-    weir_json_opts_t *jo;
     weir_pipeline_t *p;
     weir_window_t *scope;
     weir_stream_t *s;
@@ -615,24 +629,9 @@ static inline weir_pipeline_t *dk_build(struct dk_run *r, char *msg)
     }
     s = weir_kafka_source_ex(p, sc);
     out[CLI_ERRORS] = weir_stream_side_output(s, WEIR_TAG_ERRORS);
-    if (o->avro) {
-        s = weir_stream_keyby(s, weir_avro_key_fn, NULL);
-    } else {
-        jo = weir_json_opts_new();
-        if (jo == NULL || weir_json_opts_add_keys(jo, o->d.keys) != WEIR_OK ||
-            weir_json_opts_set_time_field(
-                jo, o->d.time_field ? o->d.time_field : WEIR_JSON_TIME_FIELD) !=
-                WEIR_OK) {
-            weir_json_opts_destroy(jo);
-            weir_pipeline_destroy(p);
-            cli_fmt(msg, "bad --key or --time-field");
-            return NULL;
-        }
-        s = weir_stream_set_parallelism(weir_stream_json_parse(s, jo), 1);
-        out[CLI_ERRORS] = weir_stream_union(
-            out[CLI_ERRORS], weir_stream_side_output(s, WEIR_TAG_ERRORS));
-        s = weir_stream_keyby(s, NULL, NULL);
-    }
+    /* The source's extractor has parsed each message: JSON into the
+     * record key, Avro into WEIR_AVRO_HDR_KEY. */
+    s = weir_stream_keyby(s, o->avro ? weir_avro_key_fn : NULL, NULL);
     scope = cli_dedup_scope(&o->d);
     if (scope == NULL)
         s = weir_stream_error(s, WEIR_EINVAL, "bad --window");

@@ -61,6 +61,7 @@
  *     one process() call; the number table is reset for every line.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <locale.h>
 #include <math.h>
@@ -865,6 +866,40 @@ static int rejected(int rc)
     return rc < 0 ? rc : 1;
 }
 
+/* Where a rejected line goes: the operator's errors output (ctx set), or
+ * a reason for the caller of weir_json_parser_apply() (ctx NULL). */
+struct reject_to {
+    weir_ctx_t *ctx;
+    const weir_record_t *in;
+    char *why;
+    size_t why_size;
+};
+
+/* Rejects r->in with a one-sentence reason; 1 (handled) or a negative
+ * code. */
+static int reject(const struct reject_to *r, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static int reject(const struct reject_to *r, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (r->ctx == NULL) {
+        if (r->why != NULL && r->why_size > 0)
+            vsnprintf(r->why, r->why_size, fmt, ap);
+        va_end(ap);
+        return 1;
+    }
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return rejected(weir_forward_error(r->ctx, r->in, "%s", msg));
+}
+
 /* A blank line holds only JSON whitespace (space, tab, CR, LF). */
 static int is_blank(weir_buf_t v)
 {
@@ -896,29 +931,39 @@ static void parse_state_free(struct json_parse *jp)
     memset(jp, 0, sizeof(*jp));
 }
 
-static int json_open(weir_ctx_t *ctx, void *st)
+/* Sets up the fast path's names: key fields, the time field, the
+ * header field. On failure jp is left freed. */
+static int parse_state_init(struct json_parse *jp, const weir_json_opts_t *o)
 {
-    const weir_json_opts_t *o = weir_ctx_opaque(ctx);
-    struct json_parse *jp = st;
-    char err[128];
     size_t i;
 
-    if (weir_json_opts_check(o, err, sizeof(err)) != WEIR_OK)
-        return weir_ctx_error(ctx, WEIR_EINVAL, "%s", err);
+    memset(jp, 0, sizeof(*jp));
     if (o->content_hash)
         return WEIR_OK; /* the whole object is needed: no fast path */
-    /* The fast path's names: key fields, the time field, the header. */
     jp->names = weir_calloc(o->nkeys + 2, sizeof(*jp->names));
     jp->spans = weir_calloc(o->nkeys + 2, sizeof(*jp->spans));
     if (jp->names == NULL || jp->spans == NULL) {
-        parse_state_free(jp); /* close is not called when open fails */
-        return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+        parse_state_free(jp);
+        return WEIR_ENOMEM;
     }
     for (i = 0; i < o->nkeys; i++)
         jp->names[jp->nnames++] = o->keys[i];
     jp->names[jp->nnames++] = o->time_field;
     if (o->hdr_field != NULL)
         jp->names[jp->nnames++] = o->hdr_field;
+    return WEIR_OK;
+}
+
+static int json_open(weir_ctx_t *ctx, void *st)
+{
+    const weir_json_opts_t *o = weir_ctx_opaque(ctx);
+    char err[128];
+
+    if (weir_json_opts_check(o, err, sizeof(err)) != WEIR_OK)
+        return weir_ctx_error(ctx, WEIR_EINVAL, "%s", err);
+    /* close is not called when open fails: init frees what it made */
+    if (parse_state_init(st, o) != WEIR_OK)
+        return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
     return WEIR_OK;
 }
 
@@ -959,11 +1004,11 @@ static json_t *load_marked(struct json_parse *st, weir_buf_t v,
 }
 
 /* Parses the line into an object (*doc). */
-static int load_line(weir_ctx_t *ctx, struct json_parse *st,
-                     const weir_record_t *in, json_t **doc)
+static int load_line(const struct reject_to *r, struct json_parse *st,
+                     json_t **doc)
 {
     const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
-    weir_buf_t v = weir_record_value(in);
+    weir_buf_t v = weir_record_value(r->in);
     json_error_t err;
     json_t *d;
     int rc = WEIR_OK;
@@ -975,51 +1020,45 @@ static int load_line(weir_ctx_t *ctx, struct json_parse *st,
         if (rc == WEIR_ENOMEM)
             return rc;
         if (rc == WEIR_ERANGE)
-            return rejected(weir_forward_error(
-                ctx, in, "a number has an exponent beyond 10^15"));
+            return reject(r, "a number has an exponent beyond 10^15");
         if (rc == WEIR_EPARSE)
-            return rejected(weir_forward_error(
-                ctx, in, "numbers beyond 64 bits could not be marked"));
+            return reject(r, "numbers beyond 64 bits could not be marked");
         if (d == NULL) /* positions in the marked copy are shifted */
-            return rejected(
-                weir_forward_error(ctx, in, "invalid JSON: %s", err.text));
+            return reject(r, "invalid JSON: %s", err.text);
     }
     if (d == NULL) {
         if (json_error_code(&err) == json_error_out_of_memory)
             return WEIR_ENOMEM;
-        return rejected(weir_forward_error(
-            ctx, in, "invalid JSON at byte %d: %s", err.position, err.text));
+        return reject(r, "invalid JSON at byte %d: %s", err.position, err.text);
     }
     if (!json_is_object(d)) {
         json_decref(d);
-        return rejected(
-            weir_forward_error(ctx, in, "line is not a JSON object"));
+        return reject(r, "line is not a JSON object");
     }
     *doc = d;
     return WEIR_OK;
 }
 
 /* Maps normalise()'s failures: WEIR_EPARSE rejects the line. */
-static int norm_failed(weir_ctx_t *ctx, const weir_record_t *in, int rc)
+static int norm_failed(const struct reject_to *r, int rc)
 {
     if (rc != WEIR_EPARSE)
         return rc;
-    return rejected(weir_forward_error(
-        ctx, in, "numbers beyond 64 bits could not be marked"));
+    return reject(r, "numbers beyond 64 bits could not be marked");
 }
 
 /* The key in content-hash mode: XXH3-128 of the canonical object. */
-static int hash_key(weir_ctx_t *ctx, struct json_parse *st,
-                    const weir_record_t *in, json_t *doc, weir_buf_t *key)
+static int hash_key(const struct reject_to *r, struct json_parse *st,
+                    json_t *doc, weir_buf_t *key)
 {
-    struct norm nm = {&st->num, doc, weir_record_value(in)};
+    struct norm nm = {&st->num, doc, weir_record_value(r->in)};
     XXH128_canonical_t digest;
     size_t len = 0;
     int rc;
 
     rc = normalise(&nm, doc);
     if (rc != WEIR_OK)
-        return norm_failed(ctx, in, rc);
+        return norm_failed(r, rc);
     rc = dump_canonical(st, doc, &len);
     if (rc != WEIR_OK)
         return rc;
@@ -1030,11 +1069,10 @@ static int hash_key(weir_ctx_t *ctx, struct json_parse *st,
 }
 
 /* The key from key fields: the canonical array of their values. */
-static int fields_key(weir_ctx_t *ctx, struct json_parse *st,
-                      const weir_json_opts_t *o, const weir_record_t *in,
-                      json_t *doc, weir_buf_t *key)
+static int fields_key(const struct reject_to *r, struct json_parse *st,
+                      const weir_json_opts_t *o, json_t *doc, weir_buf_t *key)
 {
-    struct norm nm = {&st->num, doc, weir_record_value(in)};
+    struct norm nm = {&st->num, doc, weir_record_value(r->in)};
     json_t *arr;
     json_t *v;
     size_t len = 0;
@@ -1047,15 +1085,14 @@ static int fields_key(weir_ctx_t *ctx, struct json_parse *st,
     for (i = 0; i < o->nkeys && rc == WEIR_OK; i++) {
         v = json_object_get(doc, o->keys[i]);
         if (v == NULL)
-            rc = rejected(weir_forward_error(
-                ctx, in, "key field \"%s\" is missing", o->keys[i]));
+            rc = reject(r, "key field \"%s\" is missing", o->keys[i]);
         else if (json_array_append(arr, v) != 0)
             rc = WEIR_ENOMEM;
     }
     if (rc == WEIR_OK) {
         rc = normalise(&nm, arr);
         if (rc != WEIR_OK)
-            rc = norm_failed(ctx, in, rc);
+            rc = norm_failed(r, rc);
     }
     if (rc == WEIR_OK)
         rc = dump_canonical(st, arr, &len);
@@ -1066,42 +1103,38 @@ static int fields_key(weir_ctx_t *ctx, struct json_parse *st,
 }
 
 /* Reads an integer member; `role` is "time field" or "field". */
-static int read_int(weir_ctx_t *ctx, struct json_parse *st,
-                    const weir_record_t *in, json_t *doc, const char *role,
-                    const char *name, int64_t *out)
+static int read_int(const struct reject_to *r, struct json_parse *st,
+                    json_t *doc, const char *role, const char *name,
+                    int64_t *out)
 {
     json_t *v = json_object_get(doc, name);
     int idx;
 
     if (v == NULL)
-        return rejected(
-            weir_forward_error(ctx, in, "%s \"%s\" is missing", role, name));
+        return reject(r, "%s \"%s\" is missing", role, name);
     idx = marker_index(&st->num, v);
     if (idx >= 0 && st->num.v[idx].integer)
-        return rejected(weir_forward_error(
-            ctx, in, "%s \"%s\" is an integer outside the 64-bit range", role,
-            name));
+        return reject(r, "%s \"%s\" is an integer outside the 64-bit range",
+                      role, name);
     if (!json_is_integer(v))
-        return rejected(weir_forward_error(
-            ctx, in, "%s \"%s\" is not an integer", role, name));
+        return reject(r, "%s \"%s\" is not an integer", role, name);
     *out = (int64_t)json_integer_value(v);
     return WEIR_OK;
 }
 
 /* The time field and, when configured, the header field. */
-static int read_fields(weir_ctx_t *ctx, struct json_parse *st,
-                       const weir_json_opts_t *o, const weir_record_t *in,
-                       json_t *doc, int64_t *ts, int64_t *hv)
+static int read_fields(const struct reject_to *r, struct json_parse *st,
+                       const weir_json_opts_t *o, json_t *doc, int64_t *ts,
+                       int64_t *hv)
 {
     int rc;
 
-    rc = read_int(ctx, st, in, doc, "time field", o->time_field, ts);
+    rc = read_int(r, st, doc, "time field", o->time_field, ts);
     if (rc == WEIR_OK && (*ts == WEIR_TS_MIN || *ts == WEIR_TS_MAX))
-        rc = rejected(weir_forward_error(
-            ctx, in, "time field \"%s\" holds a reserved value",
-            o->time_field));
+        rc = reject(r, "time field \"%s\" holds a reserved value",
+                    o->time_field);
     if (rc == WEIR_OK && o->hdr_field != NULL)
-        rc = read_int(ctx, st, in, doc, "field", o->hdr_field, hv);
+        rc = read_int(r, st, doc, "field", o->hdr_field, hv);
     return rc;
 }
 
@@ -1320,11 +1353,44 @@ int weir_json_get_int(const void *data, size_t len, const char *field,
     return WEIR_OK;
 }
 
+/*
+ * Key, time and header value of a non-blank line: the fast path when it
+ * can vouch for the line, jansson otherwise. WEIR_OK, 1 when the line was
+ * rejected (gone to r), or a negative code. The key lives in st->buf
+ * until the next line.
+ */
+static int parse_line(struct json_parse *st, const weir_json_opts_t *o,
+                      const struct reject_to *r, weir_buf_t *key, int64_t *ts,
+                      int64_t *hv)
+{
+    json_t *doc = NULL;
+    int rc;
+
+    rc = fast_fields(st, o, r->in, key, ts, hv);
+    if (rc != 0)
+        return rc < 0 ? rc : WEIR_OK;
+    rc = load_line(r, st, &doc);
+    if (rc != WEIR_OK)
+        return rc;
+    /* Fields are read before hashing: hashing normalises the document. */
+    if (o->content_hash) {
+        rc = read_fields(r, st, o, doc, ts, hv);
+        if (rc == WEIR_OK)
+            rc = hash_key(r, st, doc, key);
+    } else {
+        rc = fields_key(r, st, o, doc, key);
+        if (rc == WEIR_OK)
+            rc = read_fields(r, st, o, doc, ts, hv);
+    }
+    json_decref(doc);
+    return rc;
+}
+
 static int json_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
 {
     const weir_json_opts_t *o = weir_ctx_opaque(ctx);
+    struct reject_to r = {ctx, in, NULL, 0};
     weir_buf_t key = WEIR_BUF_NULL;
-    json_t *doc = NULL;
     int64_t ts = 0;
     int64_t hv = 0;
     int rc;
@@ -1333,28 +1399,83 @@ static int json_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
         return weir_forward(ctx, in); /* a changelog entry: key and ts set */
     if (is_blank(weir_record_value(in)))
         return WEIR_OK;
-    rc = fast_fields(st, o, in, &key, &ts, &hv);
-    if (rc < 0)
-        return rc;
-    if (rc == 1)
-        return emit_parsed(ctx, o, in, key, ts, hv);
-    rc = load_line(ctx, st, in, &doc);
-    if (rc != WEIR_OK)
-        return rc > 0 ? WEIR_OK : rc;
-    /* Fields are read before hashing: hashing normalises the document. */
-    if (o->content_hash) {
-        rc = read_fields(ctx, st, o, in, doc, &ts, &hv);
-        if (rc == WEIR_OK)
-            rc = hash_key(ctx, st, in, doc, &key);
-    } else {
-        rc = fields_key(ctx, st, o, in, doc, &key);
-        if (rc == WEIR_OK)
-            rc = read_fields(ctx, st, o, in, doc, &ts, &hv);
-    }
-    json_decref(doc);
+    rc = parse_line(st, o, &r, &key, &ts, &hv);
     if (rc != WEIR_OK)
         return rc > 0 ? WEIR_OK : rc;
     return emit_parsed(ctx, o, in, key, ts, hv);
+}
+
+/* ------------------------------------------------------------------ *
+ * ## The same, record by record (weir_json_parser_*)
+ * ------------------------------------------------------------------ */
+
+struct weir_json_parser_s {
+    const weir_json_opts_t *o;
+    struct json_parse st;
+};
+
+weir_json_parser_t *weir_json_parser_new(const weir_json_opts_t *opts,
+                                         char *errstr, size_t errstr_size)
+{
+    weir_json_parser_t *jp;
+
+    if (opts == NULL) {
+        if (errstr != NULL && errstr_size > 0)
+            snprintf(errstr, errstr_size, "no options");
+        return NULL;
+    }
+    if (weir_json_opts_check(opts, errstr, errstr_size) != WEIR_OK)
+        return NULL;
+    jp = weir_calloc(1, sizeof(*jp));
+    if (jp == NULL || parse_state_init(&jp->st, opts) != WEIR_OK) {
+        weir_free(jp);
+        if (errstr != NULL && errstr_size > 0)
+            snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    jp->o = opts;
+    return jp;
+}
+
+int weir_json_parser_apply(weir_json_parser_t *jp, weir_record_t *rec,
+                           char *errstr, size_t errstr_size)
+{
+    struct reject_to r = {NULL, rec, errstr, errstr_size};
+    const weir_json_opts_t *o;
+    weir_buf_t key = WEIR_BUF_NULL;
+    char num[24];
+    int64_t ts = 0;
+    int64_t hv = 0;
+    int rc;
+
+    if (jp == NULL || rec == NULL)
+        return WEIR_EINVAL;
+    o = jp->o;
+    if (is_blank(weir_record_value(rec))) {
+        if (errstr != NULL && errstr_size > 0)
+            snprintf(errstr, errstr_size, "blank line");
+        return WEIR_ENOENT;
+    }
+    rc = parse_line(&jp->st, o, &r, &key, &ts, &hv);
+    if (rc > 0)
+        return WEIR_EPARSE; /* the reason is in errstr */
+    if (rc == WEIR_OK)
+        rc = weir_record_set_key(rec, key);
+    if (rc == WEIR_OK)
+        rc = weir_record_set_ts(rec, (weir_ts_t)ts);
+    if (rc == WEIR_OK && o->hdr_field != NULL) {
+        snprintf(num, sizeof(num), "%lld", (long long)hv);
+        rc = weir_record_add_header(rec, o->hdr_name, WEIR_BUF_STR(num));
+    }
+    return rc;
+}
+
+void weir_json_parser_destroy(weir_json_parser_t *jp)
+{
+    if (jp == NULL)
+        return;
+    parse_state_free(&jp->st);
+    weir_free(jp);
 }
 
 const weir_operator_def_t weir_op_json_parse = {

@@ -1205,6 +1205,10 @@ static int handle(struct source *s, weir_ctx_t *ctx, struct pstate *p,
         weir_record_destroy(rec);
         return weir_ctx_error(ctx, rc, "out of memory");
     }
+    if (rc == WEIR_KAFKA_SKIP) {
+        weir_record_destroy(rec);
+        return WEIR_OK;
+    }
     if (rc != WEIR_OK) {
         if (why[0] == '\0')
             snprintf(why, sizeof(why), "%s", weir_strerror(rc));

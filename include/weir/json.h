@@ -153,6 +153,39 @@ WEIR_EXTERN int weir_json_get_int(const void *data, size_t len,
                                   const char *field, int64_t *out, char *errstr,
                                   size_t errstr_size);
 
+/** @brief The parse operator's work on one record at a time (opaque). */
+typedef struct weir_json_parser_s weir_json_parser_t;
+
+/**
+ * @brief A parser for weir_json_parser_apply() with these options.
+ * @returns NULL with a reason in errstr for NULL or invalid options, or
+ * when out of memory.
+ * @remark Ownership: opts is borrowed and must outlive the parser (it is
+ * not consumed); free the parser with weir_json_parser_destroy().
+ * @remark Thread-safety: one thread at a time per parser.
+ */
+WEIR_EXTERN weir_json_parser_t *
+weir_json_parser_new(const weir_json_opts_t *opts, char *errstr,
+                     size_t errstr_size);
+
+/**
+ * @brief Parses rec's value exactly as weir_stream_json_parse() does and
+ * sets rec's key (the canonical key or content hash), event time and, when
+ * configured, the header field. The value is not changed.
+ * @returns WEIR_OK; WEIR_ENOENT for a blank line (the operator drops
+ * those); WEIR_EPARSE with the reason the operator's errors output would
+ * carry in errstr (rec unchanged); WEIR_ENOMEM; WEIR_EINVAL for NULL
+ * arguments. For Kafka extractors: parse where the record is read, so no
+ * later operator reads the line again.
+ * @remark Ownership: rec stays the caller's.
+ */
+WEIR_EXTERN int weir_json_parser_apply(weir_json_parser_t *jp,
+                                       weir_record_t *rec, char *errstr,
+                                       size_t errstr_size);
+
+/** @brief Frees a parser. NULL is a no-op. */
+WEIR_EXTERN void weir_json_parser_destroy(weir_json_parser_t *jp);
+
 /**
  * The parse operator, for weir_stream_apply() and the test harness.
  * opaque = a weir_json_opts_t (borrowed; it must outlive the pipeline or

@@ -65,6 +65,10 @@ typedef struct weir_kafka_sink_conf_s weir_kafka_sink_conf_t;
 
 #define WEIR_KAFKA_EXTRACTOR_VERSION 1
 
+/** What an extractor returns for a message to consume and drop (a blank
+ * line, say): counted as consumed, emitted nowhere. */
+#define WEIR_KAFKA_SKIP 1
+
 /**
  * @brief Turns a consumed message into the record the source emits, on
  * the source's thread, before per-partition watermarks see it: typically
@@ -72,7 +76,8 @@ typedef struct weir_kafka_sink_conf_s weir_kafka_sink_conf_t;
  *
  * open is called once per source instance with the opaque given to
  * weir_kafka_source_conf_set_extractor() and returns the instance's state
- * (NULL = failure, with a reason in errstr). extract returns WEIR_OK, or a
+ * (NULL = failure, with a reason in errstr). extract returns WEIR_OK,
+ * WEIR_KAFKA_SKIP (the message is consumed and emitted nowhere), or a
  * negative code with a reason in errstr: the message then goes to the
  * source's WEIR_TAG_ERRORS output, unchanged, with that reason. close
  * frees what open made.

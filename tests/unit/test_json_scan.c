@@ -13,7 +13,9 @@
  *   is escaped ("\u0061") added at the front, which the fast path never
  *   takes, so the jansson path decides. Both must agree line by line:
  *   main output or errors output, and on the main output the same key,
- *   timestamp and header. The test also checks that the fast path took a
+ *   timestamp and header. weir_json_parser_apply() on the same line must
+ *   give what the operator gave (key, time, header, or the same error
+ *   reason). The test also checks that the fast path took a
  *   good share of the lines and gave up on the cases it must leave to
  *   jansson, scanner-level cases included.
  *
@@ -327,7 +329,52 @@ static void same_int_member(const char *line, size_t n, const char *twin,
                  (long long)b, (int)n, line);
 }
 
-/* Runs both operators on LINES random lines and compares them. */
+/* weir_json_parser_apply on a line must give what the operator gave: the
+ * same key, time and header, the same error reason, or "blank". */
+static void same_as_parser(weir_json_parser_t *jp, const weir_harness_t *op,
+                           size_t fm, size_t fe, const char *line, size_t n)
+{
+    weir_record_t *rec;
+    const weir_record_t *want;
+    weir_buf_t hw;
+    weir_buf_t hg;
+    char why[600] = "";
+    int rc;
+
+    rec = weir_record_new(NULL, WEIR_BUF_STR("message-key"), WEIR_BUF(line, n),
+                          WEIR_TS_MIN, WEIR_COPY);
+    assert_non_null(rec);
+    rc = weir_json_parser_apply(jp, rec, why, sizeof(why));
+    if (weir_harness_count(op, WEIR_TAG_MAIN) > fm) {
+        want = weir_harness_record(op, WEIR_TAG_MAIN, fm);
+        if (rc != WEIR_OK)
+            fail_msg("parser refused what the operator took (%s): '%.*s'", why,
+                     (int)n, line);
+        assert_true(same_buf(weir_record_key(rec), weir_record_key(want)));
+        assert_int_equal(weir_record_ts(rec), weir_record_ts(want));
+        if (weir_record_header(want, "h", &hw) == WEIR_OK) {
+            assert_int_equal(WEIR_OK, weir_record_header(rec, "h", &hg));
+            assert_true(same_buf(hw, hg));
+        }
+    } else if (weir_harness_count(op, WEIR_TAG_ERRORS) > fe) {
+        want = weir_harness_record(op, WEIR_TAG_ERRORS, fe);
+        assert_int_equal(WEIR_EPARSE, rc);
+        assert_int_equal(WEIR_OK,
+                         weir_record_header(want, WEIR_HDR_ERROR, &hw));
+        if (!same_buf(hw, WEIR_BUF_STR(why)))
+            fail_msg("reason '%s' != '%.*s'", why, (int)hw.len,
+                     (const char *)hw.data);
+        /* a refused record is left as it was */
+        assert_true(
+            same_buf(weir_record_key(rec), WEIR_BUF_STR("message-key")));
+    } else {
+        assert_int_equal(WEIR_ENOENT, rc); /* blank */
+    }
+    weir_record_destroy(rec);
+}
+
+/* Runs both operators on LINES random lines and compares them; and the
+ * record-by-record parser with the operator. */
 static void run_model(const char *keys, const char *hdr, uint64_t seed)
 {
     const char *names[] = {"id", "ts", "k2", "x"};
@@ -336,6 +383,8 @@ static void run_model(const char *keys, const char *hdr, uint64_t seed)
     weir_harness_t *slow = parser(keys, hdr);
     struct gen g = {seed, malloc(LINEMAX), 0};
     char *twin = malloc(LINEMAX + 16);
+    weir_json_opts_t *po = weir_json_opts_new();
+    weir_json_parser_t *jp;
     size_t tn;
     size_t taken = 0;
     size_t mains = 0;
@@ -343,6 +392,13 @@ static void run_model(const char *keys, const char *hdr, uint64_t seed)
 
     assert_non_null(g.out);
     assert_non_null(twin);
+    assert_non_null(po);
+    assert_int_equal(WEIR_OK, weir_json_opts_add_keys(po, keys));
+    if (hdr != NULL)
+        assert_int_equal(WEIR_OK,
+                         weir_json_opts_set_header_field(po, hdr, "h"));
+    jp = weir_json_parser_new(po, NULL, 0);
+    assert_non_null(jp);
     for (i = 0; i < LINES; i++) {
         size_t fm = weir_harness_count(fast, WEIR_TAG_MAIN);
         size_t fe = weir_harness_count(fast, WEIR_TAG_ERRORS);
@@ -363,6 +419,7 @@ static void run_model(const char *keys, const char *hdr, uint64_t seed)
                 weir_harness_count(slow, WEIR_TAG_ERRORS))
             fail_msg("line %zu decided differently: '%.*s'", i, (int)g.n,
                      g.out);
+        same_as_parser(jp, fast, fm, fe, g.out, g.n);
         if (weir_harness_count(fast, WEIR_TAG_MAIN) > fm) {
             const weir_record_t *a =
                 weir_harness_record(fast, WEIR_TAG_MAIN, fm);
@@ -402,8 +459,41 @@ static void run_model(const char *keys, const char *hdr, uint64_t seed)
     assert_true(mains > LINES / 10);
     free(g.out);
     free(twin);
+    weir_json_parser_destroy(jp);
+    weir_json_opts_destroy(po);
     weir_harness_destroy(fast);
     weir_harness_destroy(slow);
+}
+
+static void test_parser_arguments(void **state)
+{
+    weir_json_opts_t *o = weir_json_opts_new();
+    weir_json_parser_t *jp;
+    weir_record_t *rec;
+    char why[200];
+
+    (void)state;
+    assert_null(weir_json_parser_new(NULL, why, sizeof(why)));
+    assert_non_null(o);
+    /* no key fields and no content hash: invalid options */
+    assert_null(weir_json_parser_new(o, why, sizeof(why)));
+    assert_true(strlen(why) > 0);
+    assert_int_equal(WEIR_OK, weir_json_opts_set_content_hash(o, 1));
+    jp = weir_json_parser_new(o, why, sizeof(why));
+    assert_non_null(jp);
+    assert_int_equal(WEIR_EINVAL, weir_json_parser_apply(jp, NULL, NULL, 0));
+    assert_int_equal(WEIR_EINVAL, weir_json_parser_apply(NULL, NULL, NULL, 0));
+    rec = weir_record_new(NULL, WEIR_BUF_NULL,
+                          WEIR_BUF_STR("{\"b\":1,\"a\":2.0,\"ts\":7}"),
+                          WEIR_TS_MIN, WEIR_COPY);
+    assert_non_null(rec);
+    assert_int_equal(WEIR_OK, weir_json_parser_apply(jp, rec, NULL, 0));
+    assert_int_equal(16, weir_record_key(rec).len); /* the content digest */
+    assert_int_equal(7, weir_record_ts(rec));
+    weir_record_destroy(rec);
+    weir_json_parser_destroy(jp);
+    weir_json_parser_destroy(NULL);
+    weir_json_opts_destroy(o);
 }
 
 static void test_fast_path_matches_jansson_one_key(void **state)
@@ -535,6 +625,7 @@ static void test_get_int(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parser_arguments),
         cmocka_unit_test(test_fast_path_matches_jansson_one_key),
         cmocka_unit_test(test_fast_path_matches_jansson_two_keys_header),
         cmocka_unit_test(test_scan_finds_last_member),
