@@ -74,8 +74,9 @@ struct dedup_kafka_opts {
     weir_ts_t commit_interval; /* checkpoint interval (0: 100 ms)    */
     const char *x[DK_MAX_X];   /* -X key=value, passed to librdkafka */
     size_t nx;
-    FILE *out;          /* summary stream (NULL: stdout)      */
-    uint64_t *replayed; /* adds changelog entries replayed    */
+    FILE *out;                   /* summary stream (NULL: stdout)      */
+    uint64_t *replayed;          /* adds changelog entries replayed    */
+    uint64_t *handover_failures; /* adds unclean handovers   */
 };
 
 /* The option table entries of the Kafka mode, for cli_parse(). */
@@ -797,6 +798,8 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
         totals[CLI_NOUT] += weir_kafka_consumed_records(p);
         if (o->replayed != NULL)
             *o->replayed += weir_kafka_replayed_records(p);
+        if (o->handover_failures != NULL)
+            *o->handover_failures += weir_kafka_handover_failures(p);
         for (i = 0; i < CLI_NOUT; i++) {
             totals[i] += dk_output_count(&r, p, topics[i], i);
             atomic_store(&r.dropped[i], 0);

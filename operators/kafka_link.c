@@ -1422,6 +1422,15 @@ WEIR_EXTERN uint64_t weir_kafka_consumed_records(const weir_pipeline_t *p)
     return atomic_load(&l->consumed);
 }
 
+WEIR_EXTERN uint64_t weir_kafka_handover_failures(const weir_pipeline_t *p)
+{
+    weir__kafka_link_t *l;
+
+    if (p == NULL || (l = link_find(p)) == NULL)
+        return 0;
+    return atomic_load(&l->handover_failures);
+}
+
 WEIR_EXTERN uint64_t weir_kafka_replayed_records(const weir_pipeline_t *p)
 {
     weir__kafka_link_t *l;

@@ -131,7 +131,8 @@ typedef struct weir__kafka_link {
     _Atomic int dr_err;            /* first delivery error     */
     char dr_msg[256];
     _Atomic uint64_t consumed;
-    _Atomic uint64_t replayed; /* changelog entries sources replayed */
+    _Atomic uint64_t replayed;          /* changelog entries sources replayed */
+    _Atomic uint64_t handover_failures; /* release commit failed, lost */
     _Atomic uint64_t committed_id;
 } weir__kafka_link_t;
 

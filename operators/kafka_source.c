@@ -522,6 +522,8 @@ static void do_revoke(struct source *s, rd_kafka_topic_partition_list_t *list)
     int lost = rd_kafka_assignment_lost(s->rk);
     int i;
 
+    if (lost)
+        atomic_fetch_add(&s->a->l->handover_failures, 1);
     if (s->closing || lost || !s->ckpt) {
         if (lost && !s->closing && s->eos)
             source_failf(s, WEIR_EKAFKA,
@@ -845,6 +847,18 @@ static void source_close(weir_ctx_t *ctx, void *st)
  * ## Poll
  * ------------------------------------------------------------------ */
 
+/* A synchronous commit through the consumer; 0 when it failed. */
+static int consumer_commit(struct source *s,
+                           const rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_resp_err_t err = rd_kafka_commit(s->rk, list, 0);
+    int i;
+
+    for (i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++)
+        err = list->elems[i].err;
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 /* Releases revoked partitions whose last checkpoint has committed. Their
  * offsets are committed through the consumer first (synchronously): on a
  * real broker the transaction did it already and this changes nothing;
@@ -874,8 +888,8 @@ static void settle(struct source *s)
         return;
     if (s->eos) {
         pos = positions(s, rel);
-        if (pos->cnt > 0)
-            rd_kafka_commit(s->rk, pos, 0);
+        if (pos->cnt > 0 && !consumer_commit(s, pos))
+            atomic_fetch_add(&s->a->l->handover_failures, 1);
         rd_kafka_topic_partition_list_destroy(pos);
     }
     do_unassign(s, rel);
@@ -895,7 +909,7 @@ static void commit_last(struct source *s)
             (best == s->nhist || s->hist[i].id > s->hist[best].id))
             best = i;
     if (best < s->nhist && s->hist[best].list->cnt > 0)
-        rd_kafka_commit(s->rk, s->hist[best].list, 0);
+        consumer_commit(s, s->hist[best].list);
 }
 
 static void stop_pipeline(struct source *s)

@@ -317,6 +317,19 @@ WEIR_EXTERN uint64_t weir_kafka_consumed_records(const weir_pipeline_t *p);
 WEIR_EXTERN uint64_t weir_kafka_replayed_records(const weir_pipeline_t *p);
 
 /**
+ * @brief How often p's Kafka sources could not hand partitions over
+ * cleanly during the current or last run: exactly once, the offset
+ * commit through the consumer made when a revoked partition is released
+ * failed, or the assignment was lost (session expired). On a real
+ * broker such commits are redundant (the offsets travel in the
+ * transactions); on the mock cluster, which keeps no transactional
+ * offsets, the next owner of a partition then starts from an older
+ * offset (docs/design/exactly-once.md).
+ * @remark Thread-safety: safe from any thread.
+ */
+WEIR_EXTERN uint64_t weir_kafka_handover_failures(const weir_pipeline_t *p);
+
+/**
  * @brief Turns off Nagle's algorithm on the sockets of a librdkafka mock
  * cluster that runs in this process, given its bootstrap list
  * (rd_kafka_mock_cluster_bootstraps()).
