@@ -31,6 +31,11 @@
  *   snapshot writes the live entries (digests and times, never keys);
  *   restore re-inserts them. No per-record allocation except when a
  *   key's session array must grow.
+ *   Changelog: when WEIR_TAG_CHANGELOG is connected, each record that
+ *   changed the state is emitted there too (key, time; for sessions the
+ *   whole session it joined); a record carrying WEIR_HDR_REPLAY is such
+ *   an entry coming back (another process wrote it) and is applied to
+ *   the state without output (apply_entry).
  *
  * Invariants
  *   - Records of a key are classified in arrival order against a

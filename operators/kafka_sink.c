@@ -13,6 +13,10 @@
  *   commit of a complete predecessor for exactly-once) and records n;
  *   on_checkpoint_complete(n) asks the link to commit n.
  *
+ *   A changelog sink ("changelog" = true) batches its records as
+ *   changelog entries per source partition and writes them at each
+ *   barrier (see "Changelog entries" below).
+ *
  *   In exactly-once mode every message carries WEIR_KAFKA_HDR_CHECKPOINT
  *   "<run>:<epoch>", which lets a reader that cannot rely on
  *   read_committed (the mock cluster) tell committed transactions from
@@ -274,6 +278,8 @@ static rd_kafka_headers_t *make_headers(const struct sink *k,
 }
 
 /*
+ * ## Changelog entries
+ *
  * Changelog entries are batched per source partition and epoch: one
  * message per source partition at each barrier (or every
  * CHANGELOG_BATCH bytes), to partition (source partition mod the topic's

@@ -43,6 +43,12 @@
  *   another instance pick a partition up on the mock cluster, which does
  *   not store transactional offsets.
  *
+ *   State that moves (changelog.topic). A partition another instance
+ *   has processed (the group's committed offset is beyond what our
+ *   restored checkpoint knows of it) comes without its keyed state: before
+ *   its first record, its changelog entries are read and emitted as
+ *   WEIR_HDR_REPLAY records (see "Changelog replay" below).
+ *
  *   Rebalances (cooperative-sticky). Assign: seek as above, then
  *   incremental_assign. Revoke: the partitions are paused (no record of
  *   theirs is emitted any more), a checkpoint is requested, and
