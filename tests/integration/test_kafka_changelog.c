@@ -45,29 +45,11 @@ static void run_instance(struct instance *in, weir_window_kind_t scope,
 {
     memset(in, 0, sizeof(*in));
     snprintf(in->ckdir, sizeof(in->ckdir), "%s/%s", dir, name);
-    in->o.d.keys = "id";
-    in->o.d.time_field = "ts";
-    in->o.d.scope = scope;
-    in->o.d.size = WEIR_HOURS(1);
-    in->o.d.bound = WEIR_SECONDS(60);
-    in->o.d.every = 1;
-    in->o.d.parallelism = 2;
-    in->o.d.ckdir = in->ckdir;
-    in->o.brokers = cluster.bootstrap;
-    in->o.topic = input;
-    in->o.group = group;
-    in->o.out_topic = topics[0];
-    in->o.dup_topic = topics[1];
-    in->o.late_topic = topics[2];
-    in->o.err_topic = topics[3];
-    in->o.from_beginning = 1;
-    in->o.idle_exit = 2000;
-    in->o.commit_interval = 100;
-    in->o.x[in->o.nx++] = "log_level=2";
     /* B joins after A has left: the mock keeps A's membership until its
      * session expires */
-    in->o.x[in->o.nx++] = "session.timeout.ms=6000";
-    in->o.x[in->o.nx++] = "heartbeat.interval.ms=1000";
+    kt_dedup_opts(&in->o, &cluster, topics, input, group, in->ckdir, 2000,
+                  "session.timeout.ms=6000");
+    in->o.d.scope = scope;
     in->o.replayed = &in->replayed;
     in->o.out = tmpfile();
     if (dedup_kafka_run(&in->o, in->msg) != CLI_EXIT_OK)

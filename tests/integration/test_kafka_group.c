@@ -63,33 +63,8 @@ static void start(struct instance *in, char topics[][128], const char *input,
 {
     memset(in, 0, sizeof(*in));
     snprintf(in->ckdir, sizeof(in->ckdir), "%s/%s", dir, name);
-    in->o.d.keys = "id";
-    in->o.d.time_field = "ts";
-    in->o.d.scope = WEIR_WINDOW_ROLLING;
-    in->o.d.size = WEIR_HOURS(1);
-    /* A bound far above any stall (a broker outage, a rebalance, a
-     * restart): partitions that stall sit idle at their end, and their
-     * backlog would otherwise come in behind the others' watermark as
-     * late events. The checks here are about exactly once. */
-    in->o.d.bound = WEIR_SECONDS(60);
-    in->o.d.every = 1;
-    in->o.d.parallelism = 2;
-    in->o.d.ckdir = in->ckdir;
-    in->o.brokers = cluster.bootstrap;
-    in->o.topic = input;
-    in->o.group = group;
-    in->o.out_topic = topics[0];
-    in->o.dup_topic = topics[1];
-    in->o.late_topic = topics[2];
-    in->o.err_topic = topics[3];
-    in->o.from_beginning = 1;
-    in->o.idle_exit = 5000;
-    in->o.commit_interval = 100;
-    in->o.x[in->o.nx++] = getenv("KT_DEBUG") ? "log_level=7" : "log_level=2";
-    in->o.x[in->o.nx++] = "session.timeout.ms=10000";
-    in->o.x[in->o.nx++] = "heartbeat.interval.ms=1000";
-    if (getenv("KT_DEBUG") != NULL)
-        in->o.x[in->o.nx++] = "debug=cgrp";
+    kt_dedup_opts(&in->o, &cluster, topics, input, group, in->ckdir, 5000,
+                  "session.timeout.ms=10000");
     in->o.out = sum;
     in->o.replayed = &in->replayed;
     in->o.handover_failures = &in->handover_failures;

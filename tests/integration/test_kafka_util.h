@@ -442,6 +442,49 @@ static inline void kt_tally_free(struct kt_tally *y)
     y->unique = NULL;
 }
 
+/*
+ * Options of one weir-dedup Kafka instance on workload topics: key "id",
+ * time "ts", rolling 1 h, a watermark bound far above any stall (a broker
+ * outage, a rebalance, a restart: partitions that stall sit idle at their
+ * end, and their backlog would otherwise come in behind the others'
+ * watermark as late events; these tests are about exactly once),
+ * parallelism 2, exactly once every 100 ms, from the beginning, stopping
+ * after idle_exit ms without input, and `session` ("session.timeout.ms=
+ * N", static), short so that a member that left is forgotten soon.
+ * topics: unique, duplicates, late, errors.
+ */
+static inline void kt_dedup_opts(struct dedup_kafka_opts *o,
+                                 const struct kt_cluster *k, char topics[][128],
+                                 const char *input, const char *group,
+                                 const char *ckdir, weir_ts_t idle_exit,
+                                 const char *session)
+{
+    memset(o, 0, sizeof(*o));
+    o->d.keys = "id";
+    o->d.time_field = "ts";
+    o->d.scope = WEIR_WINDOW_ROLLING;
+    o->d.size = WEIR_HOURS(1);
+    o->d.bound = WEIR_SECONDS(60);
+    o->d.every = 1;
+    o->d.parallelism = 2;
+    o->d.ckdir = ckdir;
+    o->brokers = k->bootstrap;
+    o->topic = input;
+    o->group = group;
+    o->out_topic = topics[0];
+    o->dup_topic = topics[1];
+    o->late_topic = topics[2];
+    o->err_topic = topics[3];
+    o->from_beginning = 1;
+    o->idle_exit = idle_exit;
+    o->commit_interval = 100;
+    o->x[o->nx++] = getenv("KT_DEBUG") ? "log_level=7" : "log_level=2";
+    o->x[o->nx++] = session;
+    o->x[o->nx++] = "heartbeat.interval.ms=1000";
+    if (getenv("KT_DEBUG") != NULL)
+        o->x[o->nx++] = "debug=cgrp";
+}
+
 /* A unique scratch directory under WEIR_TEST_TMP. */
 static inline int kt_tmpdir(char *out, size_t size, const char *what)
 {
