@@ -322,49 +322,37 @@ static int route(weir_ctx_t *ctx, const weir_record_t *in, int cls)
 static int apply_entry(struct dedup *d, weir_buf_t key, weir_ts_t ts,
                        weir_buf_t value, weir_ts_t w)
 {
-    struct dtab_head *e;
     XXH128_hash_t h;
     weir_ts_t start;
-    weir_ts_t exp;
-    uint64_t wb;
-    int live;
+    weir_ts_t end;
+    uint64_t be;
     int rc;
 
-    if (d->kind == WEIR_WINDOW_SESSION) {
+    switch (d->kind) {
+    case WEIR_WINDOW_ROLLING:
+        h = XXH3_128bits(key.data, key.len);
+        return dtab_merge_claim(&d->t, h.low64, h.high64,
+                                dedup_rolling_exp(ts, d->size, d->lateness), w);
+    case WEIR_WINDOW_TUMBLING:
+        start = weir_window_floor(ts, d->size);
+        h = dedup_tumbling_digest(key.data, key.len, start);
+        return dtab_merge_claim(&d->t, h.low64, h.high64,
+                                dedup_tumbling_exp(start, d->size, d->lateness),
+                                w);
+    default:
         /* the session the record left: [ts, end) (value: end, 8 bytes
          * big-endian); a plain record stands for [ts, ts + G) */
-        uint64_t end;
-
         if (value.len == 8) {
-            memcpy(&end, value.data, sizeof(end));
-            exp = (weir_ts_t)be64toh(end);
+            memcpy(&be, value.data, sizeof(be));
+            end = (weir_ts_t)be64toh(be);
         } else {
-            exp = dtab_sum3(ts, d->size, 0);
+            end = dtab_sum3(ts, d->size, 0);
         }
-        if (exp < ts)
+        if (end < ts)
             return WEIR_ECORRUPT;
-        rc = dedup_session(d, key, ts, exp, w, NULL);
+        rc = dedup_session(d, key, ts, end, w, NULL);
         return rc < 0 ? rc : WEIR_OK;
     }
-    if (d->kind == WEIR_WINDOW_TUMBLING) {
-        start = weir_window_floor(ts, d->size);
-        exp = dtab_sum3(dtab_sum3(start, d->size, 0), -1, d->lateness);
-        h = XXH3_128bits_withSeed(key.data, key.len, (XXH64_hash_t)start);
-    } else {
-        exp = dtab_sum3(ts, d->size - 1, d->lateness);
-        h = XXH3_128bits(key.data, key.len);
-    }
-    if (exp <= w)
-        return WEIR_OK;
-    wb = dtab_bias(w);
-    rc = dtab_reserve(&d->t, wb);
-    if (rc != WEIR_OK)
-        return rc;
-    e = dtab_probe(&d->t, sizeof(struct dtab_head), h.low64, h.high64, wb,
-                   &live);
-    if (!live || e->exp < dtab_bias(exp))
-        dtab_claim(&d->t, e, h.low64, h.high64, dtab_bias(exp));
-    return WEIR_OK;
 }
 
 static int classify(struct dedup *d, weir_buf_t key, weir_ts_t ts, weir_ts_t w)

@@ -453,6 +453,52 @@ static inline int dtab_sweep(dtab_t *t, uint64_t wb, size_t budget)
 #define DEDUP_DUPLICATE 1
 #define DEDUP_LATE      2
 
+/* The expiry of a rolling claim at ts: f + R - 1 + L. */
+static inline weir_ts_t dedup_rolling_exp(weir_ts_t ts, weir_ts_t ttl,
+                                          weir_ts_t lateness)
+{
+    return dtab_sum3(ts, ttl - 1, lateness);
+}
+
+/* The expiry of a tumbling window [start, start + S): end - 1 + L. */
+static inline weir_ts_t dedup_tumbling_exp(weir_ts_t start, weir_ts_t size,
+                                           weir_ts_t lateness)
+{
+    return dtab_sum3(dtab_sum3(start, size, 0), -1, lateness);
+}
+
+/* The digest of (key, window): the key seeded with the window start. */
+static inline XXH128_hash_t dedup_tumbling_digest(const void *key, size_t len,
+                                                  weir_ts_t start)
+{
+    return XXH3_128bits_withSeed(key, len, (XXH64_hash_t)start);
+}
+
+/*
+ * A claim made elsewhere (a replayed changelog entry): the entry (lo, hi)
+ * lives until at least exp. A live entry keeps the later expiry; nothing
+ * dead at w is stored. WEIR_OK or WEIR_ENOMEM.
+ */
+static inline int dtab_merge_claim(dtab_t *t, uint64_t lo, uint64_t hi,
+                                   weir_ts_t exp, weir_ts_t w)
+{
+    struct dtab_head *e;
+    uint64_t wb;
+    int live;
+    int rc;
+
+    if (exp <= w)
+        return WEIR_OK;
+    wb = dtab_bias(w);
+    rc = dtab_reserve(t, wb);
+    if (rc != WEIR_OK)
+        return rc;
+    e = dtab_probe(t, sizeof(struct dtab_head), lo, hi, wb, &live);
+    if (!live || e->exp < dtab_bias(exp))
+        dtab_claim(t, e, lo, hi, dtab_bias(exp));
+    return WEIR_OK;
+}
+
 /*
  * rolling:R with lateness L. The key's live entry (f + R - 1 + L > W)
  * makes the record a duplicate; without one the record is late when
@@ -480,7 +526,7 @@ static inline int dedup_rolling(dtab_t *t, const void *key, size_t len,
         return DEDUP_DUPLICATE;
     if (dtab_sum3(ts, lateness, 0) <= w)
         return DEDUP_LATE;
-    exp = dtab_sum3(ts, ttl - 1, lateness);
+    exp = dedup_rolling_exp(ts, ttl, lateness);
     if (exp > w)
         dtab_claim(t, e, d.low64, d.high64, dtab_bias(exp));
     return DEDUP_UNIQUE;
@@ -502,14 +548,14 @@ static inline int dedup_tumbling(dtab_t *t, const void *key, size_t len,
     int live;
     int rc;
 
-    exp = dtab_sum3(dtab_sum3(start, size, 0), -1, lateness);
+    exp = dedup_tumbling_exp(start, size, lateness);
     if (exp <= w)
         return DEDUP_LATE;
     wb = dtab_bias(w);
     rc = dtab_reserve(t, wb);
     if (rc != WEIR_OK)
         return rc;
-    d = XXH3_128bits_withSeed(key, len, (XXH64_hash_t)start);
+    d = dedup_tumbling_digest(key, len, start);
     e = dtab_probe(t, sizeof(struct dtab_head), d.low64, d.high64, wb, &live);
     if (live)
         return DEDUP_DUPLICATE;

@@ -401,15 +401,15 @@ static int sink_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
     weir_ts_t ts = weir_record_ts(in);
     int64_t mts = 0;
 
+    if (++k->n % POLL_EVERY == 0)
+        weir__kafka_link_poll(k->a->l);
+    if (kc->changelog)
+        return send_changelog(ctx, k, in);
     if (kc->key_header != NULL &&
         weir_record_header(in, kc->key_header, &key) != WEIR_OK)
         key = WEIR_BUF_NULL;
     if (!kc->ts_now && ts != WEIR_TS_MIN && ts != WEIR_TS_MAX && ts >= 0)
         mts = ts;
-    if (++k->n % POLL_EVERY == 0)
-        weir__kafka_link_poll(k->a->l);
-    if (kc->changelog)
-        return send_changelog(ctx, k, in);
     return weir__kafka_link_send(
         k->a->l, ctx, k->tc, k->epoch, RD_KAFKA_PARTITION_UA, key,
         weir_record_value(in), mts, make_headers(k, in));

@@ -122,6 +122,7 @@ struct source {
     rd_kafka_t *rk;
     rd_kafka_queue_t *q; /* the consumer queue (wakes the task) */
     rd_kafka_t *clk;     /* changelog reader (created on demand) */
+    int clparts;         /* changelog partitions, 0 = not known yet */
     int slot;
     struct pstate *parts;
     size_t nparts;
@@ -1171,11 +1172,14 @@ static int replay(struct source *s, weir_ctx_t *ctx, struct pstate *p)
     rc = replay_reader(s, ctx);
     if (rc != WEIR_OK)
         return rc;
-    n = weir__kafka_partition_count(s->clk, s->a->sc->changelog, err,
-                                    sizeof(err));
-    if (n <= 0)
-        return WEIR_OK; /* no changelog yet: nothing was written to it */
-    return replay_read(s, ctx, p, p->partition % n);
+    if (s->clparts <= 0) {
+        n = weir__kafka_partition_count(s->clk, s->a->sc->changelog, err,
+                                        sizeof(err));
+        if (n <= 0)
+            return WEIR_OK; /* no changelog yet: nothing was written to it */
+        s->clparts = n;     /* a changelog keeps its partition count */
+    }
+    return replay_read(s, ctx, p, p->partition % s->clparts);
 }
 
 /* Turns one message into a record and emits it (or its error). */
