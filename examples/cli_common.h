@@ -391,7 +391,9 @@ static inline int64_t cli_count_lines(const char *path, int nonblank, char *msg)
     int blank = 1;
     int partial = 0;
     ssize_t n;
-    ssize_t i;
+    ssize_t seg;
+    const char *p;
+    const char *nl;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0) {
@@ -406,16 +408,19 @@ static inline int64_t cli_count_lines(const char *path, int nonblank, char *msg)
             close(fd);
             return -1;
         }
-        for (i = 0; i < n; i++) {
-            if (buf[i] == '\n') {
-                count += !nonblank || !blank;
-                blank = 1;
-                partial = 0;
-            } else {
+        for (p = buf; p < buf + n; p = nl + 1) {
+            nl = memchr(p, '\n', (size_t)(buf + n - p));
+            seg = (nl != NULL ? nl : buf + n) - p;
+            if (seg > 0) {
                 partial = 1;
-                if (blank && !cli_blank(&buf[i], 1))
+                if (blank && !cli_blank(p, (size_t)seg))
                     blank = 0;
             }
+            if (nl == NULL)
+                break;
+            count += !nonblank || !blank;
+            blank = 1;
+            partial = 0;
         }
     }
     close(fd);

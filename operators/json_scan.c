@@ -25,6 +25,9 @@
  *   - Reads only line[0..len); no allocation.
  */
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "json_scan.h"
 
@@ -33,11 +36,17 @@ struct js {
     const unsigned char *end; /* one past the last    */
 };
 
-static void skip_ws(struct js *s)
+/* Compact JSON has no whitespace: one comparison decides most calls. A
+ * local cursor stays in a register (s->p may alias the bytes). */
+static inline void skip_ws(struct js *s)
 {
-    while (s->p < s->end &&
-           (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-        s->p++;
+    const unsigned char *p = s->p;
+
+    if (p<s->end && * p> ' ')
+        return;
+    while (p < s->end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    s->p = p;
 }
 
 static int hex_value(unsigned char c)
@@ -127,6 +136,35 @@ static int scan_escape(struct js *s)
 
 /* A string whose opening quote is at s->p. Sets *esc when it holds an
  * escape; *v spans the bytes between the quotes. */
+/* The first byte at or after p that is not plain ASCII string content
+ * ('"', '\\', a control byte or a byte >= 0x80), or end. With SSE2, 16
+ * bytes per step: as signed bytes, control bytes and bytes >= 0x80 are
+ * exactly those below 0x20. */
+static inline const unsigned char *plain_run(const unsigned char *p,
+                                             const unsigned char *end)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+            _mm_cmplt_epi8(v, space));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+
+        if (mask != 0)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+        p++;
+    return p;
+}
+
 static int scan_string(struct js *s, int *esc, weir__js_span_t *v)
 {
     const unsigned char *start = ++s->p;
@@ -139,10 +177,7 @@ static int scan_string(struct js *s, int *esc, weir__js_span_t *v)
 
         /* Plain ASCII runs: a local cursor the compiler keeps in a
          * register (s->p may alias the bytes, being stored through). */
-        for (p = s->p;
-             p < s->end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\';
-             p++)
-            ;
+        p = plain_run(s->p, s->end);
         s->p = p;
         if (p == s->end)
             break;
@@ -174,10 +209,12 @@ static int scan_string(struct js *s, int *esc, weir__js_span_t *v)
 static size_t scan_digits(struct js *s)
 {
     const unsigned char *start = s->p;
+    const unsigned char *p = start;
 
-    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
-        s->p++;
-    return (size_t)(s->p - start);
+    while (p < s->end && (unsigned)(*p - '0') <= 9u)
+        p++;
+    s->p = p;
+    return (size_t)(p - start);
 }
 
 /* A number; integers of at most WEIR__JS_INT_DIGITS digits, reals that
@@ -283,11 +320,14 @@ static void store_member(const weir__js_span_t *name,
                          const weir__js_span_t *val, const char *const *names,
                          size_t nnames, weir__js_span_t *out)
 {
+    char first = name->n > 0 ? name->p[0] : '\0';
     size_t i;
 
+    /* the first byte rules out most names before a strncmp */
     for (i = 0; i < nnames; i++)
-        if (strncmp(names[i], name->p, name->n) == 0 &&
-            names[i][name->n] == '\0')
+        if (names[i][0] == first &&
+            (name->n == 0 || (strncmp(names[i], name->p, name->n) == 0 &&
+                              names[i][name->n] == '\0')))
             out[i] = *val;
 }
 

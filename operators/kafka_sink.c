@@ -242,7 +242,7 @@ static int sink_open(weir_ctx_t *ctx, void *st)
 /* 1 when a record header goes into the message. */
 static int keep_header(const char *name)
 {
-    if (strncmp(name, "weir.", 5) != 0)
+    if (name[0] != 'w' || strncmp(name, "weir.", 5) != 0)
         return 1;
     return strcmp(name, WEIR_HDR_ERROR) == 0;
 }

@@ -133,6 +133,7 @@ struct source {
     uint64_t epoch;
     uint64_t done;     /* last completed (ALOS) */
     weir_ts_t emitted; /* last watermark out    */
+    int wm_dirty;      /* partitions left the minimum: recompute */
     int idle_out;      /* output marked idle    */
     int eos;
     int ckpt;
@@ -493,6 +494,7 @@ static void do_unassign(struct source *s,
         if (p != NULL)
             remove_at(s->parts, &s->nparts, p, 1);
     }
+    s->wm_dirty = 1;
     if (cooperative(s->rk))
         e = rd_kafka_incremental_unassign(s->rk, list);
     else
@@ -563,6 +565,7 @@ static void do_revoke(struct source *s, rd_kafka_topic_partition_list_t *list)
         if (p != NULL && !p->revoking) {
             p->revoking = 1;
             p->revoke_epoch = s->epoch;
+            s->wm_dirty = 1;
         }
     }
     rd_kafka_pause_partitions(s->rk, list);
@@ -632,6 +635,7 @@ static int advance(struct source *s, weir_ctx_t *ctx)
     int active;
     int rc;
 
+    s->wm_dirty = 0;
     w = source_wm(s, &active);
     if (active == 0)
         return set_idle_out(s, ctx, 1);
@@ -642,11 +646,16 @@ static int advance(struct source *s, weir_ctx_t *ctx)
     return weir_emit_watermark(ctx, w);
 }
 
-/* Folds a record's timestamp into its partition; 1 when W_p rose. */
+/* Folds a record's timestamp into its partition; 1 when W_p rose from
+ * at or below the watermark emitted last: only then can the minimum over
+ * partitions rise (otherwise another partition holds it), so only then
+ * is it worth computing per record. The end of every poll computes it
+ * anyway. */
 static int observe(struct source *s, struct pstate *p, weir_ts_t ts)
 {
     const weir_kafka_source_conf_t *sc = s->a->sc;
     weir_ts_t cand;
+    weir_ts_t old;
 
     if (ts == WEIR_TS_MIN || ts == WEIR_TS_MAX)
         return 0;
@@ -659,8 +668,9 @@ static int observe(struct source *s, struct pstate *p, weir_ts_t ts)
                                                : p->max_ts - sc->bound;
     if (cand <= p->wm)
         return 0;
+    old = p->wm;
     p->wm = cand;
-    return 1;
+    return old <= s->emitted;
 }
 
 /* ------------------------------------------------------------------ *
@@ -1245,7 +1255,7 @@ static int handle(struct source *s, weir_ctx_t *ctx, struct pstate *p,
     } else {
         ts = weir_record_ts(rec);
         rc = weir_emit(ctx, rec);
-        if (rc == WEIR_OK && observe(s, p, ts))
+        if (rc == WEIR_OK && (observe(s, p, ts) || s->wm_dirty))
             rc = advance(s, ctx);
     }
     return rc;
@@ -1300,8 +1310,10 @@ static int source_poll(weir_ctx_t *ctx, void *st)
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt != NULL) {
                 p = find(s->parts, s->nparts, rd_kafka_topic_name(m->rkt),
                          m->partition);
-                if (p != NULL && sc->idle_eof)
+                if (p != NULL && sc->idle_eof) {
                     p->idle = 1;
+                    s->wm_dirty = 1;
+                }
             } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
                 rd_kafka_fatal_error(s->rk, err, sizeof(err));
                 rd_kafka_message_destroy(m);

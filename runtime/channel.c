@@ -14,6 +14,9 @@
  *   - Elements arrive in the order they were pushed (FIFO per channel).
  *   - When the run is cancelled, blocked producers wake up and their
  *     pushes fail with WEIR_ECANCELED (the batch is freed).
+ *   - Batches go back: the consumer returns each batch it has processed
+ *     (channel_recycle, up to CHANNEL_SPARES), and a push hands one to
+ *     the producer, so steady traffic allocates no arenas.
  */
 #include <stdlib.h>
 
@@ -48,12 +51,17 @@ void channel_free(channel_t *ch)
         if (e->kind == E_BATCH)
             weir__batch_free(e->batch);
     }
+    for (i = 0; i < ch->nspare; i++)
+        weir__batch_free(ch->spare[i]);
     pthread_cond_destroy(&ch->not_full);
     weir_free(ch->ring);
     weir_free(ch);
 }
 
-int channel_push(channel_t *ch, elem_t e, atomic_int *cancel)
+/* Pushes e; when spare is given, hands back an emptied batch (or NULL)
+ * for the producer's next records. */
+int channel_push(channel_t *ch, elem_t e, atomic_int *cancel,
+                 weir__batch_t **spare)
 {
     task_t *t = ch->consumer;
 
@@ -68,6 +76,8 @@ int channel_push(channel_t *ch, elem_t e, atomic_int *cancel)
     }
     ch->ring[(ch->head + ch->count) % ch->cap] = e;
     ch->count++;
+    if (spare != NULL)
+        *spare = ch->nspare > 0 ? ch->spare[--ch->nspare] : NULL;
     pthread_cond_signal(&t->cond);
     pthread_mutex_unlock(&t->mu);
     return WEIR_OK;
@@ -83,4 +93,20 @@ int channel_pop_locked(channel_t *ch, elem_t *e)
     if (ch->count-- == ch->cap)
         pthread_cond_signal(&ch->not_full);
     return 1;
+}
+
+/* The consumer is done with b: keep it for the producer, or free it.
+ * Called by the consumer without its mutex. */
+void channel_recycle(channel_t *ch, weir__batch_t *b)
+{
+    task_t *t = ch->consumer;
+
+    weir__batch_reset(b);
+    pthread_mutex_lock(&t->mu);
+    if (ch->nspare < CHANNEL_SPARES) {
+        ch->spare[ch->nspare++] = b;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&t->mu);
+    weir__batch_free(b);
 }

@@ -25,6 +25,8 @@ typedef struct elem {
 
 typedef struct task task_t;
 
+#define CHANNEL_SPARES 4
+
 typedef struct channel {
     task_t *consumer; /* its mutex guards the ring          */
     elem_t *ring;
@@ -32,6 +34,10 @@ typedef struct channel {
     size_t head;
     size_t count;
     pthread_cond_t not_full;
+    /* batches the consumer is done with, for the producer to refill:
+     * no malloc/free of arenas per batch (guarded like the ring)     */
+    weir__batch_t *spare[CHANNEL_SPARES];
+    size_t nspare;
     /* consumer-side input state (touched by the consumer only)      */
     weir_ts_t wm; /* last watermark from this input     */
     int idle;     /* producer marked idle               */
@@ -133,7 +139,9 @@ struct weir__run {
 
 channel_t *channel_new(task_t *consumer, size_t cap);
 void channel_free(channel_t *ch);
-int channel_push(channel_t *ch, elem_t e, atomic_int *cancel);
+int channel_push(channel_t *ch, elem_t e, atomic_int *cancel,
+                 weir__batch_t **spare);
+void channel_recycle(channel_t *ch, weir__batch_t *b);
 int channel_pop_locked(channel_t *ch, elem_t *e);
 
 int plan_build(weir__run_t *run);

@@ -310,14 +310,22 @@ int weir__inst_restore(weir__inst_t *in, weir_reader_t *r)
     return in->def->restore(&in->ctx, in->st, &opr);
 }
 
+/* Runs for every forwarded record: the first byte rules out most tags
+ * (the built-in ones all differ in it) before a strcmp. */
+static int same_tag(const char *a, const char *b)
+{
+    return a == b || (a[0] == b[0] && strcmp(a, b) == 0);
+}
+
 int weir__inst_tag_index(const weir__inst_t *in, const char *tag)
 {
     int i;
 
-    if (tag == NULL || tag == in->tags[0] || strcmp(tag, WEIR_TAG_MAIN) == 0)
+    if (tag == NULL || same_tag(tag, WEIR_TAG_MAIN) ||
+        (in->ntags > 0 && tag == in->tags[0]))
         return 0;
     for (i = 1; i < in->ntags; i++)
-        if (tag == in->tags[i] || strcmp(tag, in->tags[i]) == 0)
+        if (same_tag(tag, in->tags[i]))
             return i;
     return -1;
 }

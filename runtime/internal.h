@@ -106,6 +106,7 @@ typedef struct weir__batch {
 
 weir__batch_t *weir__batch_new(uint32_t cap);
 void weir__batch_free(weir__batch_t *b);
+void weir__batch_reset(weir__batch_t *b);
 /* Appends a deep copy of rec (rkey replaced by `rkey` when given). */
 int weir__batch_add(weir__batch_t *b, const weir_record_t *rec,
                     const weir_buf_t *rkey);

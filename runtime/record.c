@@ -5,8 +5,11 @@
  *   A record is a small struct of views (key, value, key_by key, headers)
  *   plus timestamp and source position. Two kinds exist:
  *   - standalone records (weir_record_new/copy): the struct and every
- *     byte it points to are separate weir_malloc blocks owned by the
- *     record until weir_emit consumes it or weir_record_destroy frees it;
+ *     byte it points to are weir_malloc blocks owned by the record until
+ *     weir_emit consumes it or weir_record_destroy frees it. A copied key
+ *     and value share the struct's block (REC_KEY_INLINE,
+ *     REC_VALUE_INLINE), and a header's name and value share one block,
+ *     so a source's record costs few allocations;
  *   - batch records: the structs live in a batch's array and their bytes
  *     in the batch's arena, a list of chunks that never move, so views
  *     stay valid until the batch is freed by the task that consumed it.
@@ -19,6 +22,11 @@
 #include "internal.h"
 
 #define CHUNK_SIZE (64 * 1024)
+
+/* rec->owned of a standalone record: nonzero, plus where its bytes are. */
+#define REC_STANDALONE   1u
+#define REC_KEY_INLINE   2u /* key bytes inside the struct's block   */
+#define REC_VALUE_INLINE 4u /* value bytes inside the struct's block */
 
 /* Field by field: a memset of the struct compiles to `rep stos`, whose
  * start-up cost is most of the work for 80 bytes (this runs for every
@@ -88,7 +96,8 @@ int weir_record_is_replay(const weir_record_t *rec)
     if (rec == NULL)
         return 0;
     for (i = 0; i < rec->nheaders; i++)
-        if (strcmp(rec->headers[i].name, WEIR_HDR_REPLAY) == 0)
+        if (rec->headers[i].name[0] == WEIR_HDR_REPLAY[0] &&
+            strcmp(rec->headers[i].name, WEIR_HDR_REPLAY) == 0)
             return 1;
     return 0;
 }
@@ -131,33 +140,74 @@ static int dup_buf(weir_buf_t *dst, weir_buf_t src)
     return WEIR_OK;
 }
 
+/* Bytes a copy of b takes inside a record's block (0 for a null view). */
+static size_t inline_size(weir_buf_t b)
+{
+    return b.data == NULL ? 0 : b.len;
+}
+
+/* Copies b to *p and returns the view of the copy ("" for empty). */
+static weir_buf_t inline_put(unsigned char **p, weir_buf_t b)
+{
+    unsigned char *d = *p;
+
+    if (b.len > 0)
+        memcpy(d, b.data, b.len);
+    *p += b.len;
+    return WEIR_BUF(d, b.len);
+}
+
+/* One block: the struct, then a copy of key, then of value. */
+static weir_record_t *record_new_copy(weir_buf_t key, weir_buf_t value)
+{
+    size_t kn = inline_size(key);
+    size_t vn = inline_size(value);
+    weir_record_t *rec;
+    unsigned char *p;
+
+    if (kn > SIZE_MAX - sizeof(*rec) - 1 ||
+        vn > SIZE_MAX - sizeof(*rec) - 1 - kn)
+        return NULL;
+    rec = weir_malloc(sizeof(*rec) + kn + vn + 1);
+    if (rec == NULL)
+        return NULL;
+    weir__record_init(rec);
+    rec->owned = REC_STANDALONE;
+    p = (unsigned char *)(rec + 1);
+    if (key.data != NULL) {
+        rec->key = inline_put(&p, key);
+        rec->owned |= REC_KEY_INLINE;
+    }
+    if (value.data != NULL) {
+        rec->value = inline_put(&p, value);
+        rec->owned |= REC_VALUE_INLINE;
+    }
+    return rec;
+}
+
 weir_record_t *weir_record_new(weir_ctx_t *ctx, weir_buf_t key,
                                weir_buf_t value, weir_ts_t ts, int flags)
 {
     weir_record_t *rec;
 
     (void)ctx;
+    if (!(flags & WEIR_TAKE)) {
+        rec = record_new_copy(key, value);
+        if (rec != NULL)
+            rec->ts = ts;
+        return rec;
+    }
     rec = weir_malloc(sizeof(*rec));
     if (rec == NULL) {
-        if (flags & WEIR_TAKE) {
-            weir_free((void *)key.data);
-            weir_free((void *)value.data);
-        }
+        weir_free((void *)key.data);
+        weir_free((void *)value.data);
         return NULL;
     }
     weir__record_init(rec);
-    rec->owned = 1;
+    rec->owned = REC_STANDALONE;
     rec->ts = ts;
-    if (flags & WEIR_TAKE) {
-        rec->key = key;
-        rec->value = value;
-        return rec;
-    }
-    if (dup_buf(&rec->key, key) != WEIR_OK ||
-        dup_buf(&rec->value, value) != WEIR_OK) {
-        weir_record_destroy(rec);
-        return NULL;
-    }
+    rec->key = key;
+    rec->value = value;
     return rec;
 }
 
@@ -201,7 +251,9 @@ int weir_record_set_key(weir_record_t *rec, weir_buf_t key)
         return WEIR_EINVAL;
     if (dup_buf(&nk, key) != WEIR_OK)
         return WEIR_ENOMEM;
-    weir_free((void *)rec->key.data);
+    if (!(rec->owned & REC_KEY_INLINE))
+        weir_free((void *)rec->key.data);
+    rec->owned &= ~REC_KEY_INLINE;
     rec->key = nk;
     return WEIR_OK;
 }
@@ -216,28 +268,48 @@ int weir_record_set_position(weir_record_t *rec, int32_t partition,
     return WEIR_OK;
 }
 
+/* The header array holds max(4, the next power of two) entries: grow it
+ * when it is full. */
+static int headers_reserve(weir_record_t *rec)
+{
+    uint32_t n = rec->nheaders;
+    weir__header_t *hs;
+
+    if (n != 0 && (n < 4 || (n & (n - 1)) != 0))
+        return WEIR_OK;
+    if (n >= UINT32_MAX / 2)
+        return WEIR_ENOMEM;
+    hs = weir_realloc(rec->headers, (n == 0 ? 4 : 2 * (size_t)n) * sizeof(*hs));
+    if (hs == NULL)
+        return WEIR_ENOMEM;
+    rec->headers = hs;
+    return WEIR_OK;
+}
+
+/* A header's name and value share one block: the name, its NUL, then
+ * the value bytes; freeing the name frees both. */
 int weir_record_add_header(weir_record_t *rec, const char *name,
                            weir_buf_t value)
 {
-    weir__header_t *hs;
     weir__header_t *h;
+    size_t nn;
+    char *block;
 
     if (rec == NULL || !rec->owned || name == NULL ||
         (value.data == NULL && value.len > 0))
         return WEIR_EINVAL;
-    hs = weir_realloc(rec->headers, (rec->nheaders + 1) * sizeof(*hs));
-    if (hs == NULL)
+    nn = strlen(name) + 1;
+    if (value.len > SIZE_MAX - nn || headers_reserve(rec) != WEIR_OK)
         return WEIR_ENOMEM;
-    rec->headers = hs;
-    h = &hs[rec->nheaders];
-    h->name = weir__strdup(name);
-    if (h->name == NULL)
+    block = weir_malloc(nn + value.len);
+    if (block == NULL)
         return WEIR_ENOMEM;
-    if (dup_buf(&h->value, value.data ? value : WEIR_BUF("", 0)) != WEIR_OK) {
-        weir_free((void *)h->name);
-        return WEIR_ENOMEM;
-    }
-    rec->nheaders++;
+    memcpy(block, name, nn);
+    if (value.len > 0)
+        memcpy(block + nn, value.data, value.len);
+    h = &rec->headers[rec->nheaders++];
+    h->name = block;
+    h->value = WEIR_BUF(block + nn, value.len);
     return WEIR_OK;
 }
 
@@ -247,13 +319,13 @@ void weir_record_destroy(weir_record_t *rec)
 
     if (rec == NULL || !rec->owned)
         return;
-    weir_free((void *)rec->key.data);
-    weir_free((void *)rec->value.data);
+    if (!(rec->owned & REC_KEY_INLINE))
+        weir_free((void *)rec->key.data);
+    if (!(rec->owned & REC_VALUE_INLINE))
+        weir_free((void *)rec->value.data);
     weir_free((void *)rec->rkey.data);
-    for (i = 0; i < rec->nheaders; i++) {
-        weir_free((void *)rec->headers[i].name);
-        weir_free((void *)rec->headers[i].value.data);
-    }
+    for (i = 0; i < rec->nheaders; i++)
+        weir_free((void *)rec->headers[i].name); /* and its value */
     weir_free(rec->headers);
     weir_free(rec);
 }
@@ -291,6 +363,31 @@ void weir__batch_free(weir__batch_t *b)
     weir_free(b->wms);
     weir_free(b->recs);
     weir_free(b);
+}
+
+/* Empties b for reuse; keeps one arena chunk of the usual size. */
+void weir__batch_reset(weir__batch_t *b)
+{
+    weir__chunk_t *c;
+    weir__chunk_t *next;
+    weir__chunk_t *keep = NULL;
+
+    for (c = b->chunks; c != NULL; c = next) {
+        next = c->next;
+        if (keep == NULL && c->cap == CHUNK_SIZE) {
+            keep = c;
+            continue;
+        }
+        weir_free(c);
+    }
+    if (keep != NULL) {
+        keep->used = 0;
+        keep->next = NULL;
+    }
+    b->chunks = keep;
+    b->n = 0;
+    b->nwm = 0;
+    b->bytes = 0;
 }
 
 int weir__batch_add_wm(weir__batch_t *b, weir_ts_t wm)

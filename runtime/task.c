@@ -83,7 +83,7 @@ void run_fail(weir__run_t *run, task_t *t, int member, int rc)
 
 static int ex_push(task_t *t, exchange_t *ex, int c, elem_t e)
 {
-    return channel_push(ex->ch[c], e, &t->run->cancel);
+    return channel_push(ex->ch[c], e, &t->run->cancel, NULL);
 }
 
 static int ex_flush_one(task_t *t, exchange_t *ex, int c)
@@ -96,7 +96,8 @@ static int ex_flush_one(task_t *t, exchange_t *ex, int c)
     e.kind = E_BATCH;
     e.batch = ex->pending[c];
     ex->pending[c] = NULL;
-    return ex_push(t, ex, c, e);
+    /* an emptied batch back from the consumer, if one is ready */
+    return channel_push(ex->ch[c], e, &t->run->cancel, &ex->pending[c]);
 }
 
 static int flush_all(task_t *t)
@@ -666,7 +667,7 @@ static int handle_batch(task_t *t, channel_t *ch, weir__batch_t *b)
         if (rc == WEIR_OK && i < b->n)
             rc = weir__inst_process(t->members[0], &b->recs[i]);
     }
-    weir__batch_free(b);
+    channel_recycle(ch, b);
     return rc;
 }
 
