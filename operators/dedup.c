@@ -82,6 +82,18 @@ struct skey {
 };
 
 /* The operator's state block. */
+/* Digests computed by prefetch, in the order the records will come to
+ * process (a FIFO; see dedup_prefetch). */
+#define MEMO_CAP 16
+
+struct memo {
+    const weir_record_t *rec; /* the record, and what the digest is of */
+    const void *key;
+    size_t len;
+    weir_ts_t ts;
+    XXH128_hash_t h;
+};
+
 struct dedup {
     weir_window_kind_t kind; /* rolling, tumbling or session        */
     weir_ts_t size;          /* R, S or G                           */
@@ -93,6 +105,9 @@ struct dedup {
     struct sess last;        /* session: where the last record went */
     struct dtab_log log;     /* claims since the last snapshot      */
     dstore_t store;          /* segment files and chains            */
+    struct memo memo[MEMO_CAP];
+    unsigned memo_head; /* next to fill */
+    unsigned memo_tail; /* next to use  */
 };
 
 /* ------------------------------------------------------------------ *
@@ -196,11 +211,10 @@ static int sess_merge(const struct dedup *d, struct skey *k, weir_ts_t rs,
  * On unique and duplicate, *out (when not NULL) is the key's session
  * that now holds the window.
  */
-static int dedup_session(struct dedup *d, weir_buf_t key, weir_ts_t rs,
+static int dedup_session(struct dedup *d, XXH128_hash_t h, weir_ts_t rs,
                          weir_ts_t re, weir_ts_t w, struct sess *out)
 {
     struct skey *k;
-    XXH128_hash_t h;
     uint64_t wb;
     int live;
     int rc;
@@ -209,7 +223,6 @@ static int dedup_session(struct dedup *d, weir_buf_t key, weir_ts_t rs,
     rc = dtab_reserve(&d->t, wb);
     if (rc != WEIR_OK)
         return rc;
-    h = XXH3_128bits(key.data, key.len);
     k = (struct skey *)(void *)dtab_probe(&d->t, sizeof(struct skey), h.low64,
                                           h.high64, wb, &live);
     if (live) {
@@ -350,23 +363,91 @@ static int apply_entry(struct dedup *d, weir_buf_t key, weir_ts_t ts,
         }
         if (end < ts)
             return WEIR_ECORRUPT;
-        rc = dedup_session(d, key, ts, end, w, NULL);
+        rc = dedup_session(d, XXH3_128bits(key.data, key.len), ts, end, w,
+                           NULL);
         return rc < 0 ? rc : WEIR_OK;
     }
 }
 
-static int classify(struct dedup *d, weir_buf_t key, weir_ts_t ts, weir_ts_t w)
+/* ------------------------------------------------------------------ *
+ * ## Classification
+ *
+ * The table's probes are cache misses: at a million keys each costs a
+ * trip to memory. The runtime calls dedup_prefetch for records a few
+ * places ahead of the one being processed (records that came in a
+ * batch); it computes the record's digest, asks the CPU to fetch the
+ * slot where its probe will start, and keeps the digest in a FIFO for
+ * process. Records are processed in the order they were prefetched; one
+ * that is not at the front (it came another way) empties the FIFO and
+ * is hashed as usual. A memo is used only for the same record, key
+ * bytes and time it was made for.
+ * ------------------------------------------------------------------ */
+
+/* The digest a record's (key, time) is looked up under. */
+static XXH128_hash_t digest(const struct dedup *d, weir_buf_t key, weir_ts_t ts)
 {
+    if (d->kind == WEIR_WINDOW_TUMBLING)
+        return dedup_tumbling_digest(key.data, key.len,
+                                     weir_window_floor(ts, d->size));
+    return XXH3_128bits(key.data, key.len);
+}
+
+static void dedup_prefetch(void *st, const weir_record_t *in, weir_buf_t key)
+{
+    struct dedup *d = st;
+    struct memo *m;
+
+    if (d->memo_head - d->memo_tail == MEMO_CAP)
+        return; /* full: process will hash this one itself */
+    m = &d->memo[d->memo_head++ % MEMO_CAP];
+    m->rec = in;
+    m->key = key.data;
+    m->len = key.len;
+    m->ts = weir_record_ts(in);
+    m->h = digest(d, key, m->ts);
+    dtab_prefetch(&d->t, m->h.low64);
+}
+
+/* Takes the FIFO's front when it was made for (in, key, ts); any other
+ * front empties the FIFO. NULL when there is no such memo. */
+static const struct memo *take_memo(struct dedup *d, const weir_record_t *in,
+                                    weir_buf_t key, weir_ts_t ts)
+{
+    const struct memo *m;
+
+    if (d->memo_head == d->memo_tail)
+        return NULL;
+    m = &d->memo[d->memo_tail % MEMO_CAP];
+    if (m->rec == in && m->key == key.data && m->len == key.len &&
+        m->ts == ts) {
+        d->memo_tail++;
+        return m;
+    }
+    d->memo_head = d->memo_tail = 0;
+    return NULL;
+}
+
+static XXH128_hash_t take_digest(struct dedup *d, const weir_record_t *in,
+                                 weir_buf_t key, weir_ts_t ts)
+{
+    const struct memo *m = take_memo(d, in, key, ts);
+
+    return m != NULL ? m->h : digest(d, key, ts);
+}
+
+static int classify(struct dedup *d, const weir_record_t *in, weir_buf_t key,
+                    weir_ts_t ts, weir_ts_t w)
+{
+    XXH128_hash_t h = take_digest(d, in, key, ts);
+
     switch (d->kind) {
     case WEIR_WINDOW_ROLLING:
-        return dedup_rolling(&d->t, key.data, key.len, ts, w, d->size,
-                             d->lateness);
+        return dedup_rolling_h(&d->t, h, ts, w, d->size, d->lateness);
     case WEIR_WINDOW_TUMBLING:
-        return dedup_tumbling(&d->t, key.data, key.len,
-                              weir_window_floor(ts, d->size), w, d->size,
-                              d->lateness);
+        return dedup_tumbling_h(&d->t, h, weir_window_floor(ts, d->size), w,
+                                d->size, d->lateness);
     default:
-        return dedup_session(d, key, ts, dtab_sum3(ts, d->size, 0), w,
+        return dedup_session(d, h, ts, dtab_sum3(ts, d->size, 0), w,
                              &d->last);
     }
 }
@@ -412,12 +493,13 @@ static int dedup_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
         d->log.lost = 1;
     }
     if (weir_record_is_replay(in)) {
+        (void)take_memo(d, in, key, ts); /* keeps the FIFO in step */
         rc = apply_entry(d, key, ts, weir_record_value(in), w);
         return rc == WEIR_OK
                    ? WEIR_OK
                    : weir_ctx_error(ctx, rc, "dedup: %s", weir_strerror(rc));
     }
-    cls = classify(d, key, ts, w);
+    cls = classify(d, in, key, ts, w);
     if (d->changelog && changed_state(d, cls)) {
         rc = emit_change(ctx, d, in, key, ts);
         if (rc != WEIR_OK)
@@ -874,6 +956,7 @@ static const weir_operator_def_t dedup_def = {
     .state_size = sizeof(struct dedup),
     .open = dedup_open,
     .process = dedup_process,
+    .prefetch = dedup_prefetch,
     .on_watermark = dedup_on_watermark,
     .snapshot = dedup_snapshot,
     .restore = dedup_restore,

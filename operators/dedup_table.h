@@ -146,6 +146,14 @@ static inline size_t dtab_capacity(const dtab_t *t)
     return t->mask + 1;
 }
 
+/* A hint: the slot where a probe for digest lo starts will be read
+ * soon. Only a hint: the table may grow before the probe. */
+static inline void dtab_prefetch(const dtab_t *t, uint64_t lo)
+{
+    if (t->slots != NULL)
+        __builtin_prefetch(dtab_slot(t, (size_t)lo & t->mask), 1);
+}
+
 /* Bytes the table itself holds (slots only). */
 static inline size_t dtab_bytes(const dtab_t *t)
 {
@@ -505,12 +513,11 @@ static inline int dtab_merge_claim(dtab_t *t, uint64_t lo, uint64_t hi,
  * ts + L <= W, else unique and opens the entry (f = ts). Returns
  * DEDUP_* or a negative code.
  */
-static inline int dedup_rolling(dtab_t *t, const void *key, size_t len,
-                                weir_ts_t ts, weir_ts_t w, weir_ts_t ttl,
-                                weir_ts_t lateness)
+static inline int dedup_rolling_h(dtab_t *t, XXH128_hash_t d, weir_ts_t ts,
+                                  weir_ts_t w, weir_ts_t ttl,
+                                  weir_ts_t lateness)
 {
     struct dtab_head *e;
-    XXH128_hash_t d;
     weir_ts_t exp;
     uint64_t wb;
     int live;
@@ -520,7 +527,6 @@ static inline int dedup_rolling(dtab_t *t, const void *key, size_t len,
     rc = dtab_reserve(t, wb);
     if (rc != WEIR_OK)
         return rc;
-    d = XXH3_128bits(key, len);
     e = dtab_probe(t, sizeof(struct dtab_head), d.low64, d.high64, wb, &live);
     if (live)
         return DEDUP_DUPLICATE;
@@ -532,17 +538,25 @@ static inline int dedup_rolling(dtab_t *t, const void *key, size_t len,
     return DEDUP_UNIQUE;
 }
 
+/* The same, from the key (its digest: XXH3-128 of the bytes). */
+static inline int dedup_rolling(dtab_t *t, const void *key, size_t len,
+                                weir_ts_t ts, weir_ts_t w, weir_ts_t ttl,
+                                weir_ts_t lateness)
+{
+    return dedup_rolling_h(t, XXH3_128bits(key, len), ts, w, ttl, lateness);
+}
+
 /*
  * tumbling:S with lateness L; start = floor(ts/S)*S. Late when
  * end - 1 + L <= W; else the first record of (key, window) is unique and
- * later ones duplicates. Returns DEDUP_* or a negative code.
+ * later ones duplicates. d = dedup_tumbling_digest(key, start). Returns
+ * DEDUP_* or a negative code.
  */
-static inline int dedup_tumbling(dtab_t *t, const void *key, size_t len,
-                                 weir_ts_t start, weir_ts_t w, weir_ts_t size,
-                                 weir_ts_t lateness)
+static inline int dedup_tumbling_h(dtab_t *t, XXH128_hash_t d,
+                                   weir_ts_t start, weir_ts_t w, weir_ts_t size,
+                                   weir_ts_t lateness)
 {
     struct dtab_head *e;
-    XXH128_hash_t d;
     weir_ts_t exp;
     uint64_t wb;
     int live;
@@ -555,7 +569,6 @@ static inline int dedup_tumbling(dtab_t *t, const void *key, size_t len,
     rc = dtab_reserve(t, wb);
     if (rc != WEIR_OK)
         return rc;
-    d = dedup_tumbling_digest(key, len, start);
     e = dtab_probe(t, sizeof(struct dtab_head), d.low64, d.high64, wb, &live);
     if (live)
         return DEDUP_DUPLICATE;

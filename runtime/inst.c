@@ -148,6 +148,16 @@ int weir__inst_process(weir__inst_t *in, const weir_record_t *rec)
     return in->def->process(&in->ctx, in->st, rec);
 }
 
+weir__prefetch_fn weir__inst_prefetcher(const weir__inst_t *in)
+{
+    return in->def->version >= 2 ? in->def->prefetch : NULL;
+}
+
+void weir__inst_prefetch(weir__inst_t *in, const weir_record_t *rec)
+{
+    in->def->prefetch(in->st, rec, rec->rkey);
+}
+
 static int emit_wm(weir__inst_t *in, weir_ts_t wm)
 {
     if (wm <= in->out_wm)

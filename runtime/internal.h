@@ -249,6 +249,17 @@ void weir__inst_set_out(weir__inst_t *in, const weir__out_ops_t *ops,
 int weir__inst_open(weir__inst_t *in);
 void weir__inst_close(weir__inst_t *in);
 int weir__inst_process(weir__inst_t *in, const weir_record_t *rec);
+/* The def's prefetch hint (NULL for none or a version 1 table), and a
+ * call of it with rec's key_by key. */
+typedef void (*weir__prefetch_fn)(void *st, const weir_record_t *in,
+                                  weir_buf_t key);
+weir__prefetch_fn weir__inst_prefetcher(const weir__inst_t *in);
+void weir__inst_prefetch(weir__inst_t *in, const weir_record_t *rec);
+/* 1 for a def of a version this runtime knows (1..WEIR_OPERATOR_VERSION). */
+static inline int weir__def_version_ok(const weir_operator_def_t *def)
+{
+    return def->version >= 1 && def->version <= WEIR_OPERATOR_VERSION;
+}
 /* Advances the input watermark: timers, on_watermark, forward. */
 int weir__inst_watermark(weir__inst_t *in, weir_ts_t wm);
 int weir__inst_idle(weir__inst_t *in, int idle);

@@ -303,8 +303,7 @@ weir_stream_t *weir_stream_source(weir_pipeline_t *p, const char *name,
         return NULL;
     if (p->err != WEIR_OK)
         return &p->poison;
-    if (def == NULL || def->poll == NULL ||
-        def->version != WEIR_OPERATOR_VERSION) {
+    if (def == NULL || def->poll == NULL || !weir__def_version_ok(def)) {
         weir__pipeline_fail(p, WEIR_EINVAL,
                             "source \"%s\": needs an operator def with poll "
                             "and version WEIR_OPERATOR_VERSION",
@@ -344,8 +343,7 @@ static weir_stream_t *apply_node(weir_stream_t *s, const char *name,
 
     if (!usable(s))
         return s ? &s->p->poison : NULL;
-    if (def == NULL || def->version != WEIR_OPERATOR_VERSION ||
-        def->poll != NULL) {
+    if (def == NULL || !weir__def_version_ok(def) || def->poll != NULL) {
         weir__pipeline_fail(s->p, WEIR_EINVAL,
                             "apply: operator def must be non-NULL, without "
                             "poll, with version WEIR_OPERATOR_VERSION");

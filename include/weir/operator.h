@@ -41,7 +41,8 @@
 extern "C" {
 #endif
 
-#define WEIR_OPERATOR_VERSION 1
+/* 2 added prefetch; tables of version 1 are still accepted. */
+#define WEIR_OPERATOR_VERSION 2
 
 typedef struct weir_writer_s weir_writer_t; /* snapshot output stream */
 typedef struct weir_reader_s weir_reader_t; /* snapshot input stream  */
@@ -100,6 +101,18 @@ struct weir_operator_def {
                                   uint64_t checkpoint_id);
     /** Every input has ended (after the final watermark); flush. */
     int (*on_end)(weir_ctx_t *ctx, void *st);
+    /**
+     * Optional (version 2), a hint: `in` will be processed soon, under
+     * key_by key `key` (what weir_ctx_key() will return then). Called on
+     * the operator's thread a few records ahead, for records that arrive
+     * in a batch from another task; `in` and `key` stay valid until in's
+     * own process call returns. Lets an operator start the memory loads
+     * that record will need (e.g. __builtin_prefetch of a hash table
+     * slot) or compute something that depends only on the record. It
+     * cannot fail, emit or change what the operator outputs; a record may
+     * also be processed without having been prefetched.
+     */
+    void (*prefetch)(void *st, const weir_record_t *in, weir_buf_t key);
 };
 
 /* ------------------------------------------------------------------ *

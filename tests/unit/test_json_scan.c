@@ -95,6 +95,9 @@ static void put_string(struct gen *g)
                                         "\xe2\x80\xa8",
                                         "\x7f",
                                         " ",
+                                        /* longer than the scanner's
+                                         * 16-byte steps */
+                                        "abcdefghijklmnopqrstuvwxyz0123456789",
                                         "\\n",
                                         "\\\"",
                                         "\\\\",
@@ -107,11 +110,11 @@ static void put_string(struct gen *g)
                                         "Z",
                                         "0"};
     unsigned i;
-    unsigned n = pick(g, 4);
+    unsigned n = pick(g, 6);
 
     put(g, "\"");
     for (i = 0; i < n; i++)
-        put(g, parts[pick(g, (rnd(g) % 3) ? 9 : 20)]);
+        put(g, parts[pick(g, (rnd(g) % 3) ? 10 : 21)]);
     put(g, "\"");
 }
 

@@ -397,6 +397,142 @@ static void runtime_failure_stops_and_closes(void **unused)
 }
 
 /* ------------------------------------------------------------------ *
+ * Prefetch hints: ahead of processing, in processing order, with the key
+ * processing sees; never for a version 1 table.
+ * ------------------------------------------------------------------ */
+
+#define PF_Q 64
+
+struct pf {
+    const weir_record_t *q[PF_Q]; /* prefetched, not yet processed */
+    char key[PF_Q][32];
+    size_t klen[PF_Q];
+    unsigned head;
+    unsigned tail;
+};
+
+struct pf_totals {
+    uint64_t prefetched;
+    uint64_t hinted; /* processed records that were prefetched first */
+    uint64_t bad;    /* out of order, or another key */
+};
+
+static void pf_prefetch(void *st, const weir_record_t *in, weir_buf_t key)
+{
+    struct pf *p = st;
+    unsigned k = p->head++ % PF_Q;
+
+    p->q[k] = in;
+    p->klen[k] = key.len < 32 ? key.len : 32;
+    memcpy(p->key[k], key.data, p->klen[k]);
+}
+
+static int pf_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
+{
+    struct pf *p = st;
+    struct pf_totals *t = (struct pf_totals *)weir_ctx_opaque(ctx);
+    weir_buf_t key = weir_ctx_key(ctx);
+    unsigned k = p->tail % PF_Q;
+
+    if (p->head != p->tail) {
+        if (p->q[k] != in || p->klen[k] != key.len ||
+            memcmp(p->key[k], key.data, key.len) != 0)
+            __atomic_add_fetch(&t->bad, 1, __ATOMIC_SEQ_CST);
+        else
+            __atomic_add_fetch(&t->hinted, 1, __ATOMIC_SEQ_CST);
+        p->tail++;
+    }
+    return weir_forward(ctx, in);
+}
+
+static void pf_close(weir_ctx_t *ctx, void *st)
+{
+    struct pf *p = st;
+    struct pf_totals *t = (struct pf_totals *)weir_ctx_opaque(ctx);
+
+    __atomic_add_fetch(&t->prefetched, p->head, __ATOMIC_SEQ_CST);
+    if (p->head != p->tail)
+        __atomic_add_fetch(&t->bad, 1, __ATOMIC_SEQ_CST);
+}
+
+static const weir_operator_def_t pf_def = {
+    .version = WEIR_OPERATOR_VERSION,
+    .name = "pf",
+    .flags = WEIR_OP_F_KEYED,
+    .state_size = sizeof(struct pf),
+    .process = pf_process,
+    .close = pf_close,
+    .prefetch = pf_prefetch,
+};
+
+static void never_prefetch(void *st, const weir_record_t *in, weir_buf_t key)
+{
+    (void)st;
+    (void)in;
+    (void)key;
+    fail_msg("prefetch called on a version 1 table");
+}
+
+static const weir_operator_def_t pf_v1_def = {
+    .version = 1,
+    .name = "pf-v1",
+    .flags = WEIR_OP_F_KEYED,
+    .state_size = sizeof(struct pf),
+    .process = pf_process,
+    .close = pf_close,
+    .prefetch = never_prefetch, /* not part of a version 1 table */
+};
+
+static uint64_t run_pf(const weir_operator_def_t *def, struct pf_totals *t)
+{
+    char err[256];
+    gen_t g = {.n = 20000};
+    uint64_t n = 0;
+    weir_conf_t *conf = weir_conf_new();
+    weir_pipeline_t *pl;
+    weir_stream_t *s;
+
+    weir_conf_set(conf, "pipeline.parallelism", "2", err, sizeof(err));
+    pl = weir_pipeline_new("t", conf, err, sizeof(err));
+    s = weir_source_generator(pl, "gen", gen_fn, &g);
+    s = weir_stream_apply(weir_stream_keyby(s, NULL, NULL), def, t);
+    weir_stream_collect(s, count_sink, &n);
+    assert_int_equal(WEIR_OK, weir_pipeline_run(pl));
+    weir_pipeline_destroy(pl);
+    return n;
+}
+
+static void runtime_prefetch_hint(void **unused)
+{
+    struct pf_totals t = {0};
+    weir_operator_def_t v3 = pf_def;
+    char err[256];
+    weir_pipeline_t *pl;
+    weir_stream_t *s;
+    gen_t g = {.n = 1};
+
+    (void)unused;
+    assert_int_equal(run_pf(&pf_def, &t), 20000);
+    assert_int_equal(t.bad, 0);
+    assert_int_equal(t.prefetched, 20000); /* all came in batches */
+    assert_int_equal(t.hinted, 20000);
+
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(run_pf(&pf_v1_def, &t), 20000);
+    assert_int_equal(t.prefetched, 0);
+    assert_int_equal(t.bad, 0);
+
+    /* a version this runtime does not know is refused */
+    v3.version = WEIR_OPERATOR_VERSION + 1;
+    pl = weir_pipeline_new("t", NULL, err, sizeof(err));
+    s = weir_source_generator(pl, "gen", gen_fn, &g);
+    s = weir_stream_apply(weir_stream_keyby(s, NULL, NULL), &v3, &t);
+    assert_false(weir_stream_ok(s));
+    assert_int_equal(WEIR_EINVAL, weir_pipeline_error(pl));
+    weir_pipeline_destroy(pl);
+}
+
+/* ------------------------------------------------------------------ *
  * Union: watermark is the minimum of both inputs.
  * ------------------------------------------------------------------ */
 
@@ -950,14 +1086,72 @@ static void runtime_forward_as(void **unused)
     weir_harness_destroy(h);
 }
 
+/* Standalone records: copied key and value share the struct's block,
+ * headers share one block each; every accessor sees the bytes given,
+ * and replacing, growing and copying keep them (ASan checks the frees). */
+static void record_ownership(void **state)
+{
+    static const char *const names[] = {"a", "bb", "ccc", "d", "e",
+                                        "f", "g", "h", "i"};
+    weir_record_t *r;
+    weir_record_t *c;
+    weir_buf_t v;
+    const char *name;
+    size_t i;
+
+    (void)state;
+    r = weir_record_new(NULL, WEIR_BUF_STR("key-1"), WEIR_BUF_STR("value"), 7,
+                        WEIR_COPY);
+    assert_non_null(r);
+    assert_int_equal(weir_record_key(r).len, 5);
+    assert_memory_equal(weir_record_key(r).data, "key-1", 5);
+    assert_memory_equal(weir_record_value(r).data, "value", 5);
+    assert_int_equal(weir_record_ts(r), 7);
+    assert_int_equal(weir_record_set_key(r, WEIR_BUF_STR("longer-key-2")),
+                     WEIR_OK);
+    assert_int_equal(weir_record_set_key(r, WEIR_BUF_STR("k3")), WEIR_OK);
+    assert_memory_equal(weir_record_key(r).data, "k3", 2);
+    for (i = 0; i < 9; i++)
+        assert_int_equal(weir_record_add_header(
+                             r, names[i],
+                             i == 4 ? WEIR_BUF_NULL : WEIR_BUF_STR(names[i])),
+                         WEIR_OK);
+    assert_int_equal(weir_record_header_count(r), 9);
+    for (i = 0; i < 9; i++) {
+        assert_int_equal(weir_record_header_at(r, i, &name, &v), WEIR_OK);
+        assert_string_equal(name, names[i]);
+        assert_int_equal(v.len, i == 4 ? 0 : strlen(names[i]));
+        assert_non_null(v.data);
+        assert_memory_equal(v.data, names[i], v.len);
+    }
+    c = weir_record_copy(r);
+    assert_non_null(c);
+    weir_record_destroy(r);
+    assert_memory_equal(weir_record_key(c).data, "k3", 2);
+    assert_memory_equal(weir_record_value(c).data, "value", 5);
+    assert_int_equal(weir_record_header(c, "ccc", &v), WEIR_OK);
+    assert_memory_equal(v.data, "ccc", 3);
+    weir_record_destroy(c);
+
+    /* null and empty views stay what they were */
+    r = weir_record_new(NULL, WEIR_BUF_NULL, WEIR_BUF("", 0), 0, WEIR_COPY);
+    assert_non_null(r);
+    assert_null(weir_record_key(r).data);
+    assert_non_null(weir_record_value(r).data);
+    assert_int_equal(weir_record_value(r).len, 0);
+    weir_record_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(record_ownership),
         cmocka_unit_test(runtime_keyed_p1),
         cmocka_unit_test(runtime_keyed_p2),
         cmocka_unit_test(runtime_keyed_p4),
         cmocka_unit_test(runtime_output_independent_of_parallelism),
         cmocka_unit_test(runtime_sticky_errors),
+        cmocka_unit_test(runtime_prefetch_hint),
         cmocka_unit_test(runtime_failure_stops_and_closes),
         cmocka_unit_test(runtime_union),
         cmocka_unit_test(runtime_restore_equivalence_p1),
