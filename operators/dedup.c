@@ -363,8 +363,8 @@ static int apply_entry(struct dedup *d, weir_buf_t key, weir_ts_t ts,
         }
         if (end < ts)
             return WEIR_ECORRUPT;
-        rc = dedup_session(d, XXH3_128bits(key.data, key.len), ts, end, w,
-                           NULL);
+        rc =
+            dedup_session(d, XXH3_128bits(key.data, key.len), ts, end, w, NULL);
         return rc < 0 ? rc : WEIR_OK;
     }
 }
@@ -447,8 +447,7 @@ static int classify(struct dedup *d, const weir_record_t *in, weir_buf_t key,
         return dedup_tumbling_h(&d->t, h, weir_window_floor(ts, d->size), w,
                                 d->size, d->lateness);
     default:
-        return dedup_session(d, h, ts, dtab_sum3(ts, d->size, 0), w,
-                             &d->last);
+        return dedup_session(d, h, ts, dtab_sum3(ts, d->size, 0), w, &d->last);
     }
 }
 

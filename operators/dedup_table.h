@@ -552,8 +552,8 @@ static inline int dedup_rolling(dtab_t *t, const void *key, size_t len,
  * later ones duplicates. d = dedup_tumbling_digest(key, start). Returns
  * DEDUP_* or a negative code.
  */
-static inline int dedup_tumbling_h(dtab_t *t, XXH128_hash_t d,
-                                   weir_ts_t start, weir_ts_t w, weir_ts_t size,
+static inline int dedup_tumbling_h(dtab_t *t, XXH128_hash_t d, weir_ts_t start,
+                                   weir_ts_t w, weir_ts_t size,
                                    weir_ts_t lateness)
 {
     struct dtab_head *e;

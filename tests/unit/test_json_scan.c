@@ -84,6 +84,8 @@ static void put_ws(struct gen *g)
     put(g, ws[pick(g, 7)]);
 }
 
+/* Parts of a string; the first ten are plain (one is longer than the
+ * scanner's 16-byte steps), the rest escapes. */
 static void put_string(struct gen *g)
 {
     static const char *const parts[] = {"abc",
@@ -95,8 +97,6 @@ static void put_string(struct gen *g)
                                         "\xe2\x80\xa8",
                                         "\x7f",
                                         " ",
-                                        /* longer than the scanner's
-                                         * 16-byte steps */
                                         "abcdefghijklmnopqrstuvwxyz0123456789",
                                         "\\n",
                                         "\\\"",

@@ -1092,7 +1092,7 @@ static void runtime_forward_as(void **unused)
 static void record_ownership(void **state)
 {
     static const char *const names[] = {"a", "bb", "ccc", "d", "e",
-                                        "f", "g", "h", "i"};
+                                        "f", "g",  "h",   "i"};
     weir_record_t *r;
     weir_record_t *c;
     weir_buf_t v;
@@ -1112,10 +1112,10 @@ static void record_ownership(void **state)
     assert_int_equal(weir_record_set_key(r, WEIR_BUF_STR("k3")), WEIR_OK);
     assert_memory_equal(weir_record_key(r).data, "k3", 2);
     for (i = 0; i < 9; i++)
-        assert_int_equal(weir_record_add_header(
-                             r, names[i],
-                             i == 4 ? WEIR_BUF_NULL : WEIR_BUF_STR(names[i])),
-                         WEIR_OK);
+        assert_int_equal(
+            weir_record_add_header(
+                r, names[i], i == 4 ? WEIR_BUF_NULL : WEIR_BUF_STR(names[i])),
+            WEIR_OK);
     assert_int_equal(weir_record_header_count(r), 9);
     for (i = 0; i < 9; i++) {
         assert_int_equal(weir_record_header_at(r, i, &name, &v), WEIR_OK);
