@@ -27,6 +27,7 @@
  * allocation (from (a2), the operator's structure), and the same minus the 16
  * bytes of digest that stand in for the key.
  */
+#include "bench_build.h"
 #include "../operators/dedup_table.h"
 
 #include <stdio.h>
@@ -366,6 +367,7 @@ int main(int argc, char **argv)
     int ok[4] = {1, 1, 1, 1};
     int i;
 
+    bench_check_build("bench-dedup");
     bare_bytes = 0;
     table_bytes = 0;
     live = 1;

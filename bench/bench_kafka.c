@@ -45,6 +45,7 @@
 #include <pthread.h>
 
 #include "../examples/dedup_kafka.h"
+#include "bench_build.h"
 
 #define NPART       16
 #define ROUNDS      3
@@ -714,6 +715,7 @@ int main(int argc, char **argv)
     int64_t f99[2];
     int r;
 
+    bench_check_build("bench-kafka");
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (n < 2 || n > MAX_EVENTS) {
         fprintf(stderr,

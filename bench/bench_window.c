@@ -25,6 +25,7 @@
  * its threads; on a shared machine this moves much less than wall-clock
  * throughput, so it is the figure to compare before/after a change).
  */
+#include "bench_build.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +321,7 @@ int main(int argc, char **argv)
     size_t i;
     int r;
 
+    bench_check_build("bench-window");
     if (argc > 1)
         n = strtoull(argv[1], NULL, 10);
     if (argc > 2)
