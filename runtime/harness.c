@@ -289,16 +289,68 @@ int weir_harness_push(weir_harness_t *h, const char *key, const char *value,
                                  ts);
 }
 
+/* rec as the runtime hands it to an operator: rkey defaults to key. */
+static weir_record_t as_delivered(const weir_record_t *rec)
+{
+    weir_record_t copy = *rec;
+
+    if (copy.rkey.data == NULL)
+        copy.rkey = copy.key;
+    return copy;
+}
+
 int weir_harness_push_record(weir_harness_t *h, const weir_record_t *rec)
 {
     weir_record_t copy;
 
     if (h == NULL || rec == NULL)
         return WEIR_EINVAL;
-    copy = *rec;
-    if (copy.rkey.data == NULL)
-        copy.rkey = copy.key;
+    copy = as_delivered(rec);
     return weir__inst_process(h->in, &copy);
+}
+
+int weir_harness_push_batch(weir_harness_t *h, const weir_record_t *const *recs,
+                            size_t n)
+{
+    int pf = h != NULL && weir__inst_prefetcher(h->in) != NULL;
+    weir_record_t *b;
+    size_t i;
+    int rc = WEIR_OK;
+
+    if (h == NULL || (recs == NULL && n > 0))
+        return WEIR_EINVAL;
+    for (i = 0; i < n; i++)
+        if (recs[i] == NULL)
+            return WEIR_EINVAL;
+    if (n == 0)
+        return WEIR_OK;
+    b = weir_malloc(n * sizeof(*b));
+    if (b == NULL)
+        return WEIR_ENOMEM;
+    for (i = 0; i < n; i++)
+        b[i] = as_delivered(recs[i]);
+    for (i = 0; pf && i < n && i < WEIR__PREFETCH_AHEAD; i++)
+        weir__inst_prefetch(h->in, &b[i]);
+    for (i = 0; i < n && rc == WEIR_OK; i++) {
+        if (pf && i + WEIR__PREFETCH_AHEAD < n)
+            weir__inst_prefetch(h->in, &b[i + WEIR__PREFETCH_AHEAD]);
+        rc = weir__inst_process(h->in, &b[i]);
+    }
+    weir_free(b);
+    return rc;
+}
+
+int weir_harness_prefetch(weir_harness_t *h, const weir_record_t *rec)
+{
+    weir_record_t copy;
+
+    if (h == NULL || rec == NULL)
+        return WEIR_EINVAL;
+    if (weir__inst_prefetcher(h->in) == NULL)
+        return WEIR_OK;
+    copy = as_delivered(rec);
+    weir__inst_prefetch(h->in, &copy);
+    return WEIR_OK;
 }
 
 int weir_harness_watermark(weir_harness_t *h, weir_ts_t wm)

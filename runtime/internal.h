@@ -249,6 +249,9 @@ void weir__inst_set_out(weir__inst_t *in, const weir__out_ops_t *ops,
 int weir__inst_open(weir__inst_t *in);
 void weir__inst_close(weir__inst_t *in);
 int weir__inst_process(weir__inst_t *in, const weir_record_t *rec);
+/* How far ahead of processing a batch the first member's prefetch hint
+ * runs: enough to cover a memory access with the work on a few records. */
+#define WEIR__PREFETCH_AHEAD 8
 /* The def's prefetch hint (NULL for none or a version 1 table), and a
  * call of it with rec's key_by key. */
 typedef void (*weir__prefetch_fn)(void *st, const weir_record_t *in,

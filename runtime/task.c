@@ -655,10 +655,6 @@ static int input_watermark(task_t *t, channel_t *ch, weir_ts_t wm)
     return update_valve(t);
 }
 
-/* How far ahead of processing the first member's prefetch hint runs:
- * enough to cover a memory access with the work on a few records. */
-#define PREFETCH_AHEAD 8
-
 static int handle_batch(task_t *t, channel_t *ch, weir__batch_t *b)
 {
     weir__inst_t *first = t->members[0];
@@ -667,15 +663,15 @@ static int handle_batch(task_t *t, channel_t *ch, weir__batch_t *b)
     uint32_t w = 0;
     int rc = WEIR_OK;
 
-    for (i = 0; pf && i < b->n && i < PREFETCH_AHEAD; i++)
+    for (i = 0; pf && i < b->n && i < WEIR__PREFETCH_AHEAD; i++)
         weir__inst_prefetch(first, &b->recs[i]);
     for (i = 0; i <= b->n && rc == WEIR_OK; i++) {
         while (rc == WEIR_OK && w < b->nwm && b->wms[w].pos == i)
             rc = input_watermark(t, ch, b->wms[w++].wm);
         if (rc != WEIR_OK || i == b->n)
             continue;
-        if (pf && i + PREFETCH_AHEAD < b->n)
-            weir__inst_prefetch(first, &b->recs[i + PREFETCH_AHEAD]);
+        if (pf && i + WEIR__PREFETCH_AHEAD < b->n)
+            weir__inst_prefetch(first, &b->recs[i + WEIR__PREFETCH_AHEAD]);
         rc = weir__inst_process(first, &b->recs[i]);
     }
     channel_recycle(ch, b);

@@ -72,6 +72,24 @@ WEIR_EXTERN int weir_harness_push_buf(weir_harness_t *h, weir_buf_t key,
 /** @brief Pushes a copy of rec (headers and position included). */
 WEIR_EXTERN int weir_harness_push_record(weir_harness_t *h,
                                          const weir_record_t *rec);
+/**
+ * @brief Pushes copies of recs[0..n) the way the runtime delivers a
+ * batch from another task: the operator's prefetch hint (if it has one)
+ * runs a few records ahead of process, in order. Stops at the first
+ * error. recs borrowed until return.
+ */
+WEIR_EXTERN int weir_harness_push_batch(weir_harness_t *h,
+                                        const weir_record_t *const *recs,
+                                        size_t n);
+/**
+ * @brief Gives the operator's prefetch hint rec alone, as if rec were
+ * coming next; then nothing else happens (to test that an operator copes
+ * with records processed without their hint, or hints never followed).
+ * WEIR_OK, also when the operator takes no hint. rec borrowed until
+ * return.
+ */
+WEIR_EXTERN int weir_harness_prefetch(weir_harness_t *h,
+                                      const weir_record_t *rec);
 /** @brief Advances the input watermark: fires event timers <= wm in order,
  * then on_watermark. A wm not above the current one is ignored. */
 WEIR_EXTERN int weir_harness_watermark(weir_harness_t *h, weir_ts_t wm);

@@ -691,6 +691,124 @@ static void test_dedup_snapshot_restore(void **state)
     free(ts);
 }
 
+/* The same input through the prefetch hint as the runtime gives it
+ * (batches of 1..40 records, the hint 8 ahead), and with stray hints
+ * (records hinted but never processed, before a batch), classifies every
+ * record as pushing them one by one does. */
+static void feed_batches(weir_harness_t *h, const uint64_t *keys,
+                         const weir_ts_t *ts, size_t n, int stray)
+{
+    enum { MAXB = 40 };
+    char key[MAXB][32];
+    char value[MAXB][32];
+    weir_record_t *r[MAXB];
+    weir_record_t *x;
+    size_t i = 0;
+    size_t k;
+    size_t b;
+
+    while (i < n) {
+        b = 1 + rng() % MAXB;
+        if (b > n - i)
+            b = n - i;
+        for (k = 0; k < b; k++) {
+            snprintf(key[k], sizeof(key[k]), "k%llu",
+                     (unsigned long long)keys[i + k]);
+            snprintf(value[k], sizeof(value[k]), "%zu", i + k);
+            r[k] =
+                weir_record_new(NULL, WEIR_BUF_STR(key[k]),
+                                WEIR_BUF_STR(value[k]), ts[i + k], WEIR_COPY);
+            assert_non_null(r[k]);
+        }
+        if (stray) {
+            /* another key, and this batch's first key at another time */
+            x = weir_record_new(NULL, WEIR_BUF_STR("stray"), WEIR_BUF_STR("x"),
+                                ts[i], WEIR_COPY);
+            assert_int_equal(weir_harness_prefetch(h, x), WEIR_OK);
+            weir_record_destroy(x);
+            x = weir_record_new(NULL, WEIR_BUF_STR(key[0]), WEIR_BUF_STR("x"),
+                                ts[i] + 1000, WEIR_COPY);
+            assert_int_equal(weir_harness_prefetch(h, x), WEIR_OK);
+            weir_record_destroy(x);
+        }
+        assert_int_equal(
+            weir_harness_push_batch(h, (const weir_record_t *const *)r, b),
+            WEIR_OK);
+        for (k = 0; k < b; k++)
+            weir_record_destroy(r[k]);
+        i += b;
+        WM(h, ts[i - 1] - 40);
+    }
+}
+
+/* The same records one by one, with the watermarks at the same places. */
+static void feed_one_by_one(weir_harness_t *h, const uint64_t *keys,
+                            const weir_ts_t *ts, const size_t *cuts,
+                            size_t ncuts)
+{
+    char key[32];
+    char value[32];
+    size_t c;
+    size_t i = 0;
+
+    for (c = 0; c < ncuts; c++) {
+        for (; i < cuts[c]; i++) {
+            snprintf(key, sizeof(key), "k%llu", (unsigned long long)keys[i]);
+            snprintf(value, sizeof(value), "%zu", i);
+            assert_int_equal(weir_harness_push(h, key, value, ts[i]), WEIR_OK);
+        }
+        WM(h, ts[cuts[c] - 1] - 40);
+    }
+}
+
+static void test_dedup_prefetch_same_result(void **state)
+{
+    enum { N = 4000 };
+    uint64_t keys[N];
+    weir_ts_t ts[N];
+    size_t cuts[N];
+    size_t ncuts;
+    weir_harness_t *one;
+    weir_harness_t *batched;
+    weir_harness_t *strays;
+    size_t seen[3];
+    uint64_t seed;
+    size_t i;
+    int kind;
+
+    (void)state;
+    for (kind = 0; kind < 3; kind++) {
+        rng_state = 0x51ED27A3C0FFEEull + (uint64_t)kind;
+        for (i = 0; i < N; i++) {
+            keys[i] = rng() % 200;
+            ts[i] = (weir_ts_t)i / 2 - (weir_ts_t)(rng() % 60);
+        }
+        seed = rng_state;
+        batched = new_dedup(scope_of(kind), 3);
+        feed_batches(batched, keys, ts, N, 0);
+        /* the batch boundaries drawn, for the one-by-one run */
+        rng_state = seed;
+        for (i = 0, ncuts = 0; i < N; ncuts++) {
+            size_t b = 1 + rng() % 40;
+
+            i += b > N - i ? N - i : b;
+            cuts[ncuts] = i;
+        }
+        one = new_dedup(scope_of(kind), 3);
+        feed_one_by_one(one, keys, ts, cuts, ncuts);
+        rng_state = seed;
+        strays = new_dedup(scope_of(kind), 3);
+        feed_batches(strays, keys, ts, N, 1);
+        assert_same_outputs(one, batched);
+        assert_same_outputs(one, strays);
+        counts_sum(one, seen);
+        assert_true(seen[U] > 0 && seen[D] > 0 && seen[L] > 0);
+        weir_harness_destroy(one);
+        weir_harness_destroy(batched);
+        weir_harness_destroy(strays);
+    }
+}
+
 /* A restored operator without the snapshot would call these unique. */
 static void test_dedup_restore_keeps_state(void **state)
 {
@@ -961,6 +1079,7 @@ int main(void)
         cmocka_unit_test(test_dedup_session_many_sessions_one_key),
         cmocka_unit_test(test_dedup_invalid_scopes),
         cmocka_unit_test(test_dedup_snapshot_restore),
+        cmocka_unit_test(test_dedup_prefetch_same_result),
         cmocka_unit_test(test_dedup_restore_keeps_state),
         cmocka_unit_test(test_dedup_restore_corrupt),
         cmocka_unit_test(test_dedup_memory_bounded),
