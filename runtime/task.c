@@ -17,7 +17,10 @@
  *   take the next element from an input that is not blocked by barrier
  *   alignment (round robin over inputs), handle it; when no input has an
  *   element, flush outputs and sleep, waking for the next
- *   processing-time timer.
+ *   processing-time timer. A batch's records go to the first member in
+ *   order, its prefetch hint (if any) WEIR__PREFETCH_AHEAD records ahead;
+ *   the emptied batch goes back to its channel for the producer to
+ *   refill.
  *
  *   Valve: each input keeps its last watermark and idle flag; the task's
  *   input watermark is the minimum over inputs that are neither idle nor
