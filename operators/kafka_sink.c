@@ -52,6 +52,9 @@ struct sink {
     uint64_t epoch;
     uint64_t n;
     int opened;
+    char chk[96]; /* WEIR_KAFKA_HDR_CHECKPOINT's value for chk_epoch */
+    int chk_len;
+    uint64_t chk_epoch; /* 0: none yet (epochs start at 1) */
 };
 
 /* ------------------------------------------------------------------ *
@@ -247,14 +250,27 @@ static int keep_header(const char *name)
     return strcmp(name, WEIR_HDR_ERROR) == 0;
 }
 
-static rd_kafka_headers_t *make_headers(const struct sink *k,
-                                        const weir_record_t *in)
+/* The checkpoint header's value ("run:epoch"), made once per epoch. */
+static void checkpoint_value(struct sink *k)
+{
+    int n;
+
+    if (k->chk_epoch == k->epoch)
+        return;
+    n = snprintf(k->chk, sizeof(k->chk), "%s:%" PRIu64, k->a->l->run_id,
+                 k->epoch);
+    k->chk_len = n < 0                      ? 0
+                 : n >= (int)sizeof(k->chk) ? (int)sizeof(k->chk) - 1
+                                            : n;
+    k->chk_epoch = k->epoch;
+}
+
+static rd_kafka_headers_t *make_headers(struct sink *k, const weir_record_t *in)
 {
     const weir_kafka_sink_conf_t *kc = k->a->kc;
     rd_kafka_headers_t *h;
     const char *name;
     weir_buf_t v;
-    char chk[96];
     size_t n = in != NULL ? weir_record_header_count(in) : 0;
     size_t i;
     int eos = !kc->alos && !kc->no_chk_header;
@@ -271,8 +287,10 @@ static rd_kafka_headers_t *make_headers(const struct sink *k,
         rd_kafka_header_add(h, name, -1, v.data, (ssize_t)v.len);
     }
     if (eos) {
-        snprintf(chk, sizeof(chk), "%s:%" PRIu64, k->a->l->run_id, k->epoch);
-        rd_kafka_header_add(h, WEIR_KAFKA_HDR_CHECKPOINT, -1, chk, -1);
+        checkpoint_value(k);
+        rd_kafka_header_add(h, WEIR_KAFKA_HDR_CHECKPOINT,
+                            sizeof(WEIR_KAFKA_HDR_CHECKPOINT) - 1, k->chk,
+                            k->chk_len);
     }
     return h;
 }
