@@ -25,7 +25,7 @@ typedef struct elem {
 
 typedef struct task task_t;
 
-#define CHANNEL_SPARES 4
+#define CHANNEL_SPARES 2
 
 typedef struct channel {
     task_t *consumer; /* its mutex guards the ring          */
