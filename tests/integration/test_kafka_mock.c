@@ -173,6 +173,123 @@ static void test_kafka_source_reads_every_message(void **state)
 }
 
 /* ------------------------------------------------------------------ *
+ * The source's watermark: the minimum over partitions, as soon as it
+ * rises
+ * ------------------------------------------------------------------ */
+
+#define WM_PARTS 4
+#define WM_EACH  300
+
+/* Before each record, the input watermark must be exactly the minimum
+ * over partitions of the largest timestamp seen so far (bound 0, a
+ * watermark after every record, no idleness): no later, no earlier. */
+struct wm_check {
+    int64_t max[WM_PARTS];
+    int seen[WM_PARTS];
+    int n;
+    int wrong;
+    int late;
+    int64_t last_wm;
+};
+
+static int wm_process(weir_ctx_t *ctx, void *st, const weir_record_t *in)
+{
+    struct wm_check *c = (struct wm_check *)weir_ctx_opaque(ctx);
+    int32_t part = weir_record_partition(in);
+    weir_ts_t expect = WEIR_TS_MAX;
+    weir_ts_t w = weir_ctx_watermark(ctx);
+    int p;
+
+    (void)st;
+    if (part < 0 || part >= WM_PARTS)
+        return WEIR_ERANGE;
+    for (p = 0; p < WM_PARTS; p++)
+        if (!c->seen[p] || c->max[p] < expect)
+            expect = c->seen[p] ? c->max[p] : WEIR_TS_MIN;
+    if (w != expect)
+        c->wrong++;
+    if (weir_record_ts(in) <= w)
+        c->late++;
+    if (!c->seen[part] || weir_record_ts(in) > c->max[part])
+        c->max[part] = weir_record_ts(in);
+    c->seen[part] = 1;
+    c->n++;
+    c->last_wm = w;
+    return WEIR_OK;
+}
+
+static int wm_drop(const weir_record_t *rec, const char *tag, void *opaque)
+{
+    (void)rec;
+    (void)tag;
+    (void)opaque;
+    return WEIR_OK;
+}
+
+static const weir_operator_def_t wm_check_def = {
+    .version = WEIR_OPERATOR_VERSION,
+    .name = "wm-check",
+    .process = wm_process,
+};
+
+static void test_kafka_source_watermark_is_partition_minimum(void **state)
+{
+    struct wm_check c;
+    weir_kafka_source_conf_t *sc;
+    weir_pipeline_t *p;
+    weir_stream_t *s;
+    char topic[128];
+    char group[128];
+    char err[256];
+    char key[32];
+    int i;
+    int part;
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    kt_topic_name(topic, sizeof(topic), "wm");
+    kt_topic_name(group, sizeof(group), "wm-grp");
+    assert_int_equal(0, kt_create_topic(&cluster, topic, WM_PARTS));
+    /* strictly rising within a partition; partitions apart in time */
+    for (i = 0; i < WM_EACH; i++)
+        for (part = 0; part < WM_PARTS; part++) {
+            snprintf(key, sizeof(key), "k%d-%d", part, i);
+            produce_with_header(topic, part, key, "v",
+                                1000000 + (int64_t)i * 10 + part * 37);
+        }
+    assert_int_equal(0, kt_flush(&cluster));
+
+    sc = weir_kafka_source_conf_new(topic);
+    assert_non_null(sc);
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
+                                  sc, "bootstrap.servers", cluster.bootstrap,
+                                  err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(sc, "group.id", group,
+                                                         err, sizeof(err)));
+    assert_int_equal(WEIR_OK,
+                     weir_kafka_source_conf_set(sc, "auto.offset.reset",
+                                                "earliest", err, sizeof(err)));
+    assert_int_equal(WEIR_OK,
+                     weir_kafka_source_conf_set(sc, "idle.at.eof", "false", err,
+                                                sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
+                                  sc, "max.records", "1200", err, sizeof(err)));
+    p = weir_pipeline_new("kafka-wm", NULL, err, sizeof(err));
+    assert_non_null(p);
+    s = weir_kafka_source_ex(p, sc);
+    s = weir_stream_apply(s, &wm_check_def, &c);
+    assert_int_equal(WEIR_OK, weir_stream_collect(s, wm_drop, NULL));
+    assert_int_equal(WEIR_OK, weir_pipeline_run(p));
+    weir_pipeline_destroy(p);
+
+    assert_int_equal(WM_PARTS * WM_EACH, c.n);
+    assert_int_equal(0, c.wrong);
+    assert_int_equal(0, c.late);
+    /* it rose: at least to the smallest partition's next-to-last time */
+    assert_true(c.last_wm >= 1000000 + (int64_t)(WM_EACH - 2) * 10);
+}
+
+/* ------------------------------------------------------------------ *
  * weir-dedup: Kafka mode against file mode
  * ------------------------------------------------------------------ */
 
@@ -513,6 +630,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kafka_source_reads_every_message),
+        cmocka_unit_test(test_kafka_source_watermark_is_partition_minimum),
         cmocka_unit_test(test_kafka_mock_nodelay),
         cmocka_unit_test(test_kafka_dedup_exactly_once_matches_file_mode),
         cmocka_unit_test(test_kafka_dedup_at_least_once),
