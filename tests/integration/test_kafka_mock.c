@@ -102,6 +102,26 @@ static void produce_with_header(const char *topic, int partition,
                              RD_KAFKA_V_END));
 }
 
+/* A source conf for topic in group on the cluster, from the earliest
+ * offset. */
+static weir_kafka_source_conf_t *source_conf(const char *topic,
+                                             const char *group)
+{
+    weir_kafka_source_conf_t *sc = weir_kafka_source_conf_new(topic);
+    char err[256];
+
+    assert_non_null(sc);
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
+                                  sc, "bootstrap.servers", cluster.bootstrap,
+                                  err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(sc, "group.id", group,
+                                                         err, sizeof(err)));
+    assert_int_equal(WEIR_OK,
+                     weir_kafka_source_conf_set(sc, "auto.offset.reset",
+                                                "earliest", err, sizeof(err)));
+    return sc;
+}
+
 static void test_kafka_source_reads_every_message(void **state)
 {
     weir_kafka_source_conf_t *sc;
@@ -127,16 +147,7 @@ static void test_kafka_source_reads_every_message(void **state)
     }
     assert_int_equal(0, kt_flush(&cluster));
 
-    sc = weir_kafka_source_conf_new(topic);
-    assert_non_null(sc);
-    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
-                                  sc, "bootstrap.servers", cluster.bootstrap,
-                                  err, sizeof(err)));
-    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(sc, "group.id", group,
-                                                         err, sizeof(err)));
-    assert_int_equal(WEIR_OK,
-                     weir_kafka_source_conf_set(sc, "auto.offset.reset",
-                                                "earliest", err, sizeof(err)));
+    sc = source_conf(topic, group);
     assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
                                   sc, "max.records", "2000", err, sizeof(err)));
     assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
@@ -259,16 +270,7 @@ static void test_kafka_source_watermark_is_partition_minimum(void **state)
         }
     assert_int_equal(0, kt_flush(&cluster));
 
-    sc = weir_kafka_source_conf_new(topic);
-    assert_non_null(sc);
-    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
-                                  sc, "bootstrap.servers", cluster.bootstrap,
-                                  err, sizeof(err)));
-    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(sc, "group.id", group,
-                                                         err, sizeof(err)));
-    assert_int_equal(WEIR_OK,
-                     weir_kafka_source_conf_set(sc, "auto.offset.reset",
-                                                "earliest", err, sizeof(err)));
+    sc = source_conf(topic, group);
     assert_int_equal(WEIR_OK,
                      weir_kafka_source_conf_set(sc, "idle.at.eof", "false", err,
                                                 sizeof(err)));
