@@ -81,7 +81,6 @@ struct skey {
     uint32_t cap;       /* capacity of v                           */
 };
 
-/* The operator's state block. */
 /* Digests computed by prefetch, in the order the records will come to
  * process (a FIFO; see dedup_prefetch). */
 #define MEMO_CAP 16
@@ -94,6 +93,7 @@ struct memo {
     XXH128_hash_t h;
 };
 
+/* The operator's state block. */
 struct dedup {
     weir_window_kind_t kind; /* rolling, tumbling or session        */
     weir_ts_t size;          /* R, S or G                           */
