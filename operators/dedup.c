@@ -36,6 +36,10 @@
  *   whole session it joined); a record carrying WEIR_HDR_REPLAY is such
  *   an entry coming back (another process wrote it) and is applied to
  *   the state without output (apply_entry).
+ *   Prefetch: for records arriving in a batch, the runtime's prefetch
+ *   hint (dedup_prefetch) computes the digest a few records ahead and
+ *   starts the load of the slot its probe begins at; process takes the
+ *   digest from a FIFO when the record matches (see "Classification").
  *
  * Invariants
  *   - Records of a key are classified in arrival order against a
