@@ -29,8 +29,6 @@
 #define NFIRST  3000 /* events read by A */
 #define NSECOND 3000 /* events read by B */
 
-static struct kt_cluster cluster;
-
 struct instance {
     struct dedup_kafka_opts o;
     char ckdir[4200];
@@ -168,19 +166,6 @@ static void test_kafka_changelog_session(void **state)
     state_moves(WEIR_WINDOW_SESSION, "session");
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return kt_cluster_init(&cluster, 3);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    kt_cluster_destroy(&cluster);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,7 +173,7 @@ int main(void)
         cmocka_unit_test(test_kafka_changelog_session),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
 }
 
 #else /* WEIR_WITH_KAFKA && WEIR_WITH_AVRO */

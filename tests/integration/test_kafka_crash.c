@@ -52,7 +52,6 @@
 #define NPART             8
 #define MAX_KILL_DELAY_MS 300
 
-static struct kt_cluster cluster;
 static char topics[5][128]; /* in, unique, dups, late, errors */
 static char group[128];
 static char dir[4096];
@@ -273,19 +272,6 @@ static void test_kafka_crash_loop_exactly_once(void **state)
     kt_rmtree(dir);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return kt_cluster_init(&cluster, 3);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    kt_cluster_destroy(&cluster);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -294,7 +280,7 @@ int main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "--child") == 0)
         return child_main(argc, argv);
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
 }
 
 #else /* WEIR_WITH_KAFKA && WEIR_WITH_AVRO */

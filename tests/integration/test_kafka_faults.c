@@ -49,7 +49,6 @@
     "\"long\"},{\"name\":\"user\",\"type\":[\"null\",\"string\"],"             \
     "\"default\":null}]}"
 
-static struct kt_cluster cluster;
 static weir_avro_codec_t *reader; /* decodes outputs for the check */
 
 struct instance {
@@ -374,26 +373,13 @@ static void test_kafka_faults_avro_exactly_once(void **state)
     kt_rmtree(dir);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return kt_cluster_init(&cluster, 3);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    kt_cluster_destroy(&cluster);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kafka_faults_avro_exactly_once),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
 }
 
 #else /* WEIR_WITH_KAFKA && WEIR_WITH_AVRO */

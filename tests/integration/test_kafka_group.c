@@ -37,8 +37,6 @@
 #define NEVENTS 24000
 #define NPART   4
 
-static struct kt_cluster cluster;
-
 struct instance {
     struct dedup_kafka_opts o;
     char ckdir[4200];
@@ -242,26 +240,13 @@ static void test_kafka_two_instances_rebalance(void **state)
     kt_rmtree(dir);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return kt_cluster_init(&cluster, 3);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    kt_cluster_destroy(&cluster);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kafka_two_instances_rebalance),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
 }
 
 #else /* WEIR_WITH_KAFKA && WEIR_WITH_AVRO */

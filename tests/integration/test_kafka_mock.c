@@ -36,21 +36,6 @@
 #include "../../examples/dedup_kafka.h"
 #include "test_kafka_util.h"
 
-static struct kt_cluster cluster;
-
-static int setup(void **state)
-{
-    (void)state;
-    return kt_cluster_init(&cluster, 3);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    kt_cluster_destroy(&cluster);
-    return 0;
-}
-
 /* ------------------------------------------------------------------ *
  * Source
  * ------------------------------------------------------------------ */
@@ -638,7 +623,7 @@ int main(void)
         cmocka_unit_test(test_kafka_dedup_at_least_once),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
 }
 
 #else /* WEIR_WITH_KAFKA && WEIR_WITH_AVRO */

@@ -120,6 +120,24 @@ static inline void kt_cluster_destroy(struct kt_cluster *k)
     memset(k, 0, sizeof(*k));
 }
 
+/* The cluster a test binary's tests share (a 3-broker mock, or the one
+ * WEIR_TEST_BROKERS names), started and stopped by kt_setup and
+ * kt_teardown as cmocka group fixtures. */
+static struct kt_cluster cluster __attribute__((unused));
+
+static inline int kt_setup(void **state)
+{
+    (void)state;
+    return kt_cluster_init(&cluster, 3);
+}
+
+static inline int kt_teardown(void **state)
+{
+    (void)state;
+    kt_cluster_destroy(&cluster);
+    return 0;
+}
+
 /* A topic name unique to this run. */
 static inline void kt_topic_name(char *out, size_t size, const char *what)
 {
