@@ -330,6 +330,15 @@ static int route(weir_ctx_t *ctx, const weir_record_t *in, int cls)
     }
 }
 
+/* The digest a record's (key, time) is looked up under. */
+static XXH128_hash_t digest(const struct dedup *d, weir_buf_t key, weir_ts_t ts)
+{
+    if (d->kind == WEIR_WINDOW_TUMBLING)
+        return dedup_tumbling_digest(key.data, key.len,
+                                     weir_window_floor(ts, d->size));
+    return XXH3_128bits(key.data, key.len);
+}
+
 /*
  * Applies a changelog entry: the state a record of key at ts left behind
  * when it claimed (rolling, tumbling) or joined a session. Rolling keeps
@@ -339,7 +348,7 @@ static int route(weir_ctx_t *ctx, const weir_record_t *in, int cls)
 static int apply_entry(struct dedup *d, weir_buf_t key, weir_ts_t ts,
                        weir_buf_t value, weir_ts_t w)
 {
-    XXH128_hash_t h;
+    XXH128_hash_t h = digest(d, key, ts);
     weir_ts_t start;
     weir_ts_t end;
     uint64_t be;
@@ -347,12 +356,10 @@ static int apply_entry(struct dedup *d, weir_buf_t key, weir_ts_t ts,
 
     switch (d->kind) {
     case WEIR_WINDOW_ROLLING:
-        h = XXH3_128bits(key.data, key.len);
         return dtab_merge_claim(&d->t, h.low64, h.high64,
                                 dedup_rolling_exp(ts, d->size, d->lateness), w);
     case WEIR_WINDOW_TUMBLING:
         start = weir_window_floor(ts, d->size);
-        h = dedup_tumbling_digest(key.data, key.len, start);
         return dtab_merge_claim(&d->t, h.low64, h.high64,
                                 dedup_tumbling_exp(start, d->size, d->lateness),
                                 w);
@@ -367,8 +374,7 @@ static int apply_entry(struct dedup *d, weir_buf_t key, weir_ts_t ts,
         }
         if (end < ts)
             return WEIR_ECORRUPT;
-        rc =
-            dedup_session(d, XXH3_128bits(key.data, key.len), ts, end, w, NULL);
+        rc = dedup_session(d, h, ts, end, w, NULL);
         return rc < 0 ? rc : WEIR_OK;
     }
 }
@@ -386,15 +392,6 @@ static int apply_entry(struct dedup *d, weir_buf_t key, weir_ts_t ts,
  * is hashed as usual. A memo is used only for the same record, key
  * bytes and time it was made for.
  * ------------------------------------------------------------------ */
-
-/* The digest a record's (key, time) is looked up under. */
-static XXH128_hash_t digest(const struct dedup *d, weir_buf_t key, weir_ts_t ts)
-{
-    if (d->kind == WEIR_WINDOW_TUMBLING)
-        return dedup_tumbling_digest(key.data, key.len,
-                                     weir_window_floor(ts, d->size));
-    return XXH3_128bits(key.data, key.len);
-}
 
 static void dedup_prefetch(void *st, const weir_record_t *in, weir_buf_t key)
 {
