@@ -208,8 +208,11 @@ WEIR_EXTERN const char *weir_pipeline_errstr(const weir_pipeline_t *p);
  *
  * If "checkpoint.dir" holds a completed checkpoint, the pipeline is
  * restored from the latest one before it starts: operator state, keyed
- * state, watermarks and source positions.
- * @returns WEIR_OK, the sticky builder error, or the first task failure.
+ * state, watermarks and source positions. The run holds the directory
+ * (a flock on <checkpoint.dir>/LOCK) until it returns.
+ * @returns WEIR_OK, the sticky builder error, WEIR_EBUSY when another run
+ * (of this or another process) holds "checkpoint.dir", or the first task
+ * failure.
  * @remark A pipeline runs at most once.
  */
 WEIR_EXTERN int weir_pipeline_run(weir_pipeline_t *p);

@@ -71,6 +71,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1619,12 +1620,68 @@ static int demote_newer(const char *dir, uint64_t keep, int *have_keep)
     return rc;
 }
 
+/* Takes the checkpoint directory's lock (the one a run holds, see
+ * runtime/checkpoint.c), so that recovery never rewrites the markers of a
+ * directory a running pipeline uses. *fd = -1 when there is no directory
+ * yet (nothing to rewrite). */
+static int lock_dir(const char *dir, int *fd)
+{
+    char path[PATH_MAX];
+    int err;
+
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0)
+        return errno == ENOENT ? WEIR_OK : WEIR_EIO;
+    if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+        return WEIR_OK;
+    err = errno;
+    close(*fd);
+    *fd = -1;
+    return err == EWOULDBLOCK ? WEIR_EBUSY : WEIR_EIO;
+}
+
+static int recover_dir(const weir_conf_t *conf, const char *dir,
+                       const weir_kafka_source_conf_t *sc,
+                       const char *transactional_id, char *errstr,
+                       size_t errstr_size);
+
 WEIR_EXTERN int weir_kafka_recover(const weir_conf_t *conf,
                                    const weir_kafka_source_conf_t *sc,
                                    const char *transactional_id, char *errstr,
                                    size_t errstr_size)
 {
     const char *dir;
+    int fd;
+    int rc;
+
+    if (conf == NULL)
+        return WEIR_EINVAL;
+    dir = weir_conf_get(conf, "checkpoint.dir");
+    if (dir == NULL || *dir == '\0')
+        return WEIR_OK;
+    rc = lock_dir(dir, &fd);
+    if (rc != WEIR_OK) {
+        if (errstr != NULL)
+            snprintf(errstr, errstr_size,
+                     rc == WEIR_EBUSY
+                         ? "kafka: checkpoint directory %s is in use by "
+                           "another run (each pipeline needs its own)"
+                         : "kafka: cannot lock checkpoint directory %s",
+                     dir);
+        return rc;
+    }
+    rc = recover_dir(conf, dir, sc, transactional_id, errstr, errstr_size);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int recover_dir(const weir_conf_t *conf, const char *dir,
+                       const weir_kafka_source_conf_t *sc,
+                       const char *transactional_id, char *errstr,
+                       size_t errstr_size)
+{
     const char *group = NULL;
     char tid[256];
     char err[512] = "";
@@ -1634,11 +1691,6 @@ WEIR_EXTERN int weir_kafka_recover(const weir_conf_t *conf,
     int have;
     int rc = WEIR_OK;
 
-    if (conf == NULL)
-        return WEIR_EINVAL;
-    dir = weir_conf_get(conf, "checkpoint.dir");
-    if (dir == NULL || *dir == '\0')
-        return WEIR_OK;
     if (sc != NULL)
         group = weir__kafka_props_get(&sc->props, "group.id");
     if (group == NULL)

@@ -3,16 +3,18 @@
  * recovery.
  *
  * How it works
- *   weir__pipeline_execute() plans the pipeline, looks for the newest
- *   completed checkpoint in checkpoint.dir (a chk-<n> directory holding
+ *   weir__pipeline_execute() plans the pipeline, locks checkpoint.dir
+ *   for the run (ckpt_lock), looks for the newest
+ *   completed checkpoint in it (a chk-<n> directory holding
  *   _COMPLETE), removes incomplete ones, starts one thread per task
  *   (each opens its members and, when recovering, restores them from
  *   chk-<n>/t<head>-<subtask>.snap), then acts as the checkpoint
  *   coordinator on the calling thread:
- *     - a checkpoint is triggered by checkpoint.interval.ms, by sources
- *       crossing a multiple of checkpoint.every.records, by
- *       weir_pipeline_checkpoint(), and once more after every source has
- *       finished (the final checkpoint); one is in flight at a time;
+ *     - a checkpoint is triggered by checkpoint.interval.ms (a fixed
+ *       rate, see next_slot), by sources crossing a multiple of
+ *       checkpoint.every.records, by weir_pipeline_checkpoint(), and once
+ *       more after every source has finished (the final checkpoint); one
+ *       is in flight at a time;
  *     - triggering n = creating chk-<n> and asking every source task to
  *       inject barrier n;
  *     - when every task has acknowledged n, _COMPLETE is written
@@ -30,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -219,10 +222,41 @@ static void drop_old(weir__run_t *run, uint64_t id, void *arg)
     remove_tree(path);
 }
 
+/* Takes the directory for this run: an exclusive flock on ckpt_dir/LOCK,
+ * held until run_destroy. Two runs writing one directory (two processes,
+ * or two pipelines of one process) would restore and delete each other's
+ * checkpoints; the second is refused instead. The kernel drops the lock
+ * when its holder dies, so a crashed run never blocks its restart. */
+static int ckpt_lock(weir__run_t *run)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/LOCK", run->ckpt_dir);
+    run->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (run->lock_fd < 0) {
+        weir__pipeline_fail(run->p, WEIR_EIO, "cannot open %s: %s", path,
+                            strerror(errno));
+        return WEIR_EIO;
+    }
+    if (flock(run->lock_fd, LOCK_EX | LOCK_NB) == 0)
+        return WEIR_OK;
+    if (errno == EWOULDBLOCK) {
+        weir__pipeline_fail(run->p, WEIR_EBUSY,
+                            "checkpoint directory %s is in use by another "
+                            "run (each pipeline needs its own)",
+                            run->ckpt_dir);
+        return WEIR_EBUSY;
+    }
+    weir__pipeline_fail(run->p, WEIR_EIO, "cannot lock %s: %s", path,
+                        strerror(errno));
+    return WEIR_EIO;
+}
+
 int ckpt_prepare(weir__run_t *run)
 {
     uint64_t latest = 0;
     uint64_t max = 0;
+    int rc;
 
     if (run->ckpt_dir == NULL)
         return WEIR_OK;
@@ -232,6 +266,9 @@ int ckpt_prepare(weir__run_t *run)
                             run->ckpt_dir, strerror(errno));
         return WEIR_EIO;
     }
+    rc = ckpt_lock(run);
+    if (rc != WEIR_OK)
+        return rc;
     each_checkpoint(run, find_latest, &latest);
     each_checkpoint(run, drop_incomplete, NULL);
     each_checkpoint(run, find_max, &max);
@@ -379,6 +416,17 @@ static void coordinator_wait(weir__run_t *run, weir_ts_t deadline)
     pthread_cond_timedwait(&run->cond, &run->mu, &ts);
 }
 
+/* checkpoint.interval.ms is a fixed rate: checkpoints start on a grid of
+ * that period from the start of the run, so a late wake-up or a
+ * checkpoint still in flight delays one checkpoint, not every later one.
+ * Moves *slot to the first grid point after now. */
+static void next_slot(weir_ts_t *slot, int64_t interval, weir_ts_t now)
+{
+    *slot += interval;
+    if (*slot <= now)
+        *slot += ((now - *slot) / interval + 1) * interval;
+}
+
 /* One step of the coordinator, run->mu held. Returns 1 when done. */
 static int coordinate(weir__run_t *run, weir_ts_t *next_interval, int *stopping)
 {
@@ -421,7 +469,7 @@ static int coordinate(weir__run_t *run, weir_ts_t *next_interval, int *stopping)
     }
     if (run->interval_ms > 0 && weir__now_ms() >= *next_interval) {
         run->want_ckpt = 1;
-        *next_interval = weir__now_ms() + run->interval_ms;
+        next_slot(next_interval, run->interval_ms, weir__now_ms());
     }
     if (!run->want_ckpt && !(all_done && run->final_id == 0))
         return 0;
@@ -463,6 +511,7 @@ static int run_init(weir__run_t *run, weir_pipeline_t *p)
 
     memset(run, 0, sizeof(*run));
     run->p = p;
+    run->lock_fd = -1;
     pthread_mutex_init(&run->mu, NULL);
     pthread_cond_init(&run->cond, NULL);
     if (dir != NULL && *dir != '\0') {
@@ -481,6 +530,8 @@ static int run_init(weir__run_t *run, weir_pipeline_t *p)
 static void run_destroy(weir__run_t *run)
 {
     plan_free(run);
+    if (run->lock_fd >= 0)
+        close(run->lock_fd); /* releases the directory */
     weir_free(run->ckpt_dir);
     pthread_mutex_destroy(&run->mu);
     pthread_cond_destroy(&run->cond);

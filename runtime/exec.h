@@ -122,6 +122,7 @@ struct weir__run {
     pthread_mutex_t mu; /* coordinator state                  */
     pthread_cond_t cond;
     char *ckpt_dir; /* NULL: checkpointing off            */
+    int lock_fd;    /* ckpt_dir/LOCK, flock'ed; -1: none  */
     int fsync;
     int retain;
     int64_t every_records;

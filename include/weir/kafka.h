@@ -280,7 +280,8 @@ WEIR_EXTERN int weir_kafka_sink_ex(weir_stream_t *s,
  * @param transactional_id NULL for the sinks' default.
  * @returns WEIR_OK (also when there is nothing to recover);
  * WEIR_ECORRUPT when the committed checkpoint is missing locally (the
- * message says how to start over); WEIR_EKAFKA, WEIR_EIO.
+ * message says how to start over); WEIR_EBUSY when a running pipeline
+ * holds the checkpoint directory; WEIR_EKAFKA, WEIR_EIO.
  * @remark Thread-safety: call before the pipeline runs.
  */
 WEIR_EXTERN int weir_kafka_recover(const weir_conf_t *conf,

@@ -14,10 +14,13 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -726,6 +729,128 @@ static void runtime_restore_rejects_other_parallelism(void **unused)
 }
 
 /* ------------------------------------------------------------------ *
+ * A run holds its checkpoint directory: a second run on it is refused
+ * (WEIR_EBUSY) and leaves it untouched; the hold ends with the run.
+ * ------------------------------------------------------------------ */
+
+/* flock(LOCK_EX | LOCK_NB) on dir/LOCK through a new open file: the fd
+ * when taken, -1 when someone else holds it (fails the test otherwise). */
+static int try_lock(const char *dir)
+{
+    char path[4200];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return fd;
+    assert_int_equal(errno, EWOULDBLOCK);
+    close(fd);
+    return -1;
+}
+
+typedef struct lock_probe {
+    stopping_sink_t s;
+    const char *dir;
+    int probed;
+    int held_by_run; /* the lock was busy while the run went on */
+} lock_probe_t;
+
+static int lock_probe_fn(const weir_record_t *rec, const char *tag,
+                         void *opaque)
+{
+    lock_probe_t *lp = opaque;
+    int fd;
+
+    if (!lp->probed) {
+        lp->probed = 1;
+        fd = try_lock(lp->dir);
+        lp->held_by_run = fd < 0;
+        if (fd >= 0)
+            close(fd);
+    }
+    return stopping_sink_fn(rec, tag, &lp->s);
+}
+
+static int run_probing(const char *dir, gen_t *g, lock_probe_t *lp,
+                       char *errbuf, size_t errsize)
+{
+    char err[256];
+    weir_pipeline_t *pl;
+    weir_stream_t *s;
+    int rc;
+
+    pl = weir_pipeline_new("t", ckpt_conf(dir, "2"), err, sizeof(err));
+    lp->s.pl = pl;
+    lp->dir = dir;
+    s = weir_source_generator(pl, "gen", gen_fn, g);
+    s = weir_stream_apply(s, &asc_def, NULL);
+    s = weir_stream_apply(weir_stream_keyby(s, NULL, NULL), &count_def, NULL);
+    weir_stream_collect(s, lock_probe_fn, lp);
+    rc = weir_pipeline_run(pl);
+    snprintf(errbuf, errsize, "%s", weir_pipeline_errstr(pl));
+    weir_pipeline_destroy(pl);
+    return rc;
+}
+
+static int count_complete(const char *dir)
+{
+    char path[4300];
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    struct stat sb;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, "chk-", 4) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/_COMPLETE", dir, de->d_name);
+        n += stat(path, &sb) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static void runtime_checkpoint_dir_is_locked(void **unused)
+{
+    char *dir = tmpdir();
+    gen_t g = {.n = 3000};
+    lock_probe_t a = {.s.stop_after = 100};
+    lock_probe_t b = {0};
+    lock_probe_t c = {0};
+    char msg[512];
+    int held;
+    int before;
+
+    (void)unused;
+    assert_int_equal(WEIR_OK, run_probing(dir, &g, &a, msg, sizeof(msg)));
+    assert_true(a.probed);
+    assert_true(a.held_by_run);
+    before = count_complete(dir);
+    assert_true(before >= 1);
+
+    /* Released when the run returned; now someone else holds it. */
+    held = try_lock(dir);
+    assert_true(held >= 0);
+    assert_int_equal(WEIR_EBUSY, run_probing(dir, &g, &b, msg, sizeof(msg)));
+    assert_non_null(strstr(msg, "in use"));
+    assert_false(b.probed); /* nothing ran */
+    assert_int_equal(before, count_complete(dir));
+    close(held);
+
+    /* Free again: the next run restores and finishes. */
+    assert_int_equal(WEIR_OK, run_probing(dir, &g, &c, msg, sizeof(msg)));
+    assert_true(c.held_by_run);
+    assert_true(c.s.out.n > 0);
+    free_strs(&a.s.out);
+    free_strs(&c.s.out);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* ------------------------------------------------------------------ *
  * Harness: keyed state, namespaces, timers in order, restore.
  * ------------------------------------------------------------------ */
 
@@ -1157,6 +1282,7 @@ int main(void)
         cmocka_unit_test(runtime_restore_equivalence_p1),
         cmocka_unit_test(runtime_restore_equivalence_p3),
         cmocka_unit_test(runtime_restore_rejects_other_parallelism),
+        cmocka_unit_test(runtime_checkpoint_dir_is_locked),
         cmocka_unit_test(harness_timer_order_and_restore),
         cmocka_unit_test(harness_map_state_model),
         cmocka_unit_test(conf_rejects_bad_values),
