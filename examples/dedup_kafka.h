@@ -27,7 +27,9 @@
  *   fails with a retriable Kafka error (an aborted transaction) is run
  *   again from there, up to DK_MAX_RESTARTS times; a fenced producer
  *   stops with its message. SIGINT/SIGTERM stop the pipeline with a final
- *   checkpoint. With no --brokers an embedded mock cluster (3 brokers) is
+ *   checkpoint. Without --checkpoint-dir the checkpoints go to a
+ *   directory of the run's own under $TMPDIR, removed at exit (see
+ *   dk_private_ckdir). With no --brokers an embedded mock cluster (3 brokers) is
  *   started in the process and its bootstrap servers printed on stderr.
  *   The last line on stdout is the summary
  *   {"records":R,"unique":U,"duplicates":D,"late":L,"errors":E}: messages
@@ -38,6 +40,7 @@
 #ifndef WEIR_EXAMPLES_DEDUP_KAFKA_H
 #define WEIR_EXAMPLES_DEDUP_KAFKA_H
 
+#include <limits.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
@@ -704,6 +707,27 @@ static inline uint64_t dk_output_count(struct dk_run *r, weir_pipeline_t *p,
     return weir_kafka_committed_records(p, topic);
 }
 
+/* Without --checkpoint-dir a run keeps its checkpoints in a directory of
+ * its own under $TMPDIR (or /tmp), removed at exit: exactly once within
+ * the run. Its state is not needed by the next run: that one starts like
+ * an instance the partitions moved to (the group's committed offsets, the
+ * dedup changelog). -1 with a message when it cannot be created. */
+static inline int dk_private_ckdir(char *out, size_t size, char *msg)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    if (tmp == NULL || *tmp == '\0')
+        tmp = "/tmp";
+    if ((size_t)snprintf(out, size, "%s/weir-dedup-XXXXXX", tmp) >= size ||
+        mkdtemp(out) == NULL) {
+        cli_fmt(msg, "cannot create a checkpoint directory in %s: %s", tmp,
+                strerror(errno));
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Runs the Kafka mode and prints the summary line. Returns a CLI exit
  * code (CLI_EXIT_OK, CLI_EXIT_RUN, CLI_EXIT_USAGE) with a message in msg
@@ -716,7 +740,7 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
     rd_kafka_t *mock = NULL;
     weir_pipeline_t *p;
     uint64_t totals[CLI_NOUT + 1];
-    char tmpdir[64] = "";
+    char tmpdir[PATH_MAX] = "";
     char err[256];
     const char *topics[CLI_NOUT];
     int restarts = 0;
@@ -747,20 +771,18 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
             return CLI_EXIT_RUN;
         fprintf(stderr, "weir-dedup: embedded mock cluster at %s\n", r.brokers);
     }
-    if (r.ckdir == NULL && !o->at_least_once) {
-        if (o->brokers != NULL) {
-            cli_fmt(msg, "exactly-once needs --checkpoint-dir (or use "
-                         "--at-least-once)");
-            dk_mock_free(mock, mc);
-            return CLI_EXIT_USAGE;
-        }
-        snprintf(tmpdir, sizeof(tmpdir), "/tmp/weir-dedup-XXXXXX");
-        if (mkdtemp(tmpdir) == NULL) {
-            cli_fmt(msg, "cannot create a checkpoint directory");
+    if (r.ckdir == NULL) {
+        if (dk_private_ckdir(tmpdir, sizeof(tmpdir), msg) != 0) {
             dk_mock_free(mock, mc);
             return CLI_EXIT_RUN;
         }
         r.ckdir = tmpdir;
+        if (o->brokers != NULL)
+            fprintf(stderr,
+                    "weir-dedup: no --checkpoint-dir: checkpoints go to %s "
+                    "(removed at exit); a restart resumes from the group's "
+                    "committed offsets and the dedup changelog\n",
+                    tmpdir);
     }
     if (o->avro) {
         r.fmt =
@@ -823,7 +845,7 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
     weir_avro_format_destroy(r.fmt);
     dk_mock_free(mock, mc);
     if (tmpdir[0] != '\0') {
-        char cmd[128];
+        char cmd[PATH_MAX + 16];
 
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
         if (system(cmd) != 0)

@@ -29,8 +29,10 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 
 #include "../../examples/dedup_kafka.h"
@@ -431,7 +433,26 @@ static void assert_same(const struct strs *a, const struct strs *b)
         assert_string_equal(a->v[i], b->v[i]);
 }
 
-static void run_kafka_vs_file(int at_least_once)
+/* 1 when dir holds nothing (no entry but . and ..). */
+static int dir_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n == 0;
+}
+
+/* Kafka mode against file mode on the same input. private_ck: no
+ * --checkpoint-dir (the run keeps its checkpoints in a directory of its own
+ * under $TMPDIR and removes it); an undisturbed run commits every
+ * transaction, so all records are read. */
+static void run_kafka_vs_file(int at_least_once, int private_ck)
 {
     static const char *const files[CLI_NOUT] = {
         "unique.jsonl", "duplicates.jsonl", "late.jsonl", "errors.jsonl"};
@@ -442,6 +463,7 @@ static void run_kafka_vs_file(int at_least_once)
     struct dk_commit_log cs = {0};
     char dir[4096];
     char ckdir[4200];
+    char tmpdir[4200];
     char fileck[4200];
     char input[4200];
     char path[4300];
@@ -459,6 +481,8 @@ static void run_kafka_vs_file(int at_least_once)
     snprintf(input, sizeof(input), "%s/input.jsonl", dir);
     snprintf(ckdir, sizeof(ckdir), "%s/ck-kafka", dir);
     snprintf(fileck, sizeof(fileck), "%s/ck-file", dir);
+    snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", dir);
+    assert_int_equal(0, mkdir(tmpdir, 0755));
     fp = fopen(input, "w");
     assert_non_null(fp);
     for (i = 0; i < NLINES; i++)
@@ -501,20 +525,26 @@ static void run_kafka_vs_file(int at_least_once)
     o.x[o.nx++] = "session.timeout.ms=6000";
     sum = tmpfile();
     o.out = sum;
+    if (private_ck) {
+        o.d.ckdir = NULL;
+        assert_int_equal(0, setenv("TMPDIR", tmpdir, 1));
+    }
     if (dedup_kafka_run(&o, msg) != CLI_EXIT_OK)
         fail_msg("kafka mode: %s", msg);
+    assert_int_equal(0, unsetenv("TMPDIR"));
+    assert_true(dir_empty(tmpdir)); /* the private directory is gone */
     rewind(sum);
     assert_non_null(fgets(summary, sizeof(summary), sum));
     fclose(sum);
     print_message("summary: %s", summary);
 
-    if (!at_least_once)
+    if (!at_least_once && !private_ck)
         dk_commit_log_load(&cs, ckdir);
     for (f = 0; f < CLI_NOUT; f++) {
         memset(&want, 0, sizeof(want));
         snprintf(path, sizeof(path), "%s/%s", dir, files[f]);
         read_lines(path, &want);
-        read_topic(topics[f], at_least_once ? NULL : &cs, &got);
+        read_topic(topics[f], at_least_once || private_ck ? NULL : &cs, &got);
         assert_int_equal(0, got.bad_keys);
         if (at_least_once)
             assert_true(got.values.n >= want.n);
@@ -601,16 +631,50 @@ static void test_kafka_mock_nodelay(void **state)
     close(other);
 }
 
+/* Recovery rewrites checkpoint markers: never in a directory a running
+ * pipeline holds (its LOCK). */
+static void test_kafka_recover_refuses_a_held_directory(void **state)
+{
+    weir_conf_t *conf = weir_conf_new();
+    char dir[4096];
+    char lock[4200];
+    char err[512];
+    int fd;
+
+    (void)state;
+    assert_int_equal(0, kt_tmpdir(dir, sizeof(dir), "recover-lock"));
+    assert_int_equal(
+        WEIR_OK, weir_conf_set(conf, "checkpoint.dir", dir, err, sizeof(err)));
+    snprintf(lock, sizeof(lock), "%s/LOCK", dir);
+    fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(0, flock(fd, LOCK_EX | LOCK_NB));
+    assert_int_equal(WEIR_EBUSY,
+                     weir_kafka_recover(conf, NULL, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "in use"));
+    close(fd);
+    assert_int_equal(WEIR_OK,
+                     weir_kafka_recover(conf, NULL, NULL, err, sizeof(err)));
+    weir_conf_destroy(conf);
+    kt_rmtree(dir);
+}
+
 static void test_kafka_dedup_exactly_once_matches_file_mode(void **state)
 {
     (void)state;
-    run_kafka_vs_file(0);
+    run_kafka_vs_file(0, 0);
+}
+
+static void test_kafka_dedup_without_checkpoint_dir(void **state)
+{
+    (void)state;
+    run_kafka_vs_file(0, 1);
 }
 
 static void test_kafka_dedup_at_least_once(void **state)
 {
     (void)state;
-    run_kafka_vs_file(1);
+    run_kafka_vs_file(1, 0);
 }
 
 int main(void)
@@ -621,6 +685,8 @@ int main(void)
         cmocka_unit_test(test_kafka_mock_nodelay),
         cmocka_unit_test(test_kafka_dedup_exactly_once_matches_file_mode),
         cmocka_unit_test(test_kafka_dedup_at_least_once),
+        cmocka_unit_test(test_kafka_dedup_without_checkpoint_dir),
+        cmocka_unit_test(test_kafka_recover_refuses_a_held_directory),
     };
 
     return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
