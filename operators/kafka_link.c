@@ -533,7 +533,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     int zero = 0;
 
     (void)rk;
-    atomic_fetch_sub(&l->inflight[(uintptr_t)m->_private % 64], 1);
+    if (!l->eos)
+        atomic_fetch_sub(&l->inflight[(uintptr_t)m->_private % 64], 1);
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     if (atomic_compare_exchange_strong(&l->dr_err, &zero, (int)m->err))
@@ -609,6 +610,15 @@ int weir__kafka_link_start_producer(weir__kafka_link_t *l, weir_ctx_t *ctx,
     if (!l->eos && weir__kafka_props_get(&kc->props, "linger.ms") == NULL &&
         weir__kafka_props_get(&kc->props, "queue.buffering.max.ms") == NULL)
         weir__kafka_set(conf, "linger.ms", "1", err, sizeof(err));
+    /* Exactly once needs to hear of failed records only (check_delivered;
+     * the commit itself waits for every acknowledgement): a report per
+     * record would cost an event, a queue round and a free on the sink's
+     * thread for each. At least once counts acknowledgements (wait_acked). */
+    if (l->eos &&
+        weir__kafka_props_get(&kc->props, "delivery.report.only.error") ==
+            NULL)
+        weir__kafka_set(conf, "delivery.report.only.error", "true", err,
+                        sizeof(err));
     if (weir__kafka_set(conf, "enable.idempotence", "true", err, sizeof(err)) !=
             WEIR_OK ||
         (l->eos && weir__kafka_set(conf, "transactional.id", l->txn_id, err,
@@ -882,7 +892,8 @@ static int produce(weir__kafka_link_t *l, uint64_t epoch, const char *topic,
 {
     rd_kafka_resp_err_t err;
 
-    atomic_fetch_add(&l->inflight[epoch % 64], 1);
+    if (!l->eos)
+        atomic_fetch_add(&l->inflight[epoch % 64], 1);
     for (;;) {
         err = rd_kafka_producev(
             l->producer, RD_KAFKA_V_TOPIC(topic),
@@ -897,7 +908,8 @@ static int produce(weir__kafka_link_t *l, uint64_t epoch, const char *topic,
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return WEIR_OK;
-    atomic_fetch_sub(&l->inflight[epoch % 64], 1);
+    if (!l->eos)
+        atomic_fetch_sub(&l->inflight[epoch % 64], 1);
     if (hdrs != NULL)
         rd_kafka_headers_destroy(hdrs);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
