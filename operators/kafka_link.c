@@ -564,6 +564,16 @@ static int open_log(weir__kafka_link_t *l)
     return l->log_fd < 0 ? WEIR_EIO : WEIR_OK;
 }
 
+/* 1 when the sink's properties ask for reports of failed records only. */
+static int only_errors(const struct weir_kafka_sink_conf_s *kc)
+{
+    const char *v =
+        weir__kafka_props_get(&kc->props, "delivery.report.only.error");
+    int b = 0;
+
+    return v != NULL && weir__kafka_bool(v, &b) == WEIR_OK && b;
+}
+
 int weir__kafka_link_start_producer(weir__kafka_link_t *l, weir_ctx_t *ctx,
                                     const struct weir_kafka_sink_conf_s *kc)
 {
@@ -615,10 +625,18 @@ int weir__kafka_link_start_producer(weir__kafka_link_t *l, weir_ctx_t *ctx,
      * record would cost an event, a queue round and a free on the sink's
      * thread for each. At least once counts acknowledgements (wait_acked). */
     if (l->eos &&
-        weir__kafka_props_get(&kc->props, "delivery.report.only.error") ==
-            NULL)
+        weir__kafka_props_get(&kc->props, "delivery.report.only.error") == NULL)
         weir__kafka_set(conf, "delivery.report.only.error", "true", err,
                         sizeof(err));
+    if (!l->eos && only_errors(kc)) {
+        rd_kafka_conf_destroy(conf);
+        pthread_mutex_unlock(&l->mu);
+        return weir_ctx_error(ctx, WEIR_EINVAL,
+                              "kafka sink: at-least-once delivery counts "
+                              "every acknowledgement; "
+                              "\"delivery.report.only.error\" must stay "
+                              "false");
+    }
     if (weir__kafka_set(conf, "enable.idempotence", "true", err, sizeof(err)) !=
             WEIR_OK ||
         (l->eos && weir__kafka_set(conf, "transactional.id", l->txn_id, err,

@@ -631,6 +631,47 @@ static void test_kafka_mock_nodelay(void **state)
     close(other);
 }
 
+/* At least once passes a barrier when every record before it is
+ * acknowledged, so it needs a report for every record: turning
+ * successful reports off is refused with a clear message, not a hang. */
+static void test_kafka_at_least_once_needs_every_report(void **state)
+{
+    struct dedup_kafka_opts o;
+    char topics[3][128];
+    char dir[4096];
+    char ckdir[4200];
+    char msg[CLI_MSG];
+    int i;
+
+    (void)state;
+    assert_int_equal(0, kt_tmpdir(dir, sizeof(dir), "alos-reports"));
+    snprintf(ckdir, sizeof(ckdir), "%s/ck", dir);
+    for (i = 0; i < 3; i++) {
+        kt_topic_name(topics[i], sizeof(topics[i]), "alos-reports");
+        assert_int_equal(0, kt_create_topic(&cluster, topics[i], 1));
+    }
+    assert_int_equal(0, kt_produce(&cluster, topics[0], 0, "k", 1,
+                                   "{\"id\":\"a\",\"ts\":1}", 17));
+    assert_int_equal(0, kt_flush(&cluster));
+    memset(&o, 0, sizeof(o));
+    fill_common(&o.d, ckdir);
+    o.brokers = cluster.bootstrap;
+    o.topic = topics[0];
+    o.group = topics[2];
+    o.out_topic = topics[1];
+    o.at_least_once = 1;
+    o.from_beginning = 1;
+    o.max_records = 1;
+    o.commit_interval = 50;
+    o.x[o.nx++] = "log_level=2";
+    o.x[o.nx++] = "delivery.report.only.error=true";
+    o.out = tmpfile();
+    assert_int_equal(CLI_EXIT_RUN, dedup_kafka_run(&o, msg));
+    assert_non_null(strstr(msg, "delivery.report.only.error"));
+    fclose(o.out);
+    kt_rmtree(dir);
+}
+
 /* Recovery rewrites checkpoint markers: never in a directory a running
  * pipeline holds (its LOCK). */
 static void test_kafka_recover_refuses_a_held_directory(void **state)
@@ -687,6 +728,7 @@ int main(void)
         cmocka_unit_test(test_kafka_dedup_at_least_once),
         cmocka_unit_test(test_kafka_dedup_without_checkpoint_dir),
         cmocka_unit_test(test_kafka_recover_refuses_a_held_directory),
+        cmocka_unit_test(test_kafka_at_least_once_needs_every_report),
     };
 
     return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
