@@ -17,11 +17,11 @@
  *       is in flight at a time;
  *     - triggering n = creating chk-<n> and asking every source task to
  *       inject barrier n;
- *     - when every task has acknowledged n, _COMPLETE is written
- *       atomically (temp file, fsync, rename, fsync of the directory), n
- *       is the last completed checkpoint, older ones beyond
- *       checkpoint.retain are deleted, and every task is asked to deliver
- *       on_checkpoint_complete(n);
+ *     - when every task has acknowledged n, the empty marker _COMPLETE
+ *       is created between two syncs of the directory (ckpt_complete), n
+ *       is the last completed checkpoint, every task is asked to deliver
+ *       on_checkpoint_complete(n), and then older ones beyond
+ *       checkpoint.retain are deleted;
  *     - when every source is done (end of input or stop) and the final
  *       checkpoint (if any) has completed, sources are told to terminate;
  *       termination flows through the channels and every thread exits.
@@ -54,15 +54,19 @@ static void chk_path(const weir__run_t *run, uint64_t id, const char *file,
                  (unsigned long long)id);
 }
 
+/* Makes the names in directory path durable. A file system that cannot
+ * sync directories (EINVAL) keeps them without it. */
 static int fsync_dir(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = WEIR_OK;
 
     if (fd < 0)
         return WEIR_EIO;
-    fsync(fd);
+    if (fsync(fd) != 0 && errno != EINVAL)
+        rc = WEIR_EIO;
     close(fd);
-    return WEIR_OK;
+    return rc;
 }
 
 static int write_file(const char *path, const void *data, size_t len,
@@ -326,34 +330,46 @@ int ckpt_read_task(weir__run_t *run, task_t *t, uint64_t id,
     return rc == WEIR_ENOENT ? WEIR_ETOPOLOGY : rc;
 }
 
+/* Marks checkpoint id complete. The marker is an empty file: its name in
+ * the directory is the whole record, so a crash can leave it absent or
+ * present, never half written. The first directory sync makes the task
+ * files' names durable before the marker can be; the second, the
+ * marker's. This is on the path of every exactly-once commit, so it is
+ * two syncs and nothing else (older checkpoints go in ckpt_retire). */
 int ckpt_complete(weir__run_t *run, uint64_t id)
 {
     char path[4096];
-    char tmp[4096];
     char dir[4096];
-    uint64_t keep_from;
-    int rc;
+    int fd;
 
     chk_path(run, id, "_COMPLETE", path, sizeof(path));
-    chk_path(run, id, "_COMPLETE.tmp", tmp, sizeof(tmp));
     chk_path(run, id, NULL, dir, sizeof(dir));
-    if (run->fsync)
-        fsync_dir(dir);
-    rc = write_file(tmp, "ok\n", 3, run->fsync);
-    if (rc == WEIR_OK && rename(tmp, path) != 0)
-        rc = WEIR_EIO;
-    if (rc != WEIR_OK) {
-        weir__pipeline_fail(run->p, rc, "cannot complete checkpoint %llu",
-                            (unsigned long long)id);
-        return rc;
-    }
-    if (run->fsync)
-        fsync_dir(dir);
+    if (run->fsync && fsync_dir(dir) != WEIR_OK)
+        goto fail;
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        goto fail;
+    close(fd);
+    if (run->fsync && fsync_dir(dir) != WEIR_OK)
+        goto fail;
     atomic_store(&run->p->last_completed, id);
+    return WEIR_OK;
+fail:
+    weir__pipeline_fail(run->p, WEIR_EIO,
+                        "cannot complete checkpoint %llu in %s: %s",
+                        (unsigned long long)id, dir, strerror(errno));
+    return WEIR_EIO;
+}
+
+/* Deletes the completed checkpoints older than the checkpoint.retain
+ * newest, once id is complete and its completion has been posted. */
+void ckpt_retire(weir__run_t *run, uint64_t id)
+{
+    uint64_t keep_from;
+
     keep_from =
         id >= (uint64_t)run->retain ? id - (uint64_t)run->retain + 1 : 0;
     each_checkpoint(run, drop_old, &keep_from);
-    return WEIR_OK;
 }
 
 void ckpt_ack(weir__run_t *run, uint64_t id)
@@ -444,10 +460,12 @@ static int coordinate(weir__run_t *run, weir_ts_t *next_interval, int *stopping)
         id = run->inflight;
         run->inflight = 0;
         pthread_mutex_unlock(&run->mu);
-        if (ckpt_complete(run, id) != WEIR_OK)
+        if (ckpt_complete(run, id) != WEIR_OK) {
             atomic_store(&run->cancel, 1);
-        else
+        } else {
             post_complete(run, id);
+            ckpt_retire(run, id);
+        }
         pthread_mutex_lock(&run->mu);
         if (atomic_load(&run->cancel))
             return 1;

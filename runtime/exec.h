@@ -159,6 +159,7 @@ int ckpt_write_task(weir__run_t *run, task_t *t, uint64_t id,
 int ckpt_read_task(weir__run_t *run, task_t *t, uint64_t id,
                    weir__bytes_t *data);
 int ckpt_complete(weir__run_t *run, uint64_t id);
+void ckpt_retire(weir__run_t *run, uint64_t id);
 void ckpt_ack(weir__run_t *run, uint64_t id);
 
 #endif
