@@ -17,11 +17,12 @@
  *       is in flight at a time;
  *     - triggering n = creating chk-<n> and asking every source task to
  *       inject barrier n;
- *     - when every task has acknowledged n, the empty marker _COMPLETE
- *       is created between two syncs of the directory (ckpt_complete), n
- *       is the last completed checkpoint, every task is asked to deliver
- *       on_checkpoint_complete(n), and then older ones beyond
- *       checkpoint.retain are deleted;
+ *     - the task that acknowledges n last completes it on its thread
+ *       (ckpt_ack): the empty marker _COMPLETE is created between two
+ *       syncs of the directory (ckpt_complete), n is the last completed
+ *       checkpoint, and every task is asked to deliver
+ *       on_checkpoint_complete(n); then the coordinator deletes older
+ *       ones beyond checkpoint.retain;
  *     - when every source is done (end of input or stop) and the final
  *       checkpoint (if any) has completed, sources are told to terminate;
  *       termination flows through the channels and every thread exits.
@@ -372,15 +373,6 @@ void ckpt_retire(weir__run_t *run, uint64_t id)
     each_checkpoint(run, drop_old, &keep_from);
 }
 
-void ckpt_ack(weir__run_t *run, uint64_t id)
-{
-    pthread_mutex_lock(&run->mu);
-    if (id == run->inflight)
-        run->acks++;
-    pthread_cond_broadcast(&run->cond);
-    pthread_mutex_unlock(&run->mu);
-}
-
 /* ------------------------------------------------------------------ *
  * ## Coordinator
  * ------------------------------------------------------------------ */
@@ -417,6 +409,35 @@ static void post_complete(weir__run_t *run, uint64_t id)
         pthread_cond_broadcast(&t->cond);
         pthread_mutex_unlock(&t->mu);
     }
+}
+
+/*
+ * A task acknowledges checkpoint id. The last one to do so completes it
+ * on its own thread (marker, then completion posted to every task, its
+ * own included) rather than waking the coordinator to do it: two thread
+ * wake-ups fewer between the last snapshot and an exactly-once sink's
+ * commit, which that same task then runs first thing. `inflight` stays
+ * set until the completion is posted, so the coordinator starts no
+ * checkpoint meanwhile; it deletes the old ones afterwards.
+ */
+void ckpt_ack(weir__run_t *run, uint64_t id)
+{
+    int last;
+
+    pthread_mutex_lock(&run->mu);
+    last = id == run->inflight && ++run->acks == run->ntasks;
+    pthread_mutex_unlock(&run->mu);
+    if (!last)
+        return;
+    if (ckpt_complete(run, id) != WEIR_OK)
+        atomic_store(&run->cancel, 1);
+    else
+        post_complete(run, id);
+    pthread_mutex_lock(&run->mu);
+    run->inflight = 0;
+    run->retire_upto = id;
+    pthread_cond_broadcast(&run->cond);
+    pthread_mutex_unlock(&run->mu);
 }
 
 static void coordinator_wait(weir__run_t *run, weir_ts_t deadline)
@@ -456,19 +477,14 @@ static int coordinate(weir__run_t *run, weir_ts_t *next_interval, int *stopping)
     }
     if (atomic_exchange(&p->ckpt_requested, 0))
         run->want_ckpt = 1;
-    if (run->inflight != 0 && run->acks == run->ntasks) {
-        id = run->inflight;
-        run->inflight = 0;
+    if (atomic_load(&run->cancel))
+        return 1; /* a completion failed (ckpt_ack) */
+    if (run->retire_upto != 0) {
+        id = run->retire_upto;
+        run->retire_upto = 0;
         pthread_mutex_unlock(&run->mu);
-        if (ckpt_complete(run, id) != WEIR_OK) {
-            atomic_store(&run->cancel, 1);
-        } else {
-            post_complete(run, id);
-            ckpt_retire(run, id);
-        }
+        ckpt_retire(run, id);
         pthread_mutex_lock(&run->mu);
-        if (atomic_load(&run->cancel))
-            return 1;
     }
     all_done = run->sources_done == run->nsources;
     if (run->ckpt_dir == NULL) {

@@ -130,8 +130,9 @@ struct weir__run {
     int64_t idle_wait_ms;
     uint64_t restore_id; /* 0: fresh start                     */
     uint64_t last_id;
-    uint64_t inflight;
-    int acks;
+    uint64_t inflight;    /* the checkpoint in flight, 0: none       */
+    int acks;             /* tasks that acknowledged it              */
+    uint64_t retire_upto; /* completed: older ones may be deleted   */
     int sources_done;
     int nsources;
     int want_ckpt;
