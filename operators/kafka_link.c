@@ -614,10 +614,12 @@ int weir__kafka_link_start_producer(weir__kafka_link_t *l, weir_ctx_t *ctx,
         snprintf(l->txn_id, sizeof(l->txn_id), "%s", kc->txn_id);
     else
         weir__kafka_default_txn_id(l->group, dir, l->txn_id, sizeof(l->txn_id));
-    /* At least once is the low-latency mode: librdkafka's default linger
-     * (5 ms) would be a floor under its latency; 1 ms still batches under
-     * load. */
-    if (!l->eos && weir__kafka_props_get(&kc->props, "linger.ms") == NULL &&
+    /* librdkafka's default linger (5 ms) is a floor under at-least-once
+     * latency, and exactly once pays it at every commit: the records
+     * produced just before a barrier are still lingering when the commit
+     * flushes (measured: flush p90 10 ms with 5, 1 ms with 1). 1 ms still
+     * batches under load; 0 costs throughput. */
+    if (weir__kafka_props_get(&kc->props, "linger.ms") == NULL &&
         weir__kafka_props_get(&kc->props, "queue.buffering.max.ms") == NULL)
         weir__kafka_set(conf, "linger.ms", "1", err, sizeof(err));
     /* Exactly once needs to hear of failed records only (check_delivered;
