@@ -4,12 +4,11 @@
  *
  * How it works
  *   weir__pipeline_execute() plans the pipeline, locks checkpoint.dir
- *   for the run (ckpt_lock), looks for the newest
- *   completed checkpoint in it (a chk-<n> directory holding
- *   _COMPLETE), removes incomplete ones, starts one thread per task
- *   (each opens its members and, when recovering, restores them from
- *   chk-<n>/t<head>-<subtask>.snap), then acts as the checkpoint
- *   coordinator on the calling thread:
+ *   for the run (ckpt_lock), looks for the newest completed checkpoint
+ *   in it (a chk-<n> directory holding _COMPLETE), removes incomplete
+ *   ones, starts one thread per task (each opens its members and, when
+ *   recovering, restores them from chk-<n>/t<head>-<subtask>.snap), then
+ *   acts as the checkpoint coordinator on the calling thread:
  *     - a checkpoint is triggered by checkpoint.interval.ms (a fixed
  *       rate, see next_slot), by sources crossing a multiple of
  *       checkpoint.every.records, by weir_pipeline_checkpoint(), and once
@@ -423,19 +422,22 @@ static void post_complete(weir__run_t *run, uint64_t id)
 void ckpt_ack(weir__run_t *run, uint64_t id)
 {
     int last;
+    int rc;
 
     pthread_mutex_lock(&run->mu);
     last = id == run->inflight && ++run->acks == run->ntasks;
     pthread_mutex_unlock(&run->mu);
     if (!last)
         return;
-    if (ckpt_complete(run, id) != WEIR_OK)
-        atomic_store(&run->cancel, 1);
-    else
+    rc = ckpt_complete(run, id);
+    if (rc == WEIR_OK)
         post_complete(run, id);
+    else
+        atomic_store(&run->cancel, 1); /* the coordinator ends the run */
     pthread_mutex_lock(&run->mu);
     run->inflight = 0;
-    run->retire_upto = id;
+    if (rc == WEIR_OK)
+        run->retire_upto = id;
     pthread_cond_broadcast(&run->cond);
     pthread_mutex_unlock(&run->mu);
 }
