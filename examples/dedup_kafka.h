@@ -29,8 +29,9 @@
  *   stops with its message. SIGINT/SIGTERM stop the pipeline with a final
  *   checkpoint. Without --checkpoint-dir the checkpoints go to a
  *   directory of the run's own under $TMPDIR, removed at exit (see
- *   dk_private_ckdir). With no --brokers an embedded mock cluster (3 brokers) is
- *   started in the process and its bootstrap servers printed on stderr.
+ *   dk_private_ckdir). With no --brokers an embedded mock cluster (3
+ *   brokers) is started in the process and its bootstrap servers printed
+ *   on stderr.
  *   The last line on stdout is the summary
  *   {"records":R,"unique":U,"duplicates":D,"late":L,"errors":E}: messages
  *   consumed and records committed to each output by this invocation.
