@@ -766,6 +766,9 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
                         topics[i]);
                 return CLI_EXIT_USAGE;
             }
+    /* From here on SIGINT/SIGTERM end the run cleanly, also while it is
+     * still starting (a cluster that is slow to answer). */
+    dk_signals();
     if (o->brokers == NULL) {
         mc = dk_mock(&mock, &r.brokers, msg);
         if (mc == NULL)
@@ -803,11 +806,12 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
         }
     }
     dk_ensure_changelog(&r);
-    dk_signals();
     rc = CLI_EXIT_OK;
     for (;;) {
         int wrc;
 
+        if (dk_signalled)
+            break; /* stopped before a run began: nothing to checkpoint */
         p = dk_build(&r, msg);
         if (p == NULL) {
             rc = CLI_EXIT_RUN;
