@@ -29,7 +29,6 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/file.h>
@@ -433,21 +432,6 @@ static void assert_same(const struct strs *a, const struct strs *b)
         assert_string_equal(a->v[i], b->v[i]);
 }
 
-/* 1 when dir holds nothing (no entry but . and ..). */
-static int dir_empty(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n == 0;
-}
-
 /* Kafka mode against file mode on the same input. private_ck: no
  * --checkpoint-dir (the run keeps its checkpoints in a directory of its own
  * under $TMPDIR and removes it); an undisturbed run commits every
@@ -532,7 +516,7 @@ static void run_kafka_vs_file(int at_least_once, int private_ck)
     if (dedup_kafka_run(&o, msg) != CLI_EXIT_OK)
         fail_msg("kafka mode: %s", msg);
     assert_int_equal(0, unsetenv("TMPDIR"));
-    assert_true(dir_empty(tmpdir)); /* the private directory is gone */
+    assert_int_equal(1, kt_dir_empty(tmpdir)); /* the private dir is gone */
     rewind(sum);
     assert_non_null(fgets(summary, sizeof(summary), sum));
     fclose(sum);
@@ -637,7 +621,7 @@ static void test_kafka_mock_nodelay(void **state)
 static void test_kafka_at_least_once_needs_every_report(void **state)
 {
     struct dedup_kafka_opts o;
-    char topics[3][128];
+    char topics[5][128]; /* input, then kt_dedup_opts' four outputs */
     char dir[4096];
     char ckdir[4200];
     char msg[CLI_MSG];
@@ -646,24 +630,17 @@ static void test_kafka_at_least_once_needs_every_report(void **state)
     (void)state;
     assert_int_equal(0, kt_tmpdir(dir, sizeof(dir), "alos-reports"));
     snprintf(ckdir, sizeof(ckdir), "%s/ck", dir);
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 5; i++) {
         kt_topic_name(topics[i], sizeof(topics[i]), "alos-reports");
         assert_int_equal(0, kt_create_topic(&cluster, topics[i], 1));
     }
     assert_int_equal(0, kt_produce(&cluster, topics[0], 0, "k", 1,
                                    "{\"id\":\"a\",\"ts\":1}", 17));
     assert_int_equal(0, kt_flush(&cluster));
-    memset(&o, 0, sizeof(o));
-    fill_common(&o.d, ckdir);
-    o.brokers = cluster.bootstrap;
-    o.topic = topics[0];
-    o.group = topics[2];
-    o.out_topic = topics[1];
+    kt_dedup_opts(&o, &cluster, topics + 1, topics[0], topics[0], ckdir, 0,
+                  "session.timeout.ms=6000");
     o.at_least_once = 1;
-    o.from_beginning = 1;
     o.max_records = 1;
-    o.commit_interval = 50;
-    o.x[o.nx++] = "log_level=2";
     o.x[o.nx++] = "delivery.report.only.error=true";
     o.out = tmpfile();
     assert_int_equal(CLI_EXIT_RUN, dedup_kafka_run(&o, msg));

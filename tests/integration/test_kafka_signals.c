@@ -28,7 +28,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -237,20 +236,6 @@ static void test_sigterm_ends_with_a_final_checkpoint(void **state)
     kt_rmtree(dir);
 }
 
-/* 1 when directory path has no entry. */
-static int empty_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *de;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL)
-        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
-    closedir(d);
-    return n == 0;
-}
-
 static void test_sigint_while_starting(void **state)
 {
     char dir[4096];
@@ -305,7 +290,7 @@ static void test_sigint_while_starting(void **state)
     assert_string_equal(
         "{\"records\":0,\"unique\":0,\"duplicates\":0,\"late\":0,\"errors\":0}",
         line);
-    assert_true(empty_dir(tmp));
+    assert_int_equal(1, kt_dir_empty(tmp));
     kt_rmtree(dir);
 }
 

@@ -18,6 +18,7 @@
 #ifndef WEIR_TEST_KAFKA_UTIL_H
 #define WEIR_TEST_KAFKA_UTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -513,6 +514,21 @@ static inline int kt_tmpdir(char *out, size_t size, const char *what)
     mkdir(base, 0755);
     snprintf(out, size, "%s/%s-XXXXXX", base, what);
     return mkdtemp(out) == NULL ? -1 : 0;
+}
+
+/* 1 when directory path has no entry (-1 when it cannot be read). */
+static inline int kt_dir_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n == 0;
 }
 
 static inline void kt_rmtree(const char *path)
