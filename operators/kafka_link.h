@@ -44,6 +44,7 @@ struct weir_kafka_source_conf_s {
     uint64_t max_records;     /* 0 = unlimited            */
     weir_ts_t idle_exit_ms;   /* 0 = never                */
     int key_header;           /* copy key into a header   */
+    int headers_none;         /* "headers" = none         */
     int poll_batch;           /* messages per poll        */
     int poll_wait_ms;         /* block when nothing came  */
     char *changelog;          /* replayed on assignment   */

@@ -259,6 +259,13 @@ WEIR_EXTERN int weir_kafka_source_conf_set(weir_kafka_source_conf_t *sc,
     } else if (strcmp(name, "key.header") == 0) {
         rc = weir__kafka_bool(value, &b);
         sc->key_header = rc == WEIR_OK ? b : sc->key_header;
+    } else if (strcmp(name, "headers") == 0) {
+        if (strcmp(value, "all") == 0)
+            sc->headers_none = 0;
+        else if (strcmp(value, "none") == 0)
+            sc->headers_none = 1;
+        else
+            rc = WEIR_EINVAL;
     } else if (strcmp(name, "poll.batch") == 0) {
         rc = parse_i64(value, 1, 1000000, &n);
         sc->poll_batch = rc == WEIR_OK ? (int)n : sc->poll_batch;
@@ -1218,7 +1225,7 @@ static int handle(struct source *s, weir_ctx_t *ctx, struct pstate *p,
     if (rec == NULL)
         return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
     weir_record_set_position(rec, m->partition, m->offset);
-    rc = copy_headers(rec, m);
+    rc = sc->headers_none ? WEIR_OK : copy_headers(rec, m);
     if (rc == WEIR_OK && sc->key_header && m->key != NULL)
         rc = weir_record_add_header(rec, WEIR_KAFKA_HDR_KEY, key);
     if (rc != WEIR_OK) {

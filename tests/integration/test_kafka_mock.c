@@ -169,6 +169,49 @@ static void test_kafka_source_reads_every_message(void **state)
     assert_int_equal(expect_ts, seen.ts_sum);
 }
 
+/* headers=none: records come without the messages' headers (the key
+ * header, which the source adds itself, is still there). */
+static void test_kafka_source_headers_none(void **state)
+{
+    weir_kafka_source_conf_t *sc;
+    weir_pipeline_t *p;
+    struct seen seen;
+    char topic[128];
+    char group[128];
+    char err[256];
+    char key[32];
+    int i;
+
+    (void)state;
+    memset(&seen, 0, sizeof(seen));
+    kt_topic_name(topic, sizeof(topic), "src-nohdr");
+    kt_topic_name(group, sizeof(group), "grp");
+    assert_int_equal(0, kt_create_topic(&cluster, topic, 4));
+    for (i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        produce_with_header(topic, i % 4, key, "v", 1000000 + i);
+    }
+    assert_int_equal(0, kt_flush(&cluster));
+    sc = source_conf(topic, group);
+    assert_int_equal(WEIR_EINVAL, weir_kafka_source_conf_set(
+                                      sc, "headers", "some", err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(sc, "headers", "none",
+                                                         err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
+                                  sc, "max.records", "200", err, sizeof(err)));
+    assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
+                                  sc, "key.header", "true", err, sizeof(err)));
+    p = weir_pipeline_new("kafka-source", NULL, err, sizeof(err));
+    assert_non_null(p);
+    assert_int_equal(WEIR_OK, weir_stream_collect(weir_kafka_source_ex(p, sc),
+                                                  seen_fn, &seen));
+    assert_int_equal(WEIR_OK, weir_pipeline_run(p));
+    weir_pipeline_destroy(p);
+    assert_int_equal(200, seen.n);
+    assert_int_equal(200, seen.bad_headers); /* no "origin" on any */
+    assert_int_equal(0, seen.bad_key);
+}
+
 /* ------------------------------------------------------------------ *
  * The source's watermark: the minimum over partitions, as soon as it
  * rises
@@ -699,6 +742,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kafka_source_reads_every_message),
+        cmocka_unit_test(test_kafka_source_headers_none),
         cmocka_unit_test(test_kafka_source_watermark_is_partition_minimum),
         cmocka_unit_test(test_kafka_mock_nodelay),
         cmocka_unit_test(test_kafka_dedup_exactly_once_matches_file_mode),
