@@ -124,6 +124,20 @@ int weir__kafka_bool(const char *value, int *out)
     return WEIR_OK;
 }
 
+int weir__kafka_choice(const char *value, const char *zero, const char *one,
+                       int *out)
+{
+    if (value == NULL)
+        return WEIR_EINVAL;
+    if (strcmp(value, zero) == 0)
+        *out = 0;
+    else if (strcmp(value, one) == 0)
+        *out = 1;
+    else
+        return WEIR_EINVAL;
+    return WEIR_OK;
+}
+
 int weir__kafka_props_add(struct kafka_props *pr, const char *name,
                           const char *value)
 {

@@ -158,6 +158,11 @@ int weir__kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value,
                     char *errstr, size_t errstr_size);
 /* Parses true/false. */
 int weir__kafka_bool(const char *value, int *out);
+
+/* A two-valued property: *out = 0 for `zero`, 1 for `one`; WEIR_EINVAL
+ * for anything else (out unchanged). */
+int weir__kafka_choice(const char *value, const char *zero, const char *one,
+                       int *out);
 /* The default transactional.id for a group and checkpoint directory. */
 void weir__kafka_default_txn_id(const char *group, const char *ckpt_dir,
                                 char *out, size_t size);

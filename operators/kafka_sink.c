@@ -149,11 +149,8 @@ WEIR_EXTERN int weir_kafka_sink_conf_set(weir_kafka_sink_conf_t *kc,
         return set_str(&kc->key_header, value);
     }
     if (strcmp(name, "headers") == 0) {
-        if (strcmp(value, "all") == 0)
-            kc->headers_none = 0;
-        else if (strcmp(value, "none") == 0)
-            kc->headers_none = 1;
-        else {
+        if (weir__kafka_choice(value, "all", "none", &kc->headers_none) !=
+            WEIR_OK) {
             set_err(errstr, errstr_size, "want all or none", name);
             return WEIR_EINVAL;
         }

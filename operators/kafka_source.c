@@ -232,12 +232,7 @@ WEIR_EXTERN int weir_kafka_source_conf_set(weir_kafka_source_conf_t *sc,
     if (sc == NULL || name == NULL || value == NULL)
         return WEIR_EINVAL;
     if (strcmp(name, "timestamp") == 0) {
-        if (strcmp(value, "message") == 0)
-            sc->ts_none = 0;
-        else if (strcmp(value, "none") == 0)
-            sc->ts_none = 1;
-        else
-            rc = WEIR_EINVAL;
+        rc = weir__kafka_choice(value, "message", "none", &sc->ts_none);
     } else if (strcmp(name, "watermark.out.of.orderness.ms") == 0) {
         rc = parse_i64(value, 0, INT64_MAX / 4, &n);
         sc->bound = rc == WEIR_OK ? n : sc->bound;
@@ -260,12 +255,7 @@ WEIR_EXTERN int weir_kafka_source_conf_set(weir_kafka_source_conf_t *sc,
         rc = weir__kafka_bool(value, &b);
         sc->key_header = rc == WEIR_OK ? b : sc->key_header;
     } else if (strcmp(name, "headers") == 0) {
-        if (strcmp(value, "all") == 0)
-            sc->headers_none = 0;
-        else if (strcmp(value, "none") == 0)
-            sc->headers_none = 1;
-        else
-            rc = WEIR_EINVAL;
+        rc = weir__kafka_choice(value, "all", "none", &sc->headers_none);
     } else if (strcmp(name, "poll.batch") == 0) {
         rc = parse_i64(value, 1, 1000000, &n);
         sc->poll_batch = rc == WEIR_OK ? (int)n : sc->poll_batch;

@@ -88,6 +88,25 @@ static void produce_with_header(const char *topic, int partition,
                              RD_KAFKA_V_END));
 }
 
+/* A new topic of 4 partitions holding n messages "k<i>" (round robin,
+ * time 1000000 + i, header "origin"); returns the sum of their times. */
+static int64_t fill_topic(char *topic, size_t size, const char *what, int n)
+{
+    char key[32];
+    int64_t sum = 0;
+    int i;
+
+    kt_topic_name(topic, size, what);
+    assert_int_equal(0, kt_create_topic(&cluster, topic, 4));
+    for (i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        produce_with_header(topic, i % 4, key, "v", 1000000 + i);
+        sum += 1000000 + i;
+    }
+    assert_int_equal(0, kt_flush(&cluster));
+    return sum;
+}
+
 /* A source conf for topic in group on the cluster, from the earliest
  * offset. */
 static weir_kafka_source_conf_t *source_conf(const char *topic,
@@ -117,21 +136,13 @@ static void test_kafka_source_reads_every_message(void **state)
     char topic[128];
     char group[128];
     char err[256];
-    char key[32];
-    int64_t expect_ts = 0;
+    int64_t expect_ts;
     int i;
 
     (void)state;
     memset(&seen, 0, sizeof(seen));
-    kt_topic_name(topic, sizeof(topic), "src");
+    expect_ts = fill_topic(topic, sizeof(topic), "src", 2000);
     kt_topic_name(group, sizeof(group), "grp");
-    assert_int_equal(0, kt_create_topic(&cluster, topic, 4));
-    for (i = 0; i < 2000; i++) {
-        snprintf(key, sizeof(key), "k%d", i);
-        produce_with_header(topic, i % 4, key, "v", 1000000 + i);
-        expect_ts += 1000000 + i;
-    }
-    assert_int_equal(0, kt_flush(&cluster));
 
     sc = source_conf(topic, group);
     assert_int_equal(WEIR_OK, weir_kafka_source_conf_set(
@@ -179,19 +190,11 @@ static void test_kafka_source_headers_none(void **state)
     char topic[128];
     char group[128];
     char err[256];
-    char key[32];
-    int i;
 
     (void)state;
     memset(&seen, 0, sizeof(seen));
-    kt_topic_name(topic, sizeof(topic), "src-nohdr");
+    (void)fill_topic(topic, sizeof(topic), "src-nohdr", 200);
     kt_topic_name(group, sizeof(group), "grp");
-    assert_int_equal(0, kt_create_topic(&cluster, topic, 4));
-    for (i = 0; i < 200; i++) {
-        snprintf(key, sizeof(key), "k%d", i);
-        produce_with_header(topic, i % 4, key, "v", 1000000 + i);
-    }
-    assert_int_equal(0, kt_flush(&cluster));
     sc = source_conf(topic, group);
     assert_int_equal(WEIR_EINVAL, weir_kafka_source_conf_set(
                                       sc, "headers", "some", err, sizeof(err)));
