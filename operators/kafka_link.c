@@ -493,6 +493,14 @@ static int ctx_fail(weir__kafka_link_t *l, weir_ctx_t *ctx)
     return weir_ctx_error(ctx, l->failed, "%s", l->err);
 }
 
+/* 1 for the codes of a producer another instance has fenced. */
+static int is_fenced(rd_kafka_resp_err_t code)
+{
+    return code == RD_KAFKA_RESP_ERR__FENCED ||
+           code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
 /* Classifies a transactional API error: aborts when it must, records the
  * failure, or returns 1 for "retry". Called with l->mu held. */
 static int txn_error(weir__kafka_link_t *l, rd_kafka_error_t *e,
@@ -505,9 +513,7 @@ static int txn_error(weir__kafka_link_t *l, rd_kafka_error_t *e,
     snprintf(msg, sizeof(msg), "%s", rd_kafka_error_string(e));
     if (rd_kafka_error_is_fatal(e)) {
         rd_kafka_error_destroy(e);
-        if (code == RD_KAFKA_RESP_ERR__FENCED ||
-            code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-            code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
+        if (is_fenced(code))
             link_fail(l, WEIR_EFENCED,
                       "kafka: %s: producer fenced (another instance uses "
                       "transactional.id %s): %s; stopping",
@@ -949,9 +955,9 @@ static int produce(weir__kafka_link_t *l, uint64_t epoch, const char *topic,
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char msg[256];
 
-        rd_kafka_fatal_error(l->producer, msg, sizeof(msg));
-        return link_fail(l, WEIR_EFENCED, "kafka: fatal producer error: %s",
-                         msg);
+        err = rd_kafka_fatal_error(l->producer, msg, sizeof(msg));
+        return link_fail(l, is_fenced(err) ? WEIR_EFENCED : WEIR_EFATAL,
+                         "kafka: fatal producer error: %s", msg);
     }
     return link_fail(l, WEIR_EKAFKA, "kafka: cannot produce to %s: %s", topic,
                      rd_kafka_err2str(err));

@@ -9,6 +9,8 @@
  *     same outputs as file mode on the same input, byte for byte, with
  *     each output keeping its input key; the same at least once;
  *   - Avro in the Confluent wire format with corrupt messages;
+ *   - a fenced producer (another instance took its transactional.id)
+ *     stops the pipeline with a clear message, its last commit intact;
  *   - weir_kafka_mock_nodelay(): bad bootstrap lists are refused; on a
  *     mock cluster of this process its listeners get TCP_NODELAY and
  *     another listening socket of the process is left alone;
@@ -31,6 +33,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 
@@ -723,6 +726,137 @@ static void test_kafka_recover_refuses_a_held_directory(void **state)
     kt_rmtree(dir);
 }
 
+/* A weir-dedup instance in a thread of the test. */
+struct fence_run {
+    struct dedup_kafka_opts o;
+    char msg[CLI_MSG];
+    int rc;
+};
+
+static void *fence_run_main(void *arg)
+{
+    struct fence_run *r = arg;
+
+    r->rc = dedup_kafka_run(&r->o, r->msg);
+    return NULL;
+}
+
+/* Takes the transactional.id over, as a second instance would: on a real
+ * cluster, a producer of the same id initializing fences the first; the
+ * mock does not fence, so its coordinator is told to answer the next
+ * EndTxn the way a broker answers a fenced producer. */
+static void fence(const char *txn_id)
+{
+    rd_kafka_conf_t *conf;
+    rd_kafka_error_t *e;
+    rd_kafka_t *rk;
+    char err[256];
+
+    if (cluster.mc != NULL) {
+        rd_kafka_mock_push_request_errors(cluster.mc, 26 /* EndTxn */, 1,
+                                          RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+        return;
+    }
+    conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstrap, err,
+                      sizeof(err));
+    rd_kafka_conf_set(conf, "transactional.id", txn_id, err, sizeof(err));
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    e = rd_kafka_init_transactions(rk, 30000);
+    assert_null(e);
+    rd_kafka_destroy(rk);
+}
+
+static int count_a(const rd_kafka_message_t *m, const struct dk_commit *commit,
+                   void *opaque)
+{
+    (void)commit;
+    if (m->len == 17 && memcmp(m->payload, "{\"id\":\"a\",\"ts\":1}", 17) == 0)
+        ++*(int *)opaque;
+    return 0;
+}
+
+/* How many committed copies of event a the unique output holds (-1: it
+ * cannot be read); on the mock, committed by the commit log in ckdir. */
+static int committed_a(const char *topic, const char *ckdir,
+                       struct kt_read_stats *st)
+{
+    struct dk_commit_log cs = {0};
+    int n = 0;
+
+    dk_commit_log_load(&cs, ckdir);
+    if (kt_read(&cluster, topic, cluster.mc != NULL ? &cs : NULL, count_a, &n,
+                st) != 0)
+        n = -1;
+    dk_commit_log_free(&cs);
+    return n;
+}
+
+/* A fenced producer is fatal: the pipeline stops with a message naming
+ * the cause and the transactional.id, and exit status 1; what it had
+ * committed before stays committed, once. */
+static void test_kafka_fenced_producer_stops(void **state)
+{
+    struct fence_run r;
+    char topics[5][128]; /* input, then kt_dedup_opts' four outputs */
+    char txn[160];
+    char x_txn[200];
+    char dir[4096];
+    char ckdir[4200];
+    struct kt_read_stats st;
+    pthread_t th;
+    int64_t deadline;
+    int i;
+
+    (void)state;
+    assert_int_equal(0, kt_tmpdir(dir, sizeof(dir), "fenced"));
+    snprintf(ckdir, sizeof(ckdir), "%s/ck", dir);
+    for (i = 0; i < 5; i++) {
+        kt_topic_name(topics[i], sizeof(topics[i]), "fenced");
+        assert_int_equal(0, kt_create_topic(&cluster, topics[i], 1));
+    }
+    snprintf(txn, sizeof(txn), "%s-txn", topics[0]);
+    snprintf(x_txn, sizeof(x_txn), "transactional.id=%s", txn);
+    memset(&r, 0, sizeof(r));
+    kt_dedup_opts(&r.o, &cluster, topics + 1, topics[0], topics[0], ckdir,
+                  WEIR_SECONDS(120), "session.timeout.ms=6000");
+    r.o.x[r.o.nx++] = x_txn;
+    r.o.out = tmpfile();
+    assert_int_equal(0, pthread_create(&th, NULL, fence_run_main, &r));
+
+    /* The first event goes through and is committed. */
+    assert_int_equal(0, kt_produce(&cluster, topics[0], 0, "a", 1,
+                                   "{\"id\":\"a\",\"ts\":1}", 17));
+    assert_int_equal(0, kt_flush(&cluster));
+    deadline = kt_now() + 60000;
+    while (committed_a(topics[1], ckdir, NULL) == 0 && kt_now() < deadline)
+        usleep(50000);
+    assert_int_equal(1, committed_a(topics[1], ckdir, NULL));
+
+    /* Another instance takes the id over: the instance's next commit
+     * fails, whether it holds event b or not. */
+    fence(txn);
+    assert_int_equal(0, kt_produce(&cluster, topics[0], 0, "b", 1,
+                                   "{\"id\":\"b\",\"ts\":2}", 17));
+    assert_int_equal(0, kt_flush(&cluster));
+    assert_int_equal(0, pthread_join(th, NULL));
+    print_message("stopped: %s\n", r.msg);
+    assert_int_equal(CLI_EXIT_RUN, r.rc);
+    assert_non_null(strstr(r.msg, "fenced"));
+    assert_non_null(strstr(r.msg, txn));
+
+    /* Committed: event a, once; b's transaction never committed. */
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(1, committed_a(topics[1], ckdir, &st));
+    print_message("unique output: %" PRIu64 " records, %" PRIu64
+                  " of uncommitted transactions left out\n",
+                  st.total, st.uncommitted);
+    assert_int_equal(st.total - st.uncommitted, 1);
+    fclose(r.o.out);
+    kt_rmtree(dir);
+}
+
 static void test_kafka_dedup_exactly_once_matches_file_mode(void **state)
 {
     (void)state;
@@ -753,6 +887,7 @@ int main(void)
         cmocka_unit_test(test_kafka_dedup_without_checkpoint_dir),
         cmocka_unit_test(test_kafka_recover_refuses_a_held_directory),
         cmocka_unit_test(test_kafka_at_least_once_needs_every_report),
+        cmocka_unit_test(test_kafka_fenced_producer_stops),
     };
 
     return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
