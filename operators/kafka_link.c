@@ -32,6 +32,9 @@
  *        commit log in the checkpoint directory and fsync it;
  *     4. committed = n; produce the held records of epoch n + 1 into the
  *        next transaction (begun lazily, at the first record).
+ *   A checkpoint with no record and no moved offset skips 2-3: nothing
+ *   for Kafka, its commit-log line alone commits it. The commit log is
+ *   compacted (each run's lines merged into ranges) every 1 MiB.
  *   A sink's snapshot(n) first commits n - 1 itself when chk-(n-1) is
  *   complete but not yet committed (its completion has not reached any
  *   sink yet), so Kafka is never more than one checkpoint behind the
@@ -77,6 +80,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fileio.h"
 #include "kafka_link.h"
 
 #define TXN_TIMEOUT_MS   60000
@@ -84,6 +88,9 @@
 #define FLUSH_TIMEOUT_MS 60000
 #define WARM_TIMEOUT_MS  5000
 #define COMMIT_RETRIES   5
+/* The commit log is compacted each time it grows by this much (about
+ * 17 000 commits, half an hour of commits every 100 ms). */
+#define LOG_COMPACT_BYTES (1u << 20)
 
 /* ------------------------------------------------------------------ *
  * ## Small helpers
@@ -359,6 +366,10 @@ static void link_free(void *ptr)
         weir_free(l->counts[i]);
     }
     weir_free(l->counts);
+    for (i = 0; l->sent != NULL && i < (size_t)l->nconsumers; i++)
+        if (l->sent[i] != NULL)
+            rd_kafka_topic_partition_list_destroy(l->sent[i]);
+    weir_free(l->sent);
     weir_free(l->consumers);
     weir_free(l->group);
     weir_free(l->ckpt_dir);
@@ -576,12 +587,17 @@ static void make_run_id(weir__kafka_link_t *l)
 static int open_log(weir__kafka_link_t *l)
 {
     char path[PATH_MAX];
+    struct stat st;
 
     if (l->ckpt_dir == NULL)
         return WEIR_OK;
     snprintf(path, sizeof(path), "%s/%s", l->ckpt_dir, WEIR_KAFKA_COMMIT_LOG);
     l->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    return l->log_fd < 0 ? WEIR_EIO : WEIR_OK;
+    if (l->log_fd < 0)
+        return WEIR_EIO;
+    /* A log left large by earlier runs is compacted at the first commit. */
+    l->log_grown = fstat(l->log_fd, &st) == 0 ? (size_t)st.st_size : 0;
+    return WEIR_OK;
 }
 
 /* 1 when the sink's properties ask for reports of failed records only. */
@@ -1080,18 +1096,25 @@ int weir__kafka_link_send(weir__kafka_link_t *l, weir_ctx_t *ctx,
 
 int weir__kafka_link_add_consumer(weir__kafka_link_t *l, rd_kafka_t *rk)
 {
+    size_t n;
     rd_kafka_t **c;
+    rd_kafka_topic_partition_list_t **sent;
     int slot;
 
     pthread_mutex_lock(&l->mu);
-    c = weir_realloc(l->consumers, (size_t)(l->nconsumers + 1) * sizeof(*c));
-    if (c == NULL) {
+    n = (size_t)l->nconsumers + 1;
+    c = weir_realloc(l->consumers, n * sizeof(*c));
+    if (c != NULL)
+        l->consumers = c;
+    sent = c != NULL ? weir_realloc(l->sent, n * sizeof(*sent)) : NULL;
+    if (sent == NULL) {
         pthread_mutex_unlock(&l->mu);
         return -1;
     }
-    l->consumers = c;
+    l->sent = sent;
     slot = l->nconsumers++;
     c[slot] = rk;
+    sent[slot] = NULL;
     pthread_mutex_unlock(&l->mu);
     return slot;
 }
@@ -1140,11 +1163,70 @@ uint64_t weir__kafka_link_committed(weir__kafka_link_t *l)
 
 /* Sends, for each source, its latest offsets <= id. l->mu held; it is
  * released while the broker is asked. */
+/* The offsets source `slot` published for checkpoint id (its latest at
+ * or before id), or NULL when there are none to commit. */
+static struct kafka_offsets *offsets_for(weir__kafka_link_t *l, int slot,
+                                         uint64_t id)
+{
+    struct kafka_offsets *best = NULL;
+    size_t i;
+
+    for (i = 0; i < l->noffs; i++)
+        if (l->offs[i].src == slot && l->offs[i].id <= id &&
+            (best == NULL || l->offs[i].id > best->id))
+            best = &l->offs[i];
+    if (best == NULL || best->list == NULL || best->list->cnt == 0)
+        return NULL;
+    return best;
+}
+
+/* 1 when lists a and b hold the same partitions at the same offsets. */
+static int same_offsets(const rd_kafka_topic_partition_list_t *a,
+                        const rd_kafka_topic_partition_list_t *b)
+{
+    const rd_kafka_topic_partition_t *q;
+    int k;
+
+    if (a == NULL || b == NULL || a->cnt != b->cnt)
+        return 0;
+    for (k = 0; k < a->cnt; k++) {
+        q = rd_kafka_topic_partition_list_find(
+            (rd_kafka_topic_partition_list_t *)b, a->elems[k].topic,
+            a->elems[k].partition);
+        if (q == NULL || q->offset != a->elems[k].offset)
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 when committing checkpoint id would send no offset that the last
+ * commit did not: every source is where it was then. l->mu held. */
+static int offsets_unchanged(weir__kafka_link_t *l, uint64_t id)
+{
+    struct kafka_offsets *o;
+    int slot;
+
+    for (slot = 0; slot < l->nconsumers; slot++) {
+        o = offsets_for(l, slot, id);
+        if (o != NULL && !same_offsets(o->list, l->sent[slot]))
+            return 0;
+    }
+    return 1;
+}
+
+/* Remembers what slot's commit sent, for offsets_unchanged(). */
+static void offsets_sent(weir__kafka_link_t *l, int slot,
+                         const rd_kafka_topic_partition_list_t *list)
+{
+    if (l->sent[slot] != NULL)
+        rd_kafka_topic_partition_list_destroy(l->sent[slot]);
+    l->sent[slot] = rd_kafka_topic_partition_list_copy(list);
+}
+
 static int send_offsets(weir__kafka_link_t *l, uint64_t id)
 {
     char meta[400];
     int slot;
-    size_t i;
     int k;
     int nslots = l->nconsumers;
     int rc = WEIR_OK;
@@ -1152,17 +1234,13 @@ static int send_offsets(weir__kafka_link_t *l, uint64_t id)
     snprintf(meta, sizeof(meta), "%s%" PRIu64 ";run=%s;tid=%s",
              WEIR_KAFKA_META_PREFIX, id, l->run_id, l->txn_id);
     for (slot = 0; slot < nslots && rc == WEIR_OK; slot++) {
-        struct kafka_offsets *best = NULL;
+        struct kafka_offsets *best = offsets_for(l, slot, id);
         rd_kafka_topic_partition_list_t *list;
         rd_kafka_consumer_group_metadata_t *cgmd;
         rd_kafka_error_t *e;
         int tries;
 
-        for (i = 0; i < l->noffs; i++)
-            if (l->offs[i].src == slot && l->offs[i].id <= id &&
-                (best == NULL || l->offs[i].id > best->id))
-                best = &l->offs[i];
-        if (best == NULL || best->list == NULL || best->list->cnt == 0)
+        if (best == NULL)
             continue;
         list = rd_kafka_topic_partition_list_copy(best->list);
         for (k = 0; k < list->cnt; k++) {
@@ -1195,6 +1273,8 @@ static int send_offsets(weir__kafka_link_t *l, uint64_t id)
             link_fail(l, WEIR_EKAFKA,
                       "kafka: send_offsets_to_transaction kept failing");
         rc = l->failed;
+        if (rc == WEIR_OK)
+            offsets_sent(l, slot, best->list);
         rd_kafka_consumer_group_metadata_destroy(cgmd);
         rd_kafka_topic_partition_list_destroy(list);
     }
@@ -1234,7 +1314,104 @@ static uint64_t count_pending_upto(const weir__kafka_link_t *l, uint64_t id)
     return n;
 }
 
-/* "commit <run> <first epoch> <last epoch> <unix ms> <records>". */
+/* One line of the commit log. */
+struct log_line {
+    char run[64];
+    uint64_t lo;
+    uint64_t hi;
+    int64_t ms;
+    uint64_t records;
+};
+
+static int log_line_write(FILE *fp, const struct log_line *e)
+{
+    return fprintf(fp,
+                   "commit %s %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRIu64
+                   "\n",
+                   e->run, e->lo, e->hi, e->ms, e->records) < 0
+               ? -1
+               : 0;
+}
+
+/* Copies log `in` to `out` with each run's consecutive lines merged into
+ * one range (the last commit's time, the records summed). A torn last
+ * line (no newline) is dropped, as readers drop it. */
+static int log_merge(FILE *in, FILE *out)
+{
+    struct log_line cur = {0};
+    struct log_line e;
+    char line[256];
+    int have = 0;
+
+    while (fgets(line, sizeof(line), in) != NULL) {
+        if (strchr(line, '\n') == NULL ||
+            sscanf(line,
+                   "commit %63s %" SCNu64 " %" SCNu64 " %" SCNd64 " %" SCNu64,
+                   e.run, &e.lo, &e.hi, &e.ms, &e.records) != 5)
+            continue;
+        if (have && strcmp(cur.run, e.run) == 0 && e.lo == cur.hi + 1) {
+            cur.hi = e.hi;
+            cur.ms = e.ms;
+            cur.records += e.records;
+            continue;
+        }
+        if (have && log_line_write(out, &cur) != 0)
+            return -1;
+        cur = e;
+        have = 1;
+    }
+    return have ? log_line_write(out, &cur) : 0;
+}
+
+int weir__kafka_log_compact(const char *dir)
+{
+    char path[PATH_MAX];
+    char tmp[PATH_MAX + 8];
+    FILE *in;
+    FILE *out;
+    int ok = 0;
+
+    if (dir == NULL)
+        return WEIR_EINVAL;
+    snprintf(path, sizeof(path), "%s/%s", dir, WEIR_KAFKA_COMMIT_LOG);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    in = fopen(path, "r");
+    out = in != NULL ? fopen(tmp, "w") : NULL;
+    if (out != NULL && log_merge(in, out) == 0 && fflush(out) == 0 &&
+        fsync(fileno(out)) == 0)
+        ok = 1;
+    if (in != NULL)
+        fclose(in);
+    if (out != NULL && fclose(out) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return WEIR_EIO;
+    }
+    weir__fsync_dir(dir); /* at worst, a crash brings the old log back */
+    return WEIR_OK;
+}
+
+/* Compacts l's commit log; appends then go to the new file. A failure
+ * leaves the log as it was and is tried again after as much growth. */
+static int log_compact(weir__kafka_link_t *l)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if (weir__kafka_log_compact(l->ckpt_dir) != WEIR_OK)
+        return WEIR_OK;
+    snprintf(path, sizeof(path), "%s/%s", l->ckpt_dir, WEIR_KAFKA_COMMIT_LOG);
+    fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        return WEIR_EIO;
+    close(l->log_fd);
+    l->log_fd = fd;
+    return WEIR_OK;
+}
+
+/* "commit <run> <first epoch> <last epoch> <unix ms> <records>"; the log
+ * is compacted each time it has grown by LOG_COMPACT_BYTES. */
 static int log_commit(weir__kafka_link_t *l, uint64_t lo, uint64_t hi)
 {
     char line[200];
@@ -1247,6 +1424,11 @@ static int log_commit(weir__kafka_link_t *l, uint64_t lo, uint64_t hi)
                  l->run_id, lo, hi, now_ms(), count_pending_upto(l, hi));
     if (write(l->log_fd, line, (size_t)n) != n || fsync(l->log_fd) != 0)
         return WEIR_EIO;
+    l->log_grown += (size_t)n;
+    if (l->log_grown >= LOG_COMPACT_BYTES) {
+        l->log_grown = 0; /* a failure is tried again after as much */
+        return log_compact(l);
+    }
     return WEIR_OK;
 }
 
@@ -1279,17 +1461,15 @@ static int check_delivered(weir__kafka_link_t *l)
                      msg, l->committed);
 }
 
-/* Commits checkpoint id (exactly once). l->mu held; committing set. */
-static int commit_txn(weir__kafka_link_t *l, uint64_t id)
+/* The Kafka transaction of checkpoint id: offsets, delivery check,
+ * commit. l->mu held. */
+static int end_txn(weir__kafka_link_t *l, uint64_t id)
 {
     rd_kafka_error_t *e = NULL;
-    uint64_t lo = l->committed + 1;
     int tries;
     int rc;
 
-    rc = release_held(l, id);
-    if (rc == WEIR_OK)
-        rc = ensure_txn(l);
+    rc = ensure_txn(l);
     if (rc == WEIR_OK)
         rc = send_offsets(l, id);
     if (rc == WEIR_OK)
@@ -1311,6 +1491,24 @@ static int commit_txn(weir__kafka_link_t *l, uint64_t id)
         return l->failed;
     }
     l->txn_open = 0;
+    return WEIR_OK;
+}
+
+/* Commits checkpoint id (exactly once). A checkpoint with no record to
+ * produce and no source offset that moved since the last commit has
+ * nothing for Kafka: it is committed by its commit-log line alone (an
+ * idle pipeline then costs the cluster nothing). l->mu held; committing
+ * set. */
+static int commit_txn(weir__kafka_link_t *l, uint64_t id)
+{
+    uint64_t lo = l->committed + 1;
+    int rc;
+
+    rc = release_held(l, id);
+    if (rc == WEIR_OK && (l->txn_open || !offsets_unchanged(l, id)))
+        rc = end_txn(l, id);
+    if (rc != WEIR_OK)
+        return rc;
     /* Log first: the sources' follow-up consumer commits (after they see
      * committed_id) must never be ahead of the log. */
     if (log_commit(l, lo, id) != WEIR_OK)
@@ -1760,7 +1958,8 @@ static int recover_dir(const weir_conf_t *conf, const char *dir,
         }
     }
     from_log = log_last(dir);
-    /* On a real broker the offsets' metadata is never behind the log; on
+    /* On a real broker the offsets' metadata is behind the log only by
+     * checkpoints that had nothing for Kafka (the log commits those); on
      * the mock (no transactional offsets) the log is the record. */
     k = (uint64_t)(from_broker > from_log ? from_broker
                                           : (from_log > 0 ? from_log : 0));

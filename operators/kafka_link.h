@@ -113,6 +113,7 @@ typedef struct weir__kafka_link {
     int registered; /* in the process registry  */
     char *ckpt_dir;
     int log_fd;         /* commit log, -1 if none   */
+    size_t log_grown;   /* bytes since its compaction */
     uint64_t committed; /* last committed id        */
     int txn_open;
     int committing;
@@ -121,7 +122,9 @@ typedef struct weir__kafka_link {
     size_t capheld;
     struct kafka_offsets *offs;
     size_t noffs;
-    rd_kafka_t **consumers; /* live consumers by slot   */
+    rd_kafka_t **consumers;                 /* live consumers by slot   */
+    rd_kafka_topic_partition_list_t **sent; /* by slot: the offsets last
+                                             * committed, or NULL        */
     int nconsumers;
     struct kafka_topic_count **counts; /* each entry stays put   */
     size_t ncounts;
@@ -163,6 +166,16 @@ int weir__kafka_bool(const char *value, int *out);
  * for anything else (out unchanged). */
 int weir__kafka_choice(const char *value, const char *zero, const char *one,
                        int *out);
+/* Rewrites the commit log in dir (WEIR_KAFKA_COMMIT_LOG) with each run's
+ * consecutive lines merged into one range: its first and last epoch, the
+ * last commit's time, the records summed (so readers still find every
+ * committed epoch, and recovery the last one); a torn last line is
+ * dropped. Written to a temporary file, synced and renamed over the log:
+ * a crash leaves the old log or the new one. WEIR_EIO when it could not
+ * (the log is then unchanged). Not thread-safe against writers of the
+ * same log: the link calls it under its lock. */
+int weir__kafka_log_compact(const char *dir);
+
 /* The default transactional.id for a group and checkpoint directory. */
 void weir__kafka_default_txn_id(const char *group, const char *ckpt_dir,
                                 char *out, size_t size);

@@ -52,8 +52,11 @@ extern "C" {
 #define WEIR_KAFKA_META_PREFIX "weir:chk="
 
 /** Name of the commit log written into the checkpoint directory: one line
- * per committed transaction, "commit <run> <first epoch> <last epoch>
- * <unix ms> <records>". */
+ * per committed checkpoint (a Kafka transaction, or a checkpoint with
+ * nothing for Kafka), "commit <run> <first epoch> <last epoch> <unix ms>
+ * <records>". Each time it has grown by 1 MiB it is compacted: every
+ * run's consecutive lines become one range (the last commit's time, the
+ * records summed). */
 #define WEIR_KAFKA_COMMIT_LOG "kafka-commits.log"
 
 typedef struct weir_kafka_source_conf_s weir_kafka_source_conf_t;
