@@ -1180,9 +1180,8 @@ static struct kafka_offsets *offsets_for(weir__kafka_link_t *l, int slot,
     return best;
 }
 
-/* 1 when lists a and b hold the same partitions at the same offsets. */
-static int same_offsets(const rd_kafka_topic_partition_list_t *a,
-                        const rd_kafka_topic_partition_list_t *b)
+int weir__kafka_same_offsets(const rd_kafka_topic_partition_list_t *a,
+                             const rd_kafka_topic_partition_list_t *b)
 {
     const rd_kafka_topic_partition_t *q;
     int k;
@@ -1208,7 +1207,7 @@ static int offsets_unchanged(weir__kafka_link_t *l, uint64_t id)
 
     for (slot = 0; slot < l->nconsumers; slot++) {
         o = offsets_for(l, slot, id);
-        if (o != NULL && !same_offsets(o->list, l->sent[slot]))
+        if (o != NULL && !weir__kafka_same_offsets(o->list, l->sent[slot]))
             return 0;
     }
     return 1;

@@ -176,6 +176,11 @@ int weir__kafka_choice(const char *value, const char *zero, const char *one,
  * same log: the link calls it under its lock. */
 int weir__kafka_log_compact(const char *dir);
 
+/* 1 when lists a and b hold the same partitions at the same offsets (0
+ * when either is NULL). */
+int weir__kafka_same_offsets(const rd_kafka_topic_partition_list_t *a,
+                             const rd_kafka_topic_partition_list_t *b);
+
 /* The default transactional.id for a group and checkpoint directory. */
 void weir__kafka_default_txn_id(const char *group, const char *ckpt_dir,
                                 char *out, size_t size);

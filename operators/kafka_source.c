@@ -130,6 +130,7 @@ struct source {
     size_t ncarry;
     struct hist *hist;
     size_t nhist;
+    rd_kafka_topic_partition_list_t *acked; /* ALOS: last committed */
     uint64_t epoch;
     uint64_t done;     /* last completed (ALOS) */
     weir_ts_t emitted; /* last watermark out    */
@@ -850,6 +851,8 @@ static void source_close(weir_ctx_t *ctx, void *st)
     weir_free(s->carry);
     free_hist(s, UINT64_MAX);
     weir_free(s->hist);
+    if (s->acked != NULL)
+        rd_kafka_topic_partition_list_destroy(s->acked);
     if (s->ex != NULL && s->a->sc->ex->close != NULL)
         s->a->sc->ex->close(s->ex);
     if (s->opened)
@@ -1528,8 +1531,14 @@ static int source_complete(weir_ctx_t *ctx, void *st, uint64_t checkpoint_id)
         if (s->hist[i].id <= checkpoint_id &&
             (best == s->nhist || s->hist[i].id > s->hist[best].id))
             best = i;
-    if (best < s->nhist && s->hist[best].list->cnt > 0)
+    if (best < s->nhist && s->hist[best].list->cnt > 0 &&
+        !weir__kafka_same_offsets(s->hist[best].list, s->acked)) {
+        /* An idle source (nothing read since) sends no request. */
         rd_kafka_commit(s->rk, s->hist[best].list, 1);
+        if (s->acked != NULL)
+            rd_kafka_topic_partition_list_destroy(s->acked);
+        s->acked = rd_kafka_topic_partition_list_copy(s->hist[best].list);
+    }
     s->done = checkpoint_id;
     free_hist(s, checkpoint_id);
     return WEIR_OK;
