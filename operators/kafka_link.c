@@ -336,6 +336,18 @@ static void offsets_free(struct kafka_offsets *o)
     memset(o, 0, sizeof(*o));
 }
 
+/* Drops the topic handles (before the producer goes). l->mu held. */
+static void drop_topic_handles(weir__kafka_link_t *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->ncounts; i++) {
+        if (l->counts[i]->rkt != NULL)
+            rd_kafka_topic_destroy(l->counts[i]->rkt);
+        l->counts[i]->rkt = NULL;
+    }
+}
+
 static void link_free(void *ptr)
 {
     weir__kafka_link_t *l = ptr;
@@ -786,6 +798,7 @@ static void stop_producer(weir__kafka_link_t *l)
     else
         rd_kafka_purge(l->producer,
                        RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    drop_topic_handles(l);
     rd_kafka_destroy(l->producer);
     l->producer = NULL;
     if (l->registered)
@@ -939,21 +952,39 @@ static int ensure_txn(weir__kafka_link_t *l)
     return WEIR_OK;
 }
 
+/* The producer's handle of tc's topic: made once, so that a message does
+ * not look its topic up by name (librdkafka would, under its lock, for
+ * every message). l->mu held. */
+static rd_kafka_topic_t *topic_handle(weir__kafka_link_t *l,
+                                      struct kafka_topic_count *tc)
+{
+    if (tc->rkt == NULL)
+        tc->rkt = rd_kafka_topic_new(l->producer, tc->topic, NULL);
+    return tc->rkt;
+}
+
 /* Hands one message of `epoch` to librdkafka, waiting while its queue is
  * full. Takes hdrs on success and on failure. l->mu held. */
-static int produce(weir__kafka_link_t *l, uint64_t epoch, const char *topic,
-                   int32_t partition, const void *key, size_t klen,
-                   const void *value, size_t vlen, int64_t ts,
-                   rd_kafka_headers_t *hdrs)
+static int produce(weir__kafka_link_t *l, uint64_t epoch,
+                   struct kafka_topic_count *tc, int32_t partition,
+                   const void *key, size_t klen, const void *value, size_t vlen,
+                   int64_t ts, rd_kafka_headers_t *hdrs)
 {
+    rd_kafka_topic_t *rkt = topic_handle(l, tc);
     rd_kafka_resp_err_t err;
 
+    if (rkt == NULL) {
+        if (hdrs != NULL)
+            rd_kafka_headers_destroy(hdrs);
+        return link_fail(l, WEIR_EKAFKA, "kafka: cannot produce to %s: %s",
+                         tc->topic, rd_kafka_err2str(rd_kafka_last_error()));
+    }
     if (!l->eos)
         atomic_fetch_add(&l->inflight[epoch % 64], 1);
     for (;;) {
         err = rd_kafka_producev(
-            l->producer, RD_KAFKA_V_TOPIC(topic),
-            RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY((void *)key, klen),
+            l->producer, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_KEY((void *)key, klen),
             RD_KAFKA_V_VALUE((void *)value, vlen),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts),
             RD_KAFKA_V_HEADERS(hdrs),
@@ -975,13 +1006,13 @@ static int produce(weir__kafka_link_t *l, uint64_t epoch, const char *topic,
         return link_fail(l, is_fenced(err) ? WEIR_EFENCED : WEIR_EFATAL,
                          "kafka: fatal producer error: %s", msg);
     }
-    return link_fail(l, WEIR_EKAFKA, "kafka: cannot produce to %s: %s", topic,
-                     rd_kafka_err2str(err));
+    return link_fail(l, WEIR_EKAFKA, "kafka: cannot produce to %s: %s",
+                     tc->topic, rd_kafka_err2str(err));
 }
 
-static int hold(weir__kafka_link_t *l, const char *topic, uint64_t epoch,
-                int32_t partition, weir_buf_t key, weir_buf_t value, int64_t ts,
-                rd_kafka_headers_t *hdrs)
+static int hold(weir__kafka_link_t *l, struct kafka_topic_count *tc,
+                uint64_t epoch, int32_t partition, weir_buf_t key,
+                weir_buf_t value, int64_t ts, rd_kafka_headers_t *hdrs)
 {
     struct kafka_held *h;
     size_t cap;
@@ -997,7 +1028,7 @@ static int hold(weir__kafka_link_t *l, const char *topic, uint64_t epoch,
     h = &l->held[l->nheld];
     memset(h, 0, sizeof(*h));
     h->epoch = epoch;
-    h->topic = topic;
+    h->tc = tc;
     h->partition = partition;
     h->ts = ts;
     if (key.data != NULL) {
@@ -1041,7 +1072,7 @@ static int release_held(weir__kafka_link_t *l, uint64_t upto)
         }
         rc = ensure_txn(l);
         if (rc == WEIR_OK) {
-            rc = produce(l, h->epoch, h->topic, h->partition, h->key, h->klen,
+            rc = produce(l, h->epoch, h->tc, h->partition, h->key, h->klen,
                          h->value, h->vlen, h->ts, h->hdrs);
             h->hdrs = NULL;
         }
@@ -1077,12 +1108,12 @@ int weir__kafka_link_send(weir__kafka_link_t *l, weir_ctx_t *ctx,
     if (!l->eos || epoch <= l->committed + 1) {
         rc = ensure_txn(l);
         if (rc == WEIR_OK)
-            rc = produce(l, epoch, tc->topic, partition, key.data, key.len,
-                         value.data, value.len, ts, hdrs);
+            rc = produce(l, epoch, tc, partition, key.data, key.len, value.data,
+                         value.len, ts, hdrs);
         else if (hdrs != NULL)
             rd_kafka_headers_destroy(hdrs);
     } else {
-        rc = hold(l, tc->topic, epoch, partition, key, value, ts, hdrs);
+        rc = hold(l, tc, epoch, partition, key, value, ts, hdrs);
     }
     if (rc != WEIR_OK)
         rc = ctx_fail(l, ctx);

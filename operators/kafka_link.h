@@ -67,6 +67,7 @@ struct weir_kafka_sink_conf_s {
 /* Counts per output topic: committed and per epoch still pending. */
 struct kafka_topic_count {
     char *topic;
+    rd_kafka_topic_t *rkt; /* the producer's handle, made at first use */
     _Atomic uint64_t committed;
     uint64_t *pend_epoch; /* epochs with pending counts          */
     uint64_t *pend_n;
@@ -76,8 +77,8 @@ struct kafka_topic_count {
 /* A message held back until its epoch's transaction is open. */
 struct kafka_held {
     uint64_t epoch;
-    const char *topic; /* interned in the link              */
-    char *key;         /* weir_malloc, or NULL              */
+    struct kafka_topic_count *tc; /* its topic (owned by the link)  */
+    char *key;                    /* weir_malloc, or NULL              */
     size_t klen;
     char *value;
     size_t vlen;
