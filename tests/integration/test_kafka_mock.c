@@ -666,6 +666,22 @@ static void test_kafka_mock_nodelay(void **state)
     close(other);
 }
 
+/* A small run's fixtures: a scratch directory `dir` with the
+ * checkpoint directory `ckdir` in it, and five topics of one partition
+ * (input, then kt_dedup_opts' four outputs) named after `what`. */
+static void one_partition_run(char topics[5][128], char dir[4096],
+                              char ckdir[4200], const char *what)
+{
+    int i;
+
+    assert_int_equal(0, kt_tmpdir(dir, 4096, what));
+    snprintf(ckdir, 4200, "%s/ck", dir);
+    for (i = 0; i < 5; i++) {
+        kt_topic_name(topics[i], 128, what);
+        assert_int_equal(0, kt_create_topic(&cluster, topics[i], 1));
+    }
+}
+
 /* At least once passes a barrier when every record before it is
  * acknowledged, so it needs a report for every record: turning
  * successful reports off is refused with a clear message, not a hang. */
@@ -676,15 +692,9 @@ static void test_kafka_at_least_once_needs_every_report(void **state)
     char dir[4096];
     char ckdir[4200];
     char msg[CLI_MSG];
-    int i;
 
     (void)state;
-    assert_int_equal(0, kt_tmpdir(dir, sizeof(dir), "alos-reports"));
-    snprintf(ckdir, sizeof(ckdir), "%s/ck", dir);
-    for (i = 0; i < 5; i++) {
-        kt_topic_name(topics[i], sizeof(topics[i]), "alos-reports");
-        assert_int_equal(0, kt_create_topic(&cluster, topics[i], 1));
-    }
+    one_partition_run(topics, dir, ckdir, "alos-reports");
     assert_int_equal(0, kt_produce(&cluster, topics[0], 0, "k", 1,
                                    "{\"id\":\"a\",\"ts\":1}", 17));
     assert_int_equal(0, kt_flush(&cluster));
@@ -825,15 +835,9 @@ static void test_kafka_fenced_producer_stops(void **state)
     pthread_t th;
     int64_t deadline;
     size_t before;
-    int i;
 
     (void)state;
-    assert_int_equal(0, kt_tmpdir(dir, sizeof(dir), "fenced"));
-    snprintf(ckdir, sizeof(ckdir), "%s/ck", dir);
-    for (i = 0; i < 5; i++) {
-        kt_topic_name(topics[i], sizeof(topics[i]), "fenced");
-        assert_int_equal(0, kt_create_topic(&cluster, topics[i], 1));
-    }
+    one_partition_run(topics, dir, ckdir, "fenced");
     snprintf(txn, sizeof(txn), "%s-txn", topics[0]);
     snprintf(x_txn, sizeof(x_txn), "transactional.id=%s", txn);
     memset(&r, 0, sizeof(r));
