@@ -291,7 +291,7 @@ static void raw_commit(struct raw_pipe *rp, rd_kafka_t *c, rd_kafka_t *p)
 }
 
 static void raw_forward(struct raw_pipe *rp, rd_kafka_t *p,
-                        rd_kafka_topic_t *out, const rd_kafka_message_t *m)
+                        const rd_kafka_message_t *m)
 {
     rd_kafka_headers_t *h = NULL;
     char seq[16];
@@ -301,11 +301,15 @@ static void raw_forward(struct raw_pipe *rp, rd_kafka_t *p,
         h = rd_kafka_headers_new(1);
         rd_kafka_header_add(h, RAW_HDR_TXN, -1, seq, -1);
     }
-    while (rd_kafka_producev(
-               p, RD_KAFKA_V_RKT(out), RD_KAFKA_V_KEY(m->key, m->key_len),
-               RD_KAFKA_V_VALUE(m->payload, m->len),
-               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-               RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    /* By topic name: a topic handle made once, as weir's sinks use,
+     * measured slower for this loop here (0.73-0.99 M/s against
+     * 1.02-1.39 M/s, alternating runs), and the ceiling is the faster. */
+    while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(rp->out[0]),
+                             RD_KAFKA_V_KEY(m->key, m->key_len),
+                             RD_KAFKA_V_VALUE(m->payload, m->len),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_HEADERS(h),
+                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(p, 5);
 }
 
@@ -314,9 +318,6 @@ static void *raw_run(void *arg)
     struct raw_pipe *rp = arg;
     rd_kafka_t *c = client(RD_KAFKA_CONSUMER, rp->group, NULL);
     rd_kafka_t *p = client(RD_KAFKA_PRODUCER, NULL, rp->txn ? rp->group : NULL);
-    /* A topic handle, as weir's sinks keep one: no lookup by name per
-     * message. */
-    rd_kafka_topic_t *out = rd_kafka_topic_new(p, rp->out[0], NULL);
     rd_kafka_topic_partition_list_t *list;
     rd_kafka_message_t *m;
     rd_kafka_error_t *e;
@@ -338,7 +339,7 @@ static void *raw_run(void *arg)
     while (done < rp->n) {
         m = rd_kafka_consumer_poll(c, 10);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            raw_forward(rp, p, out, m);
+            raw_forward(rp, p, m);
             done++;
         }
         if (m != NULL)
@@ -355,7 +356,6 @@ static void *raw_run(void *arg)
     rd_kafka_flush(p, 30000);
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
-    rd_kafka_topic_destroy(out);
     rd_kafka_destroy(p);
     return NULL;
 }
