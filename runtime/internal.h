@@ -102,6 +102,7 @@ typedef struct weir__batch {
     uint32_t capwm;
     size_t bytes;          /* arena bytes used                          */
     weir__chunk_t *chunks; /* arena, newest first                       */
+    weir__chunk_t *spare;  /* emptied chunks of the usual size, reused  */
 } weir__batch_t;
 
 weir__batch_t *weir__batch_new(uint32_t cap);
