@@ -336,7 +336,8 @@ static void offsets_free(struct kafka_offsets *o)
     memset(o, 0, sizeof(*o));
 }
 
-/* Drops the topic handles (before the producer goes). l->mu held. */
+/* Drops the topic handles (before the producer goes; the sinks have
+ * stopped producing). */
 static void drop_topic_handles(weir__kafka_link_t *l)
 {
     size_t i;
@@ -1192,8 +1193,6 @@ uint64_t weir__kafka_link_committed(weir__kafka_link_t *l)
     return atomic_load(&l->committed_id);
 }
 
-/* Sends, for each source, its latest offsets <= id. l->mu held; it is
- * released while the broker is asked. */
 /* The offsets source `slot` published for checkpoint id (its latest at
  * or before id), or NULL when there are none to commit. */
 static struct kafka_offsets *offsets_for(weir__kafka_link_t *l, int slot,
@@ -1253,6 +1252,8 @@ static void offsets_sent(weir__kafka_link_t *l, int slot,
     l->sent[slot] = rd_kafka_topic_partition_list_copy(list);
 }
 
+/* Sends, for each source, its latest offsets <= id. l->mu held; it is
+ * released while the broker is asked. */
 static int send_offsets(weir__kafka_link_t *l, uint64_t id)
 {
     char meta[400];
