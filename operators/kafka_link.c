@@ -525,6 +525,20 @@ static int is_fenced(rd_kafka_resp_err_t code)
            code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
 }
 
+/* Fails the link for a fatal producer error `code` met in `what`: a
+ * fence (another instance took the transactional.id) or another fatal
+ * error. */
+static int fail_fatal(weir__kafka_link_t *l, rd_kafka_resp_err_t code,
+                      const char *what, const char *msg)
+{
+    if (is_fenced(code))
+        return link_fail(l, WEIR_EFENCED,
+                         "kafka: %s: producer fenced (another instance uses "
+                         "transactional.id %s): %s; stopping",
+                         what, l->txn_id, msg);
+    return link_fail(l, WEIR_EFATAL, "kafka: %s: fatal error: %s", what, msg);
+}
+
 /* Classifies a transactional API error: aborts when it must, records the
  * failure, or returns 1 for "retry". Called with l->mu held. */
 static int txn_error(weir__kafka_link_t *l, rd_kafka_error_t *e,
@@ -537,13 +551,7 @@ static int txn_error(weir__kafka_link_t *l, rd_kafka_error_t *e,
     snprintf(msg, sizeof(msg), "%s", rd_kafka_error_string(e));
     if (rd_kafka_error_is_fatal(e)) {
         rd_kafka_error_destroy(e);
-        if (is_fenced(code))
-            link_fail(l, WEIR_EFENCED,
-                      "kafka: %s: producer fenced (another instance uses "
-                      "transactional.id %s): %s; stopping",
-                      what, l->txn_id, msg);
-        else
-            link_fail(l, WEIR_EFATAL, "kafka: %s: fatal error: %s", what, msg);
+        fail_fatal(l, code, what, msg);
         return 0;
     }
     if (rd_kafka_error_txn_requires_abort(e)) {
@@ -1004,8 +1012,7 @@ static int produce(weir__kafka_link_t *l, uint64_t epoch,
         char msg[256];
 
         err = rd_kafka_fatal_error(l->producer, msg, sizeof(msg));
-        return link_fail(l, is_fenced(err) ? WEIR_EFENCED : WEIR_EFATAL,
-                         "kafka: fatal producer error: %s", msg);
+        return fail_fatal(l, err, "produce", msg);
     }
     return link_fail(l, WEIR_EKAFKA, "kafka: cannot produce to %s: %s",
                      tc->topic, rd_kafka_err2str(err));
