@@ -81,8 +81,9 @@ struct sent {
 struct gen {
     rd_kafka_t *producer;
     const char *topic;
-    weir_avro_codec_t *enc[2]; /* schema ids 1 and 2          */
-    struct sent *log;          /* every valid event sent      */
+    weir_avro_format_t *fmt[2]; /* writer schemas 1 and 2     */
+    weir_avro_codec_t *enc[2];  /* their encoders (borrow fmt) */
+    struct sent *log;           /* every valid event sent      */
     uint32_t nlog;
     uint32_t orders;  /* distinct orders so far      */
     uint64_t records; /* messages produced           */
@@ -384,58 +385,242 @@ static void row(const char *name, uint64_t want, uint64_t got)
            want == got ? "ok" : "MISMATCH");
 }
 
-int main(void)
-{
-    static char topics[5][64] = {"orders", "orders-unique", "orders-duplicates",
-                                 "orders-late", "orders-errors"};
-    struct pipeline_thread pt;
-    struct gen g;
-    struct dk_commit_log cs;
-    struct tally t[4];
-    rd_kafka_conf_t *conf;
-    rd_kafka_t *host;
-    rd_kafka_mock_cluster_t *mc;
-    weir_avro_format_t *fv[2];
-    weir_avro_format_t *rfmt;
-    weir_avro_codec_t *dec;
-    pthread_t th;
-    const char *bootstrap;
-    char dir[] = "/tmp/weir-demo-XXXXXX";
+/* The demo's scratch directory: checkpoints/ and schemas/ (the writer
+ * schemas 1.avsc and 2.avsc; 2 is also the reader schema). */
+struct demo_dir {
+    char dir[32];
     char ckdir[64];
     char sdir[64];
+    char reader[128]; /* schemas/2.avsc */
+};
+
+static int demo_dir_make(struct demo_dir *d)
+{
     char path[128];
+
+    snprintf(d->dir, sizeof(d->dir), "/tmp/weir-demo-XXXXXX");
+    if (mkdtemp(d->dir) == NULL) {
+        perror("mkdtemp");
+        return -1;
+    }
+    snprintf(d->ckdir, sizeof(d->ckdir), "%s/checkpoints", d->dir);
+    snprintf(d->sdir, sizeof(d->sdir), "%s/schemas", d->dir);
+    snprintf(path, sizeof(path), "%s/1.avsc", d->sdir);
+    snprintf(d->reader, sizeof(d->reader), "%s/2.avsc", d->sdir);
+    if (mkdir(d->sdir, 0755) != 0 || write_file(path, SCHEMA_V1) != 0 ||
+        write_file(d->reader, SCHEMA_V2) != 0)
+        return -1;
+    return 0;
+}
+
+static void demo_dir_remove(const struct demo_dir *d)
+{
+    char cmd[64];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "weir demo: could not remove %s\n", d->dir);
+}
+
+/* The weir-dedup Kafka topology's options for the demo. */
+static void pipeline_opts(struct dedup_kafka_opts *o, const char *bootstrap,
+                          char topics[5][64], const struct demo_dir *d,
+                          FILE *summary)
+{
+    memset(o, 0, sizeof(*o));
+    o->d.keys = "order_id";
+    o->d.time_field = "event_time";
+    o->d.scope = WEIR_WINDOW_ROLLING;
+    o->d.size = WEIR_MINUTES(10);
+    o->d.bound = BOUND_MS;
+    o->d.every = 1;
+    o->d.parallelism = 2;
+    o->d.ckdir = d->ckdir;
+    o->brokers = bootstrap;
+    o->topic = topics[0];
+    o->group = "weir-demo";
+    o->out_topic = topics[1];
+    o->dup_topic = topics[2];
+    o->late_topic = topics[3];
+    o->err_topic = topics[4];
+    o->avro = 1;
+    o->schema = d->reader;
+    o->schema_dir = d->sdir;
+    o->from_beginning = 1;
+    o->idle_exit = 3000;
+    o->commit_interval = 100;
+    o->x[o->nx++] = "log_level=2";
+    o->x[o->nx++] = "session.timeout.ms=6000";
+    /* The mock does not answer a waiting fetch when data arrives but when
+     * the wait expires (a real broker answers at once): without this,
+     * latency would be the default 500 ms fetch wait. 1 ms, as in
+     * bench-kafka; 10 ms added about 5 ms to every event's latency. */
+    o->x[o->nx++] = "fetch.wait.max.ms=1";
+    o->out = summary;
+}
+
+/* The generator's producer and its encoders (writer schemas 1 and 2). */
+static int gen_open(struct gen *g, const char *bootstrap, const char *topic)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char err[256];
-    char summary[256] = "";
-    FILE *sum;
-    int64_t t_start;
-    int64_t t_end;
+    int i;
+
+    memset(g, 0, sizeof(*g));
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(conf, "linger.ms", "2", err, sizeof(err));
+    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
+    g->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    g->topic = topic;
+    for (i = 0; i < 2; i++) {
+        g->fmt[i] = weir_avro_format_new_json(i ? SCHEMA_V2 : SCHEMA_V1, NULL,
+                                              err, sizeof(err));
+        weir_avro_format_set_schema_id(g->fmt[i], i + 1);
+        g->enc[i] = weir_avro_codec_new(g->fmt[i], err, sizeof(err));
+    }
+    g->log = calloc(NEVENTS, sizeof(*g->log));
+    return g->producer != NULL && g->enc[0] != NULL && g->enc[1] != NULL &&
+                   g->log != NULL
+               ? 0
+               : -1;
+}
+
+static void gen_close(struct gen *g)
+{
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        weir_avro_codec_destroy(g->enc[i]);
+        weir_avro_format_destroy(g->fmt[i]);
+    }
+    free(g->log);
+    if (g->producer != NULL)
+        rd_kafka_destroy(g->producer);
+}
+
+/* Reads the four outputs back (committed records only) into t[]. */
+static int read_back(const char *bootstrap, char topics[5][64],
+                     const struct demo_dir *d, struct dk_commit_log *cs,
+                     struct tally t[4])
+{
+    weir_avro_format_t *fmt;
+    weir_avro_codec_t *dec;
+    char err[256];
+    int rc = 0;
+    int i;
+
+    memset(cs, 0, sizeof(*cs));
+    memset(t, 0, 4 * sizeof(*t));
+    dk_commit_log_load(cs, d->ckdir);
+    fmt = weir_avro_format_new(d->reader, d->sdir, err, sizeof(err));
+    dec = weir_avro_codec_new(fmt, err, sizeof(err));
+    for (i = 0; i < 4 && rc == 0; i++) {
+        rc = read_topic(bootstrap, topics[i + 1], cs, i == 0 ? dec : NULL,
+                        &t[i]);
+        if (rc != 0)
+            fprintf(stderr, "weir demo: cannot read %s\n", topics[i + 1]);
+    }
+    weir_avro_codec_destroy(dec);
+    weir_avro_format_destroy(fmt);
+    return rc;
+}
+
+/* Prints the table; returns 1 when every count matches the generator. */
+static int report(const struct gen *g, struct tally t[4],
+                  const struct dk_commit_log *cs, int64_t t_start,
+                  const char *summary)
+{
+    int64_t t_end = t_start + 1;
     double secs;
     int ok;
     int i;
 
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(ckdir, sizeof(ckdir), "%s/checkpoints", dir);
-    snprintf(sdir, sizeof(sdir), "%s/schemas", dir);
-    snprintf(path, sizeof(path), "%s/1.avsc", sdir);
-    if (mkdir(sdir, 0755) != 0 || write_file(path, SCHEMA_V1) != 0)
-        return 1;
-    snprintf(path, sizeof(path), "%s/2.avsc", sdir);
-    if (write_file(path, SCHEMA_V2) != 0)
-        return 1;
+    for (i = 0; i < 4; i++)
+        if (t[i].last > t_end)
+            t_end = t[i].last;
+    secs = (double)(t_end - t_start) / 1000.0;
+    if (t[0].nlat > 0)
+        qsort(t[0].lat, t[0].nlat, sizeof(*t[0].lat), cmp_i64);
 
-    /* 1. The cluster. */
-    conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
-    host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    mc = host ? rd_kafka_mock_cluster_new(host, 3) : NULL;
-    if (mc == NULL) {
-        fprintf(stderr, "weir demo: cannot start the mock cluster\n");
-        return 1;
+    printf("\n  %-12s %12s %12s\n", "", "generator", "weir");
+    row("records", g->records,
+        t[0].count + t[1].count + t[2].count + t[3].count);
+    row("unique", g->unique, t[0].count);
+    row("duplicates", g->retries + g->redelivered + g->replayed, t[1].count);
+    row("late", g->late, t[2].count);
+    row("errors", g->corrupt, t[3].count);
+    printf("  %-12s %12.0f events/s over %.1f s (offered %d/s)\n", "throughput",
+           (double)g->records / secs, secs, RATE);
+    if (t[0].nlat > 0)
+        printf("  %-12s p50 %" PRId64 " ms, p99 %" PRId64
+               " ms (produced -> transaction committed)\n",
+               "latency", t[0].lat[t[0].nlat / 2],
+               t[0].lat[t[0].nlat * 99 / 100]);
+    printf("  %-12s %zu transactions; %" PRIu64 " records of aborted or "
+           "open transactions left out (the mock shows them to "
+           "read_committed readers)\n",
+           "kafka", cs->n,
+           t[0].filtered + t[1].filtered + t[2].filtered + t[3].filtered);
+    printf("  %-12s %s", "weir-dedup", summary);
+    ok = g->unique == t[0].count &&
+         g->retries + g->redelivered + g->replayed == t[1].count &&
+         g->late == t[2].count && g->corrupt == t[3].count && t[0].bad_key == 0;
+    printf("\n%s\n", ok ? "check: every count matches the generator's "
+                          "ground truth: each event once, exactly once."
+                        : "check: MISMATCH against the generator's ground "
+                          "truth.");
+    return ok;
+}
+
+/* Runs the pipeline in a thread while the generator offers its load;
+ * the pipeline's summary line goes to `summary`. */
+static int run(struct gen *g, struct pipeline_thread *pt, char topics[5][64],
+               int64_t *t_start, char *summary, size_t size)
+{
+    FILE *sum = pt->o.out;
+    pthread_t th;
+
+    if (pthread_create(&th, NULL, run_pipeline, pt) != 0)
+        return -1;
+    printf("  generator      %d events at %d events/s: retries, "
+           "re-deliveries, replays, disorder, late and corrupt events\n",
+           NEVENTS, RATE);
+    if (warm_up(g, topics[1]) != 0) {
+        fprintf(stderr, "weir demo: the pipeline did not start\n");
+        return -1;
     }
+    *t_start = now_ms();
+    if (gen_run(g, *t_start) != 0) {
+        fprintf(stderr, "weir demo: producing failed\n");
+        return -1;
+    }
+    pthread_join(th, NULL);
+    if (pt->rc != 0) {
+        fprintf(stderr, "weir demo: pipeline: %s\n", pt->msg);
+        return -1;
+    }
+    rewind(sum);
+    if (fgets(summary, (int)size, sum) == NULL)
+        summary[0] = '\0';
+    return 0;
+}
+
+/* A mock cluster of 3 brokers in this process (hosted by *host), with
+ * the demo's topics; prints what the demo does. */
+static rd_kafka_mock_cluster_t *start_cluster(rd_kafka_t **host,
+                                              char topics[5][64])
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_mock_cluster_t *mc;
+    const char *bootstrap;
+    char err[256];
+    int i;
+
+    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
+    *host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    mc = *host ? rd_kafka_mock_cluster_new(*host, 3) : NULL;
+    if (mc == NULL)
+        return NULL;
     bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
     weir_kafka_mock_nodelay(bootstrap); /* answer at once, as a broker */
     for (i = 0; i < 5; i++)
@@ -448,146 +633,60 @@ int main(void)
     printf("  dedup          key order_id, rolling 10 min, watermark bound "
            "%d ms, commit interval 100 ms\n",
            BOUND_MS);
+    return mc;
+}
 
-    /* 2. The pipeline, in its own thread. */
-    memset(&pt, 0, sizeof(pt));
-    pt.o.d.keys = "order_id";
-    pt.o.d.time_field = "event_time";
-    pt.o.d.scope = WEIR_WINDOW_ROLLING;
-    pt.o.d.size = WEIR_MINUTES(10);
-    pt.o.d.bound = BOUND_MS;
-    pt.o.d.every = 1;
-    pt.o.d.parallelism = 2;
-    pt.o.d.ckdir = ckdir;
-    pt.o.brokers = bootstrap;
-    pt.o.topic = topics[0];
-    pt.o.group = "weir-demo";
-    pt.o.out_topic = topics[1];
-    pt.o.dup_topic = topics[2];
-    pt.o.late_topic = topics[3];
-    pt.o.err_topic = topics[4];
-    pt.o.avro = 1;
-    pt.o.schema = path; /* schema 2 is the reader schema */
-    pt.o.schema_dir = sdir;
-    pt.o.from_beginning = 1;
-    pt.o.idle_exit = 3000;
-    pt.o.commit_interval = 100;
-    pt.o.x[pt.o.nx++] = "log_level=2";
-    pt.o.x[pt.o.nx++] = "session.timeout.ms=6000";
-    /* The mock does not answer a waiting fetch when data arrives but when
-     * the wait expires (a real broker answers at once): without this,
-     * latency would be the default 500 ms fetch wait. 1 ms, as in
-     * bench-kafka; 10 ms added about 5 ms to every event's latency. */
-    pt.o.x[pt.o.nx++] = "fetch.wait.max.ms=1";
-    sum = tmpfile();
-    pt.o.out = sum;
+int main(void)
+{
+    static char topics[5][64] = {"orders", "orders-unique", "orders-duplicates",
+                                 "orders-late", "orders-errors"};
+    struct pipeline_thread pt;
+    struct demo_dir d;
+    struct gen g;
+    struct dk_commit_log cs;
+    struct tally t[4];
+    rd_kafka_t *host;
+    rd_kafka_mock_cluster_t *mc;
+    const char *bootstrap;
+    char summary[256] = "";
+    int64_t t_start = 0;
+    int ok = 0;
+    int i;
 
-    /* 3. The generator, offering RATE events/s once the group is up. */
-    memset(&g, 0, sizeof(g));
-    conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
-    rd_kafka_conf_set(conf, "linger.ms", "2", err, sizeof(err));
-    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
-    g.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    g.topic = topics[0];
-    for (i = 0; i < 2; i++) {
-        fv[i] = weir_avro_format_new_json(i ? SCHEMA_V2 : SCHEMA_V1, NULL, err,
-                                          sizeof(err));
-        weir_avro_format_set_schema_id(fv[i], i + 1);
-        g.enc[i] = weir_avro_codec_new(fv[i], err, sizeof(err));
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (demo_dir_make(&d) != 0)
+        return 1;
+
+    /* 1. The cluster. */
+    mc = start_cluster(&host, topics);
+    if (mc == NULL) {
+        fprintf(stderr, "weir demo: cannot start the mock cluster\n");
+        return 1;
     }
-    if (g.producer == NULL || g.enc[0] == NULL || g.enc[1] == NULL) {
+    bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+
+    /* 2. The pipeline (in its own thread) and 3. the generator, offering
+     * RATE events/s once the group is up. */
+    memset(&pt, 0, sizeof(pt));
+    pipeline_opts(&pt.o, bootstrap, topics, &d, tmpfile());
+    if (pt.o.out == NULL || gen_open(&g, bootstrap, topics[0]) != 0) {
         fprintf(stderr, "weir demo: cannot set up the generator\n");
         return 1;
     }
-    if (pthread_create(&th, NULL, run_pipeline, &pt) != 0)
+    if (run(&g, &pt, topics, &t_start, summary, sizeof(summary)) != 0)
         return 1;
-    printf("  generator      %d events at %d events/s: retries, "
-           "re-deliveries, replays, disorder, late and corrupt events\n",
-           NEVENTS, RATE);
-    g.log = calloc(NEVENTS, sizeof(*g.log));
-    if (g.log == NULL || warm_up(&g, topics[1]) != 0) {
-        fprintf(stderr, "weir demo: the pipeline did not start\n");
-        return 1;
-    }
-    t_start = now_ms();
-    if (gen_run(&g, t_start) != 0) {
-        fprintf(stderr, "weir demo: producing failed\n");
-        return 1;
-    }
-    pthread_join(th, NULL);
-    if (pt.rc != 0) {
-        fprintf(stderr, "weir demo: pipeline: %s\n", pt.msg);
-        return 1;
-    }
-    rewind(sum);
-    if (fgets(summary, sizeof(summary), sum) == NULL)
-        summary[0] = '\0';
-    fclose(sum);
+    fclose(pt.o.out);
 
-    /* 4. Read back, committed records only. */
-    memset(&cs, 0, sizeof(cs));
-    memset(t, 0, sizeof(t));
-    dk_commit_log_load(&cs, ckdir);
-    rfmt = weir_avro_format_new(path, sdir, err, sizeof(err));
-    dec = weir_avro_codec_new(rfmt, err, sizeof(err));
-    for (i = 0; i < 4; i++)
-        if (read_topic(bootstrap, topics[i + 1], &cs, i == 0 ? dec : NULL,
-                       &t[i]) != 0) {
-            fprintf(stderr, "weir demo: cannot read %s\n", topics[i + 1]);
-            return 1;
-        }
-    t_end = t_start + 1;
-    for (i = 0; i < 4; i++)
-        if (t[i].last > t_end)
-            t_end = t[i].last;
-    secs = (double)(t_end - t_start) / 1000.0;
-    if (t[0].nlat > 0)
-        qsort(t[0].lat, t[0].nlat, sizeof(*t[0].lat), cmp_i64);
+    /* 4. Read back, committed records only, and check. */
+    if (read_back(bootstrap, topics, &d, &cs, t) == 0)
+        ok = report(&g, t, &cs, t_start, summary);
 
-    printf("\n  %-12s %12s %12s\n", "", "generator", "weir");
-    row("records", g.records,
-        t[0].count + t[1].count + t[2].count + t[3].count);
-    row("unique", g.unique, t[0].count);
-    row("duplicates", g.retries + g.redelivered + g.replayed, t[1].count);
-    row("late", g.late, t[2].count);
-    row("errors", g.corrupt, t[3].count);
-    printf("  %-12s %12.0f events/s over %.1f s (offered %d/s)\n", "throughput",
-           (double)g.records / secs, secs, RATE);
-    if (t[0].nlat > 0)
-        printf("  %-12s p50 %" PRId64 " ms, p99 %" PRId64
-               " ms (produced -> transaction committed)\n",
-               "latency", t[0].lat[t[0].nlat / 2],
-               t[0].lat[t[0].nlat * 99 / 100]);
-    printf("  %-12s %zu transactions; %" PRIu64 " records of aborted or "
-           "open transactions left out (the mock shows them to "
-           "read_committed readers)\n",
-           "kafka", cs.n,
-           t[0].filtered + t[1].filtered + t[2].filtered + t[3].filtered);
-    printf("  %-12s %s", "weir-dedup", summary);
-    ok = g.unique == t[0].count &&
-         g.retries + g.redelivered + g.replayed == t[1].count &&
-         g.late == t[2].count && g.corrupt == t[3].count && t[0].bad_key == 0;
-    printf("\n%s\n", ok ? "check: every count matches the generator's "
-                          "ground truth: each event once, exactly once."
-                        : "check: MISMATCH against the generator's ground "
-                          "truth.");
-
-    weir_avro_codec_destroy(dec);
-    weir_avro_format_destroy(rfmt);
-    for (i = 0; i < 2; i++) {
-        weir_avro_codec_destroy(g.enc[i]);
-        weir_avro_format_destroy(fv[i]);
-    }
-    free(g.log);
     for (i = 0; i < 4; i++)
         free(t[i].lat);
     dk_commit_log_free(&cs);
-    rd_kafka_destroy(g.producer);
+    gen_close(&g);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(host);
-    snprintf(path, sizeof(path), "rm -rf '%s'", dir);
-    if (system(path) != 0)
-        fprintf(stderr, "weir demo: could not remove %s\n", dir);
+    demo_dir_remove(&d);
     return ok ? 0 : 1;
 }
