@@ -734,19 +734,114 @@ static inline int dk_private_ckdir(char *out, size_t size, char *msg)
  * code (CLI_EXIT_OK, CLI_EXIT_RUN, CLI_EXIT_USAGE) with a message in msg
  * on failure.
  */
+/* CLI_EXIT_USAGE with a message when two outputs share a topic. */
+static inline int dk_check_topics(const char *const topics[CLI_NOUT], char *msg)
+{
+    int i;
+    int j;
+
+    for (i = 0; i < CLI_NOUT; i++)
+        for (j = i + 1; j < CLI_NOUT; j++)
+            if (topics[i] != NULL && topics[j] != NULL &&
+                strcmp(topics[i], topics[j]) == 0) {
+                cli_fmt(msg, "each output needs its own topic ('%s' twice)",
+                        topics[i]);
+                return CLI_EXIT_USAGE;
+            }
+    return CLI_EXIT_OK;
+}
+
+/* The Avro format of --format avro (r->fmt); CLI_EXIT_USAGE with a
+ * message when the schema cannot be loaded or lacks the key or time. */
+static inline int dk_avro(struct dk_run *r, char *msg)
+{
+    const struct dedup_kafka_opts *o = r->o;
+    char err[256];
+
+    r->fmt = weir_avro_format_new(o->schema, o->schema_dir, err, sizeof(err));
+    if (r->fmt != NULL &&
+        weir_avro_format_set_key(r->fmt, o->d.keys) == WEIR_OK &&
+        weir_avro_format_set_time(
+            r->fmt, o->d.time_field ? o->d.time_field : WEIR_JSON_TIME_FIELD) ==
+            WEIR_OK)
+        return CLI_EXIT_OK;
+    cli_fmt(msg, "avro: %s",
+            r->fmt == NULL ? err
+                           : "--key or --time-field is not a field of the "
+                             "schema");
+    weir_avro_format_destroy(r->fmt);
+    r->fmt = NULL;
+    return CLI_EXIT_USAGE;
+}
+
+/* Runs the pipeline until it ends, restarting it from its last committed
+ * checkpoint after a Kafka error (at most DK_MAX_RESTARTS times); adds
+ * each run's counts to totals (outputs, then records read). */
+static inline int dk_run_loop(struct dk_run *r,
+                              const char *const topics[CLI_NOUT],
+                              uint64_t totals[CLI_NOUT + 1], char *msg)
+{
+    const struct dedup_kafka_opts *o = r->o;
+    weir_pipeline_t *p;
+    int restarts = 0;
+    int wrc;
+    int i;
+
+    for (;;) {
+        if (dk_signalled)
+            return CLI_EXIT_OK; /* stopped before a run began */
+        p = dk_build(r, msg);
+        if (p == NULL)
+            return CLI_EXIT_RUN;
+        dk_running = p;
+        if (dk_signalled)
+            weir_pipeline_stop(p);
+        wrc = weir_pipeline_run(p);
+        dk_running = NULL;
+        totals[CLI_NOUT] += weir_kafka_consumed_records(p);
+        if (o->replayed != NULL)
+            *o->replayed += weir_kafka_replayed_records(p);
+        if (o->handover_failures != NULL)
+            *o->handover_failures += weir_kafka_handover_failures(p);
+        for (i = 0; i < CLI_NOUT; i++) {
+            totals[i] += dk_output_count(r, p, topics[i], i);
+            atomic_store(&r->dropped[i], 0);
+        }
+        if (wrc == WEIR_OK) {
+            weir_pipeline_destroy(p);
+            return CLI_EXIT_OK;
+        }
+        cli_fmt(msg, "%s", weir_pipeline_errstr(p));
+        weir_pipeline_destroy(p);
+        if (wrc != WEIR_EKAFKA || dk_signalled || ++restarts > DK_MAX_RESTARTS)
+            return CLI_EXIT_RUN;
+        fprintf(stderr,
+                "weir-dedup: %s; restarting from the last committed "
+                "checkpoint\n",
+                msg);
+    }
+}
+
+/* The summary line, as file mode prints it. */
+static inline int dk_summary(FILE *out, const uint64_t totals[CLI_NOUT + 1])
+{
+    fprintf(out,
+            "{\"records\":%" PRIu64 ",\"unique\":%" PRIu64
+            ",\"duplicates\":%" PRIu64 ",\"late\":%" PRIu64
+            ",\"errors\":%" PRIu64 "}\n",
+            totals[CLI_NOUT], totals[CLI_UNIQUE], totals[CLI_DUPLICATES],
+            totals[CLI_LATE], totals[CLI_ERRORS]);
+    return fflush(out) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUN;
+}
+
 static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
 {
     struct dk_run r;
     rd_kafka_mock_cluster_t *mc = NULL;
     rd_kafka_t *mock = NULL;
-    weir_pipeline_t *p;
     uint64_t totals[CLI_NOUT + 1];
     char tmpdir[PATH_MAX] = "";
-    char err[256];
     const char *topics[CLI_NOUT];
-    int restarts = 0;
-    int i;
-    int j;
     int rc;
 
     memset(&r, 0, sizeof(r));
@@ -758,14 +853,9 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
     topics[CLI_DUPLICATES] = o->dup_topic;
     topics[CLI_LATE] = o->late_topic;
     topics[CLI_ERRORS] = o->err_topic;
-    for (i = 0; i < CLI_NOUT; i++)
-        for (j = i + 1; j < CLI_NOUT; j++)
-            if (topics[i] != NULL && topics[j] != NULL &&
-                strcmp(topics[i], topics[j]) == 0) {
-                cli_fmt(msg, "each output needs its own topic ('%s' twice)",
-                        topics[i]);
-                return CLI_EXIT_USAGE;
-            }
+    rc = dk_check_topics(topics, msg);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     /* From here on SIGINT/SIGTERM end the run cleanly, also while it is
      * still starting (a cluster that is slow to answer). */
     dk_signals();
@@ -788,64 +878,11 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
                     "committed offsets and the dedup changelog\n",
                     tmpdir);
     }
-    if (o->avro) {
-        r.fmt =
-            weir_avro_format_new(o->schema, o->schema_dir, err, sizeof(err));
-        if (r.fmt == NULL ||
-            weir_avro_format_set_key(r.fmt, o->d.keys) != WEIR_OK ||
-            weir_avro_format_set_time(
-                r.fmt, o->d.time_field ? o->d.time_field
-                                       : WEIR_JSON_TIME_FIELD) != WEIR_OK) {
-            cli_fmt(msg, "avro: %s",
-                    r.fmt == NULL ? err
-                                  : "--key or --time-field is not a field "
-                                    "of the schema");
-            weir_avro_format_destroy(r.fmt);
-            dk_mock_free(mock, mc);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    dk_ensure_changelog(&r);
-    rc = CLI_EXIT_OK;
-    for (;;) {
-        int wrc;
-
-        if (dk_signalled)
-            break; /* stopped before a run began: nothing to checkpoint */
-        p = dk_build(&r, msg);
-        if (p == NULL) {
-            rc = CLI_EXIT_RUN;
-            break;
-        }
-        dk_running = p;
-        if (dk_signalled)
-            weir_pipeline_stop(p);
-        wrc = weir_pipeline_run(p);
-        dk_running = NULL;
-        totals[CLI_NOUT] += weir_kafka_consumed_records(p);
-        if (o->replayed != NULL)
-            *o->replayed += weir_kafka_replayed_records(p);
-        if (o->handover_failures != NULL)
-            *o->handover_failures += weir_kafka_handover_failures(p);
-        for (i = 0; i < CLI_NOUT; i++) {
-            totals[i] += dk_output_count(&r, p, topics[i], i);
-            atomic_store(&r.dropped[i], 0);
-        }
-        if (wrc == WEIR_OK) {
-            weir_pipeline_destroy(p);
-            break;
-        }
-        cli_fmt(msg, "%s", weir_pipeline_errstr(p));
-        weir_pipeline_destroy(p);
-        if (wrc != WEIR_EKAFKA || dk_signalled ||
-            ++restarts > DK_MAX_RESTARTS) {
-            rc = CLI_EXIT_RUN;
-            break;
-        }
-        fprintf(stderr,
-                "weir-dedup: %s; restarting from the last committed "
-                "checkpoint\n",
-                msg);
+    if (o->avro)
+        rc = dk_avro(&r, msg);
+    if (rc == CLI_EXIT_OK) {
+        dk_ensure_changelog(&r);
+        rc = dk_run_loop(&r, topics, totals, msg);
     }
     weir_avro_format_destroy(r.fmt);
     dk_mock_free(mock, mc);
@@ -858,13 +895,7 @@ static inline int dedup_kafka_run(const struct dedup_kafka_opts *o, char *msg)
     }
     if (rc != CLI_EXIT_OK)
         return rc;
-    fprintf(o->out ? o->out : stdout,
-            "{\"records\":%" PRIu64 ",\"unique\":%" PRIu64
-            ",\"duplicates\":%" PRIu64 ",\"late\":%" PRIu64
-            ",\"errors\":%" PRIu64 "}\n",
-            totals[CLI_NOUT], totals[CLI_UNIQUE], totals[CLI_DUPLICATES],
-            totals[CLI_LATE], totals[CLI_ERRORS]);
-    return fflush(o->out ? o->out : stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUN;
+    return dk_summary(o->out ? o->out : stdout, totals);
 }
 
 /* ------------------------------------------------------------------ *
