@@ -1261,17 +1261,103 @@ static int handle(struct source *s, weir_ctx_t *ctx, struct pstate *p,
     return rc;
 }
 
+/* A message that carries an error instead of a record: end of a
+ * partition (idle, with idle.at.eof) or a fatal consumer error. Takes m. */
+static int poll_error(struct source *s, weir_ctx_t *ctx, rd_kafka_message_t *m)
+{
+    struct pstate *p;
+    char err[KAFKA_ERRSTR];
+
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt != NULL) {
+        p = find(s->parts, s->nparts, rd_kafka_topic_name(m->rkt),
+                 m->partition);
+        if (p != NULL && s->a->sc->idle_eof) {
+            p->idle = 1;
+            s->wm_dirty = 1;
+        }
+    } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(s->rk, err, sizeof(err));
+        rd_kafka_message_destroy(m);
+        return weir_ctx_error(ctx, WEIR_EKAFKA,
+                              "kafka: fatal consumer error: %s", err);
+    }
+    rd_kafka_message_destroy(m);
+    return WEIR_OK;
+}
+
+/* A record message read at time t: emitted (after its partition's
+ * changelog replay), its partition's position and activity updated.
+ * Takes m. *got counts the messages of this poll. */
+static int poll_record(struct source *s, weir_ctx_t *ctx, rd_kafka_message_t *m,
+                       int64_t t, int *got)
+{
+    const weir_kafka_source_conf_t *sc = s->a->sc;
+    struct pstate *p;
+    int rc;
+
+    p = find(s->parts, s->nparts, rd_kafka_topic_name(m->rkt), m->partition);
+    if (p == NULL || p->revoking) {
+        rd_kafka_message_destroy(m); /* of a partition no longer ours */
+        return WEIR_OK;
+    }
+    rc = p->replay ? replay(s, ctx, p) : WEIR_OK;
+    if (rc == WEIR_OK)
+        rc = handle(s, ctx, p, m);
+    p->next = m->offset + 1;
+    p->idle = 0;
+    p->last_ms = t;
+    rd_kafka_message_destroy(m);
+    if (rc != WEIR_OK)
+        return rc;
+    (*got)++;
+    s->count++;
+    atomic_fetch_add(&s->a->l->consumed, 1);
+    if (sc->max_records > 0 && s->count >= sc->max_records)
+        stop_pipeline(s);
+    return WEIR_OK;
+}
+
+/* After a poll at time t that read `got` messages and spent `blocked` ms
+ * other than waiting for the first: idle partitions, the watermark,
+ * backpressure (pause fetching) and idle.exit.ms. */
+static int poll_end(struct source *s, weir_ctx_t *ctx, int64_t t,
+                    int64_t blocked, int got)
+{
+    const weir_kafka_source_conf_t *sc = s->a->sc;
+    size_t i;
+    int rc;
+
+    if (got > 0)
+        s->last_msg_ms = t;
+    if (sc->idle_ms > 0)
+        for (i = 0; i < s->nparts; i++)
+            if (!s->parts[i].idle && t - s->parts[i].last_ms >= sc->idle_ms)
+                s->parts[i].idle = 1;
+    rc = advance(s, ctx);
+    if (rc != WEIR_OK)
+        return rc;
+    if (blocked > BLOCKED_PAUSE_MS && !s->paused && !s->stopped) {
+        /* Downstream is slow: stop fetching for a while, keep serving. */
+        pause_all(s, 1);
+        s->paused_until = t + PAUSE_MS;
+    }
+    if (sc->idle_exit_ms > 0 && s->assigned_ms > 0 && !s->stopped &&
+        t - (s->last_msg_ms > s->assigned_ms ? s->last_msg_ms
+                                             : s->assigned_ms) >=
+            sc->idle_exit_ms)
+        stop_pipeline(s);
+    return WEIR_OK;
+}
+
 static int source_poll(weir_ctx_t *ctx, void *st)
 {
     struct source *s = st;
     const weir_kafka_source_conf_t *sc = s->a->sc;
     rd_kafka_message_t *m;
-    struct pstate *p;
     int64_t blocked = 0; /* first the blocking wait, then time blocked */
     int64_t t_loop;
     int64_t t;
     char err[KAFKA_ERRSTR];
-    size_t i;
     int got = 0;
     int waited = 0;
     int rc = WEIR_OK;
@@ -1306,67 +1392,19 @@ static int source_poll(weir_ctx_t *ctx, void *st)
         }
         if (m == NULL)
             break;
-        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt != NULL) {
-                p = find(s->parts, s->nparts, rd_kafka_topic_name(m->rkt),
-                         m->partition);
-                if (p != NULL && sc->idle_eof) {
-                    p->idle = 1;
-                    s->wm_dirty = 1;
-                }
-            } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-                rd_kafka_fatal_error(s->rk, err, sizeof(err));
-                rd_kafka_message_destroy(m);
-                return weir_ctx_error(ctx, WEIR_EKAFKA,
-                                      "kafka: fatal consumer error: %s", err);
-            }
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        p = find(s->parts, s->nparts, rd_kafka_topic_name(m->rkt),
-                 m->partition);
-        if (p == NULL || p->revoking) {
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        rc = p->replay ? replay(s, ctx, p) : WEIR_OK;
-        if (rc == WEIR_OK)
-            rc = handle(s, ctx, p, m);
-        p->next = m->offset + 1;
-        p->idle = 0;
-        p->last_ms = t;
-        rd_kafka_message_destroy(m);
+        rc = m->err != RD_KAFKA_RESP_ERR_NO_ERROR
+                 ? poll_error(s, ctx, m)
+                 : poll_record(s, ctx, m, t, &got);
         if (rc != WEIR_OK)
             return rc;
-        got++;
-        s->count++;
-        atomic_fetch_add(&s->a->l->consumed, 1);
-        if (sc->max_records > 0 && s->count >= sc->max_records)
-            stop_pipeline(s);
     }
     t = now_ms();
     /* Time in this poll apart from a blocking wait for the first message:
      * a batch takes far less than a second unless emits block. */
     blocked = t - t_loop - blocked;
-    if (got > 0)
-        s->last_msg_ms = t;
-    if (sc->idle_ms > 0)
-        for (i = 0; i < s->nparts; i++)
-            if (!s->parts[i].idle && t - s->parts[i].last_ms >= sc->idle_ms)
-                s->parts[i].idle = 1;
-    rc = advance(s, ctx);
+    rc = poll_end(s, ctx, t, blocked, got);
     if (rc != WEIR_OK)
         return rc;
-    if (blocked > BLOCKED_PAUSE_MS && !s->paused && !s->stopped) {
-        /* Downstream is slow: stop fetching for a while, keep serving. */
-        pause_all(s, 1);
-        s->paused_until = t + PAUSE_MS;
-    }
-    if (sc->idle_exit_ms > 0 && s->assigned_ms > 0 && !s->stopped &&
-        t - (s->last_msg_ms > s->assigned_ms ? s->last_msg_ms
-                                             : s->assigned_ms) >=
-            sc->idle_exit_ms)
-        stop_pipeline(s);
     return got > 0 || waited ? WEIR_OK : WEIR_IDLE;
 }
 
