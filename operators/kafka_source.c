@@ -408,48 +408,73 @@ static int64_t committed_at(const rd_kafka_topic_partition_list_t *com,
     return ct->offset;
 }
 
+/* The state of assigned partition tp, whose group-committed offset is
+ * co (-1: none): carried over from our checkpoint (then tp is seeked to
+ * its position), or new. 0 when out of memory. */
+static int partition_state(struct source *s, rd_kafka_topic_partition_t *tp,
+                           int64_t co, struct pstate *p)
+{
+    struct pstate *c = find(s->carry, s->ncarry, tp->topic, tp->partition);
+
+    if (c != NULL) {
+        *p = *c;
+        remove_at(s->carry, &s->ncarry, c, 0);
+        /* Another instance went further than our checkpoint: its state
+         * for the partition is in the changelog, not here. */
+        p->replay = s->a->sc->changelog != NULL && co > p->next;
+        if (co > p->next)
+            p->next = co;
+        if (p->next >= 0)
+            tp->offset = p->next; /* seek before the first fetch */
+        return 1;
+    }
+    memset(p, 0, sizeof(*p));
+    p->topic = dup_str(tp->topic);
+    p->partition = tp->partition;
+    p->next = -1;
+    p->max_ts = WEIR_TS_MIN;
+    p->wm = WEIR_TS_MIN;
+    /* someone has processed it before */
+    p->replay = s->a->sc->changelog != NULL && co >= 0;
+    return p->topic != NULL;
+}
+
+/* Hands list to the consumer (incrementally with cooperative-sticky). */
+static void assign_list(struct source *s, rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_error_t *e;
+    rd_kafka_resp_err_t err;
+
+    if (cooperative(s->rk)) {
+        e = rd_kafka_incremental_assign(s->rk, list);
+        if (e != NULL) {
+            source_failf(s, WEIR_EKAFKA, "kafka: assign: %s",
+                         rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        return;
+    }
+    err = rd_kafka_assign(s->rk, list);
+    if (err)
+        source_failf(s, WEIR_EKAFKA, "kafka: assign: %s",
+                     rd_kafka_err2str(err));
+}
+
 static void do_assign(struct source *s, rd_kafka_topic_partition_list_t *list)
 {
-    rd_kafka_topic_partition_list_t *com;
-    rd_kafka_error_t *e = NULL;
-    rd_kafka_resp_err_t err;
+    rd_kafka_topic_partition_list_t *com = committed_of(s, list);
     int64_t t = now_ms();
-    int64_t co;
+    struct pstate p;
     int i;
 
-    com = committed_of(s, list);
     for (i = 0; i < list->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &list->elems[i];
-        struct pstate *c;
-        struct pstate p;
 
         if (find(s->parts, s->nparts, tp->topic, tp->partition) != NULL)
             continue;
-        co = committed_at(com, tp);
-        c = find(s->carry, s->ncarry, tp->topic, tp->partition);
-        if (c != NULL) {
-            p = *c;
-            remove_at(s->carry, &s->ncarry, c, 0);
-            /* Another instance went further than our checkpoint: its
-             * state for the partition is in the changelog, not here. */
-            p.replay = s->a->sc->changelog != NULL && co > p.next;
-            if (co > p.next)
-                p.next = co;
-            if (p.next >= 0)
-                tp->offset = p.next; /* seek before the first fetch */
-        } else {
-            memset(&p, 0, sizeof(p));
-            p.topic = dup_str(tp->topic);
-            p.partition = tp->partition;
-            p.next = -1;
-            p.max_ts = WEIR_TS_MIN;
-            p.wm = WEIR_TS_MIN;
-            /* someone has processed it before */
-            p.replay = s->a->sc->changelog != NULL && co >= 0;
-            if (p.topic == NULL) {
-                source_failf(s, WEIR_ENOMEM, "out of memory");
-                continue;
-            }
+        if (!partition_state(s, tp, committed_at(com, tp), &p)) {
+            source_failf(s, WEIR_ENOMEM, "out of memory");
+            continue;
         }
         p.idle = 0;
         p.revoking = 0;
@@ -459,19 +484,7 @@ static void do_assign(struct source *s, rd_kafka_topic_partition_list_t *list)
             source_failf(s, WEIR_ENOMEM, "out of memory");
         }
     }
-    if (cooperative(s->rk)) {
-        e = rd_kafka_incremental_assign(s->rk, list);
-    } else {
-        err = rd_kafka_assign(s->rk, list);
-        if (err)
-            source_failf(s, WEIR_EKAFKA, "kafka: assign: %s",
-                         rd_kafka_err2str(err));
-    }
-    if (e != NULL) {
-        source_failf(s, WEIR_EKAFKA, "kafka: assign: %s",
-                     rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-    }
+    assign_list(s, list);
     /* The idle-exit clock restarts whenever partitions arrive. */
     if (list->cnt > 0)
         s->assigned_ms = t;
@@ -675,16 +688,17 @@ static int observe(struct source *s, struct pstate *p, weir_ts_t ts)
  * ## Open / close
  * ------------------------------------------------------------------ */
 
-static int subscribe(struct source *s, weir_ctx_t *ctx)
+/* The consumer's configuration: the source's properties over the
+ * pipeline's, then what weir needs (cooperative-sticky assignment, its
+ * own offset handling with checkpoints, partition EOF for idle.at.eof)
+ * and its defaults, in *out; an error reported on ctx otherwise. */
+static int consumer_conf(struct source *s, weir_ctx_t *ctx,
+                         rd_kafka_conf_t **out)
 {
     const weir_kafka_source_conf_t *sc = s->a->sc;
-    rd_kafka_topic_partition_list_t *topics;
+    const char *manual = s->ckpt ? "false" : "true";
     rd_kafka_conf_t *conf;
-    rd_kafka_resp_err_t err;
     char errstr[512];
-    char *copy;
-    char *save = NULL;
-    char *t;
     const char *group;
 
     conf = weir__kafka_conf(ctx, &sc->props, errstr, sizeof(errstr));
@@ -693,23 +707,23 @@ static int subscribe(struct source *s, weir_ctx_t *ctx)
     group = weir__kafka_props_get(&sc->props, "group.id");
     if (group == NULL)
         group = weir_ctx_conf(ctx, "kafka.group.id");
-    if ((group == NULL || *group == '\0') ||
-        weir__kafka_set(conf, "partition.assignment.strategy",
+    if (group == NULL || *group == '\0') {
+        rd_kafka_conf_destroy(conf);
+        return weir_ctx_error(ctx, WEIR_EINVAL,
+                              "kafka source: no group.id (set it on the "
+                              "source or as kafka.group.id)");
+    }
+    if (weir__kafka_set(conf, "partition.assignment.strategy",
                         "cooperative-sticky", errstr,
                         sizeof(errstr)) != WEIR_OK ||
-        weir__kafka_set(conf, "enable.auto.commit", s->ckpt ? "false" : "true",
-                        errstr, sizeof(errstr)) != WEIR_OK ||
-        weir__kafka_set(conf, "enable.auto.offset.store",
-                        s->ckpt ? "false" : "true", errstr,
+        weir__kafka_set(conf, "enable.auto.commit", manual, errstr,
+                        sizeof(errstr)) != WEIR_OK ||
+        weir__kafka_set(conf, "enable.auto.offset.store", manual, errstr,
                         sizeof(errstr)) != WEIR_OK ||
         weir__kafka_set(conf, "enable.partition.eof",
                         sc->idle_eof ? "true" : "false", errstr,
                         sizeof(errstr)) != WEIR_OK) {
         rd_kafka_conf_destroy(conf);
-        if (group == NULL || *group == '\0')
-            return weir_ctx_error(ctx, WEIR_EINVAL,
-                                  "kafka source: no group.id (set it on "
-                                  "the source or as kafka.group.id)");
         return weir_ctx_error(ctx, WEIR_EINVAL, "%s", errstr);
     }
     if (weir__kafka_props_get(&sc->props, "isolation.level") == NULL)
@@ -728,6 +742,43 @@ static int subscribe(struct source *s, weir_ctx_t *ctx)
                         sizeof(errstr));
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, s);
+    *out = conf;
+    return WEIR_OK;
+}
+
+/* Subscribes the consumer to the source's topics (comma-separated). */
+static int subscribe_topics(struct source *s, weir_ctx_t *ctx)
+{
+    const weir_kafka_source_conf_t *sc = s->a->sc;
+    rd_kafka_topic_partition_list_t *topics;
+    rd_kafka_resp_err_t err;
+    char *copy = dup_str(sc->topics);
+    char *save = NULL;
+    char *t;
+
+    if (copy == NULL)
+        return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
+    topics = rd_kafka_topic_partition_list_new(4);
+    for (t = strtok_r(copy, ",", &save); t != NULL;
+         t = strtok_r(NULL, ",", &save))
+        rd_kafka_topic_partition_list_add(topics, t, RD_KAFKA_PARTITION_UA);
+    weir_free(copy);
+    err = rd_kafka_subscribe(s->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return weir_ctx_error(ctx, WEIR_EKAFKA, "kafka: subscribe %s: %s",
+                              sc->topics, rd_kafka_err2str(err));
+    return WEIR_OK;
+}
+
+static int subscribe(struct source *s, weir_ctx_t *ctx)
+{
+    rd_kafka_conf_t *conf = NULL;
+    char errstr[512];
+    int rc = consumer_conf(s, ctx, &conf);
+
+    if (rc != WEIR_OK)
+        return rc;
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (s->rk == NULL) {
         rd_kafka_conf_destroy(conf);
@@ -739,22 +790,7 @@ static int subscribe(struct source *s, weir_ctx_t *ctx)
     s->q = rd_kafka_queue_get_consumer(s->rk);
     if (s->q != NULL)
         rd_kafka_queue_cb_event_enable(s->q, queue_event, weir_ctx_waker(ctx));
-    topics = rd_kafka_topic_partition_list_new(4);
-    copy = dup_str(sc->topics);
-    if (copy == NULL) {
-        rd_kafka_topic_partition_list_destroy(topics);
-        return weir_ctx_error(ctx, WEIR_ENOMEM, "out of memory");
-    }
-    for (t = strtok_r(copy, ",", &save); t != NULL;
-         t = strtok_r(NULL, ",", &save))
-        rd_kafka_topic_partition_list_add(topics, t, RD_KAFKA_PARTITION_UA);
-    weir_free(copy);
-    err = rd_kafka_subscribe(s->rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return weir_ctx_error(ctx, WEIR_EKAFKA, "kafka: subscribe %s: %s",
-                              sc->topics, rd_kafka_err2str(err));
-    return WEIR_OK;
+    return subscribe_topics(s, ctx);
 }
 
 static int source_open(weir_ctx_t *ctx, void *st)
