@@ -1361,14 +1361,23 @@ struct log_line {
     uint64_t records;
 };
 
+/* Formats e as "commit <run> <lo> <hi> <unix ms> <records>\n" into buf
+ * (LOG_LINE_MAX bytes); returns its length. */
+#define LOG_LINE_MAX 200
+static int log_line_format(char *buf, const struct log_line *e)
+{
+    return snprintf(buf, LOG_LINE_MAX,
+                    "commit %s %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRIu64
+                    "\n",
+                    e->run, e->lo, e->hi, e->ms, e->records);
+}
+
 static int log_line_write(FILE *fp, const struct log_line *e)
 {
-    return fprintf(fp,
-                   "commit %s %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRIu64
-                   "\n",
-                   e->run, e->lo, e->hi, e->ms, e->records) < 0
-               ? -1
-               : 0;
+    char buf[LOG_LINE_MAX];
+
+    log_line_format(buf, e);
+    return fputs(buf, fp) < 0 ? -1 : 0;
 }
 
 /* Copies log `in` to `out` with each run's consecutive lines merged into
@@ -1452,14 +1461,16 @@ static int log_compact(weir__kafka_link_t *l)
  * is compacted each time it has grown by LOG_COMPACT_BYTES. */
 static int log_commit(weir__kafka_link_t *l, uint64_t lo, uint64_t hi)
 {
-    char line[200];
+    struct log_line e = {.lo = lo, .hi = hi};
+    char line[LOG_LINE_MAX];
     int n;
 
     if (l->log_fd < 0)
         return WEIR_OK;
-    n = snprintf(line, sizeof(line),
-                 "commit %s %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRIu64 "\n",
-                 l->run_id, lo, hi, now_ms(), count_pending_upto(l, hi));
+    snprintf(e.run, sizeof(e.run), "%s", l->run_id);
+    e.ms = now_ms();
+    e.records = count_pending_upto(l, hi);
+    n = log_line_format(line, &e);
     if (write(l->log_fd, line, (size_t)n) != n || fsync(l->log_fd) != 0)
         return WEIR_EIO;
     l->log_grown += (size_t)n;
